@@ -1,0 +1,46 @@
+# Two commands do everything on a fresh machine: `make demo` (the main job) and `make test`.
+# Both create the virtual environment and install the project into it when that is missing.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.faceparse-installed
+OUT    ?= out/demo
+
+.PHONY: venv demo test test-slow lint format bench depth-extra clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch==2.13.0 is a local CPU wheel that pip finds through this machine's pip configuration.
+	$(PY) -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/faceparse demo --out $(OUT)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format src tests benchmarks
+	$(VENV)/bin/ruff check --fix src tests benchmarks
+
+# The offline depth backend (FACTS §3): mediapipe 0.10.14 without jax and GUI opencv.
+depth-extra: $(STAMP)
+	$(PY) -m pip install --quiet --no-deps "mediapipe==0.10.14"
+	$(PY) -m pip install --quiet "protobuf<5" absl-py attrs flatbuffers scikit-image
+
+bench: $(STAMP)
+	$(PY) benchmarks/synth.py
+
+clean:
+	rm -rf $(VENV) out build *.egg-info

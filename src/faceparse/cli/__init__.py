@@ -1,0 +1,38 @@
+"""The ``faceparse`` command line: a thin typer layer over library functions.
+
+Each area registers its commands in its own module (``cli/data.py``, ``cli/train.py``, ...) so that
+every command is a function a Python user can call too.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="faceparse",
+    help="Face parsing from RGB and depth (Lee, Bhattarai, Kim, CVPRW 2021): data, training, evaluation, inference.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+
+# Modules that add commands to `app`. Imported lazily-enough: each keeps heavy imports inside commands.
+_COMMAND_MODULES = ("info", "synth", "data", "models", "train", "evaluate", "prepare", "depth", "inference")
+
+
+def _register() -> None:
+    for name in _COMMAND_MODULES:
+        try:
+            importlib.import_module(f"faceparse.cli.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"faceparse.cli.{name}":
+                raise
+
+
+_register()
+
+
+def main() -> None:
+    app()

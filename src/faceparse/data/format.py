@@ -1,0 +1,312 @@
+"""The on-disk RGB-D face-parsing dataset format (docs/datasets.md is the user-facing description).
+
+A dataset is a folder::
+
+    dataset.json            name, label scheme, depth encoding, image size, counts, provenance, version
+    rgb/<id>.png|jpg        8-bit RGB
+    depth/<id>.png          16-bit nearness (faceparse.depth.encoding); 8-bit also accepted
+    label/<id>.png          8-bit class ids of the dataset's label scheme
+    meta/<id>.json          optional per-sample sidecar (e.g. the synthetic generator's pose and light)
+    splits/{train,val,test}.txt   one id per line
+
+The authors' released depth (``depth/<name>.png`` 8-bit plus ``{split}_list.txt`` list files) is read
+by :func:`open_layout` as well; see :class:`ReleasedLayout`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from faceparse.depth.encoding import nearness_to_uint16, stored_to_nearness
+from faceparse.labels import get_scheme
+from faceparse.utils.io import DataError, atomic_save, atomic_write_json, atomic_write_text, read_json
+
+FORMAT_VERSION = 1
+SPLITS = ("train", "val", "test")
+RGB_EXTS = (".png", ".jpg", ".jpeg")
+DATASET_JSON = "dataset.json"
+
+
+@dataclass
+class DepthInfo:
+    """How depth is encoded. ``range``/``unit`` give the metric span that nearness 0..1 covers."""
+
+    encoding: str = "nearness16"  # see faceparse.depth.encoding
+    range: float | None = None
+    unit: str | None = None
+    source: str = ""  # e.g. "synthetic-raycast", "deep3dportrait", "mediapipe-facemesh", "released-8bit"
+
+
+@dataclass
+class DatasetInfo:
+    """Contents of ``dataset.json``."""
+
+    name: str
+    scheme: str
+    depth: DepthInfo = field(default_factory=DepthInfo)
+    image_size: list[int] | None = None  # [width, height] when every sample has it, else None
+    counts: dict[str, int] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any], path: Path | None = None) -> DatasetInfo:
+        try:
+            info = cls(
+                name=str(obj["name"]),
+                scheme=str(obj["scheme"]),
+                depth=DepthInfo(**obj.get("depth", {})),
+                image_size=obj.get("image_size"),
+                counts=dict(obj.get("counts", {})),
+                provenance=dict(obj.get("provenance", {})),
+                format_version=int(obj.get("format_version", FORMAT_VERSION)),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise DataError(path, f"malformed dataset.json ({e!r})") from None
+        if info.format_version > FORMAT_VERSION:
+            raise DataError(path, f"format_version {info.format_version} is newer than this faceparse ({FORMAT_VERSION})")
+        try:
+            get_scheme(info.scheme)
+        except KeyError as e:
+            raise DataError(path, str(e)) from None
+        return info
+
+
+def write_info(root: str | os.PathLike, info: DatasetInfo) -> None:
+    atomic_write_json(Path(root) / DATASET_JSON, info.to_json())
+
+
+def read_info(root: str | os.PathLike) -> DatasetInfo:
+    path = Path(root) / DATASET_JSON
+    return DatasetInfo.from_json(read_json(path), path)
+
+
+# --- image IO -----------------------------------------------------------------------------------------
+
+
+def _open(path: Path) -> Image.Image:
+    if not path.is_file():
+        raise DataError(path, "file not found")
+    try:
+        img = Image.open(path)
+        img.load()  # force a full decode: a truncated file fails here, not later
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise DataError(path, f"unreadable or truncated image ({e})") from None
+    return img
+
+
+def read_rgb(path: str | os.PathLike) -> np.ndarray:
+    """(H, W, 3) uint8."""
+    img = _open(Path(path))
+    return np.asarray(img.convert("RGB"))
+
+
+def read_label(path: str | os.PathLike) -> np.ndarray:
+    """(H, W) uint8 class ids. Palette ('P') and grayscale ('L') PNGs are read as their raw indices."""
+    path = Path(path)
+    img = _open(path)
+    if img.mode not in ("L", "P", "I", "I;16"):
+        raise DataError(path, f"label map must be a single-channel id image, got PIL mode {img.mode!r}")
+    arr = np.asarray(img)
+    if arr.dtype != np.uint8:
+        if arr.size and arr.max() > 255:
+            raise DataError(path, f"label id {int(arr.max())} does not fit in 8 bits")
+        arr = arr.astype(np.uint8)
+    return arr
+
+
+def read_depth(path: str | os.PathLike) -> np.ndarray:
+    """(H, W) float32 nearness in [0, 1] from an 8-bit or 16-bit grayscale PNG (0 = no surface)."""
+    path = Path(path)
+    img = _open(path)
+    arr = np.asarray(img)
+    if arr.ndim == 3:  # some tools save gray depth as RGB(A) with equal channels
+        if not (np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 0], arr[..., 2])):
+            raise DataError(path, "depth image has colour channels that differ; expected grayscale")
+        arr = arr[..., 0]
+    if arr.dtype == np.int32:  # PIL opens 16-bit PNGs as mode 'I' on some versions
+        if arr.size and (arr.min() < 0 or arr.max() > 65535):
+            raise DataError(path, "depth values outside 16 bits")
+        arr = arr.astype(np.uint16)
+    if arr.dtype not in (np.uint8, np.uint16):
+        raise DataError(path, f"depth must be an 8-bit or 16-bit PNG, got {arr.dtype}")
+    return stored_to_nearness(arr)
+
+
+def write_rgb(path: str | os.PathLike, rgb: np.ndarray, *, quality: int = 95) -> None:
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"rgb must be (H, W, 3) uint8, got {rgb.shape} {rgb.dtype}")
+    path = Path(path)
+    fmt = "JPEG" if path.suffix.lower() in (".jpg", ".jpeg") else "PNG"
+    kw = {"quality": quality} if fmt == "JPEG" else {"compress_level": 1}
+    atomic_save(path, lambda p: Image.fromarray(rgb).save(p, format=fmt, **kw))
+
+
+def write_label(path: str | os.PathLike, label: np.ndarray) -> None:
+    if label.dtype != np.uint8 or label.ndim != 2:
+        raise ValueError(f"label must be (H, W) uint8, got {label.shape} {label.dtype}")
+    atomic_save(path, lambda p: Image.fromarray(label, mode="L").save(p, format="PNG", compress_level=1))
+
+
+def write_depth(path: str | os.PathLike, nearness: np.ndarray) -> None:
+    """Nearness in [0, 1] → 16-bit PNG."""
+    if nearness.ndim != 2:
+        raise ValueError(f"depth must be (H, W), got {nearness.shape}")
+    q = nearness_to_uint16(nearness)
+    atomic_save(path, lambda p: Image.fromarray(q).save(p, format="PNG", compress_level=1))
+
+
+# --- splits and layouts --------------------------------------------------------------------------------
+
+
+def write_split(root: str | os.PathLike, split: str, ids: list[str]) -> None:
+    atomic_write_text(Path(root) / "splits" / f"{split}.txt", "".join(f"{i}\n" for i in ids))
+
+
+def read_id_list(path: str | os.PathLike) -> list[str]:
+    """One id per line; blank lines and ``#`` comments ignored. Duplicates are an error."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "split file not found")
+    ids = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
+    ids = [i for i in ids if i and not i.startswith("#")]
+    seen: set[str] = set()
+    dups = [i for i in ids if i in seen or seen.add(i)]
+    if dups:
+        raise DataError(path, f"duplicate ids in split: {', '.join(dups[:5])}")
+    return ids
+
+
+@dataclass(frozen=True)
+class SamplePaths:
+    id: str
+    rgb: Path | None
+    depth: Path | None
+    label: Path | None
+    meta: Path | None = None
+
+
+class Layout:
+    """The faceparse layout of one dataset folder."""
+
+    kind = "faceparse"
+
+    def __init__(self, root: str | os.PathLike, info: DatasetInfo):
+        self.root = Path(root)
+        self.info = info
+
+    @property
+    def scheme(self):
+        return get_scheme(self.info.scheme)
+
+    def split_file(self, split: str) -> Path:
+        return self.root / "splits" / f"{split}.txt"
+
+    def available_splits(self) -> list[str]:
+        return [s for s in SPLITS if self.split_file(s).is_file()]
+
+    def split_ids(self, split: str) -> list[str]:
+        f = self.split_file(split)
+        if not f.is_file():
+            raise DataError(f, f"split {split!r} missing; available: {', '.join(self.available_splits()) or 'none'}")
+        return read_id_list(f)
+
+    def rgb_path(self, sid: str) -> Path | None:
+        for ext in RGB_EXTS:
+            p = self.root / "rgb" / f"{sid}{ext}"
+            if p.is_file():
+                return p
+        return None
+
+    def paths(self, sid: str) -> SamplePaths:
+        def opt(p: Path) -> Path | None:
+            return p if p.is_file() else None
+
+        return SamplePaths(
+            id=sid,
+            rgb=self.rgb_path(sid),
+            depth=opt(self.root / "depth" / f"{sid}.png"),
+            label=opt(self.root / "label" / f"{sid}.png"),
+            meta=opt(self.root / "meta" / f"{sid}.json"),
+        )
+
+
+class ReleasedLayout(Layout):
+    """The authors' released depth layout: ``depth/<name>.png`` (8-bit, near = bright) + ``{split}_list.txt``.
+
+    The released zips hold depth only; RGB and labels come from a prepared official dataset. When the
+    folder has ``rgb/`` and ``label/`` (e.g. after ``faceparse depth import-released`` merged it, or when
+    a user placed them beside the depth) they are used; otherwise samples have depth only. The exact
+    file format of the zips is [unverified] (FACTS §2); list lines may hold a bare id or a path.
+    """
+
+    kind = "released"
+
+    def split_file(self, split: str) -> Path:
+        return self.root / f"{split}_list.txt"
+
+    def split_ids(self, split: str) -> list[str]:
+        f = self.split_file(split)
+        if not f.is_file():
+            raise DataError(f, f"split {split!r} missing; available: {', '.join(self.available_splits()) or 'none'}")
+        # lines may be "name", "name.png" or "depth/name.png": keep the stem
+        return [Path(i.split()[0]).stem for i in read_id_list(f)]
+
+
+def open_layout(root: str | os.PathLike) -> Layout:
+    """Open a dataset folder in either layout, with a clear error when it is neither."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(root, "dataset folder not found")
+    if (root / DATASET_JSON).is_file():
+        return Layout(root, read_info(root))
+    if any((root / f"{s}_list.txt").is_file() for s in SPLITS) and (root / "depth").is_dir():
+        scheme = _guess_released_scheme(root)
+        info = DatasetInfo(name=root.name, scheme=scheme, depth=DepthInfo(encoding="nearness8", source="released-8bit"))
+        return ReleasedLayout(root, info)
+    entries = sorted(p.name for p in root.iterdir())[:10]
+    raise DataError(
+        root,
+        "not a faceparse dataset (no dataset.json) nor a released-depth folder (depth/ + {split}_list.txt); "
+        f"found: {', '.join(entries) or 'an empty folder'}",
+    )
+
+
+def _guess_released_scheme(root: Path) -> str:
+    name = root.name.lower()
+    if "celeba" in name:
+        return "celebamask13"
+    if "helen" in name:
+        return "helen11"
+    return "lapa11"
+
+
+def write_sample(
+    root: str | os.PathLike,
+    sid: str,
+    *,
+    rgb: np.ndarray | None = None,
+    depth: np.ndarray | None = None,
+    label: np.ndarray | None = None,
+    meta: dict[str, Any] | None = None,
+    rgb_ext: str = ".png",
+) -> None:
+    """Write one sample's files atomically (each file appears whole or not at all)."""
+    root = Path(root)
+    if rgb is not None:
+        write_rgb(root / "rgb" / f"{sid}{rgb_ext}", rgb)
+    if depth is not None:
+        write_depth(root / "depth" / f"{sid}.png", depth)
+    if label is not None:
+        write_label(root / "label" / f"{sid}.png", label)
+    if meta is not None:
+        atomic_write_json(root / "meta" / f"{sid}.json", meta)
