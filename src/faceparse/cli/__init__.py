@@ -18,6 +18,12 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
+
+@app.callback()
+def _root() -> None:
+    """Face parsing from RGB and depth: synthetic data, dataset tools, training, evaluation, inference."""
+
+
 # Modules that add commands to `app`. Imported lazily-enough: each keeps heavy imports inside commands.
 _COMMAND_MODULES = ("info", "synth", "data", "models", "train", "evaluate", "prepare", "depth", "inference")
 
