@@ -31,6 +31,7 @@ FORMAT_VERSION = 1
 SPLITS = ("train", "val", "test")
 RGB_EXTS = (".png", ".jpg", ".jpeg")
 DATASET_JSON = "dataset.json"
+DEPTH_COVERAGES = ("all", "partial", "none")
 
 
 @dataclass
@@ -41,6 +42,9 @@ class DepthInfo:
     range: float | None = None
     unit: str | None = None
     source: str = ""  # e.g. "synthetic-raycast", "deep3dportrait", "mediapipe-facemesh", "released-8bit"
+    # Which samples have a depth map: "all" (a missing depth file is an error), "partial" (some samples
+    # legitimately lack one, e.g. ids left unmatched by a depth import), "none" (an RGB-only dataset).
+    coverage: str = "all"
 
 
 @dataclass
@@ -73,7 +77,13 @@ class DatasetInfo:
         except (KeyError, TypeError, ValueError) as e:
             raise DataError(path, f"malformed dataset.json ({e!r})") from None
         if info.format_version > FORMAT_VERSION:
-            raise DataError(path, f"format_version {info.format_version} is newer than this faceparse ({FORMAT_VERSION})")
+            raise DataError(
+                path, f"format_version {info.format_version} is newer than this faceparse ({FORMAT_VERSION})"
+            )
+        if info.depth.coverage not in DEPTH_COVERAGES:
+            raise DataError(
+                path, f"depth.coverage {info.depth.coverage!r} is not one of {', '.join(DEPTH_COVERAGES)}"
+            )
         try:
             get_scheme(info.scheme)
         except KeyError as e:
@@ -97,11 +107,26 @@ def _open(path: Path) -> Image.Image:
     if not path.is_file():
         raise DataError(path, "file not found")
     try:
-        img = Image.open(path)
-        img.load()  # force a full decode: a truncated file fails here, not later
+        # the context manager closes the file even when decoding fails (no leaked handle)
+        with Image.open(path) as img:
+            img.load()  # force a full decode: a truncated file fails here, not later
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise DataError(path, f"unreadable or truncated image ({e})") from None
+    if img.format == "PNG" and not _png_complete(path):
+        # PIL decodes a PNG whose pixel data is whole but whose last chunks were cut off
+        raise DataError(path, "truncated PNG (no IEND chunk at the end of the file)")
     return img
+
+
+_PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+
+
+def _png_complete(path: Path) -> bool:
+    """True when the file ends with PNG's IEND chunk (allowing a little trailing padding)."""
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        f.seek(max(0, f.tell() - 256))
+        return _PNG_IEND in f.read()
 
 
 def read_rgb(path: str | os.PathLike) -> np.ndarray:
@@ -217,7 +242,9 @@ class Layout:
     def split_ids(self, split: str) -> list[str]:
         f = self.split_file(split)
         if not f.is_file():
-            raise DataError(f, f"split {split!r} missing; available: {', '.join(self.available_splits()) or 'none'}")
+            raise DataError(
+                f, f"split {split!r} missing; available: {', '.join(self.available_splits()) or 'none'}"
+            )
         return read_id_list(f)
 
     def rgb_path(self, sid: str) -> Path | None:
@@ -257,7 +284,9 @@ class ReleasedLayout(Layout):
     def split_ids(self, split: str) -> list[str]:
         f = self.split_file(split)
         if not f.is_file():
-            raise DataError(f, f"split {split!r} missing; available: {', '.join(self.available_splits()) or 'none'}")
+            raise DataError(
+                f, f"split {split!r} missing; available: {', '.join(self.available_splits()) or 'none'}"
+            )
         # lines may be "name", "name.png" or "depth/name.png": keep the stem
         return [Path(i.split()[0]).stem for i in read_id_list(f)]
 
@@ -271,7 +300,9 @@ def open_layout(root: str | os.PathLike) -> Layout:
         return Layout(root, read_info(root))
     if any((root / f"{s}_list.txt").is_file() for s in SPLITS) and (root / "depth").is_dir():
         scheme = _guess_released_scheme(root)
-        info = DatasetInfo(name=root.name, scheme=scheme, depth=DepthInfo(encoding="nearness8", source="released-8bit"))
+        info = DatasetInfo(
+            name=root.name, scheme=scheme, depth=DepthInfo(encoding="nearness8", source="released-8bit")
+        )
         return ReleasedLayout(root, info)
     entries = sorted(p.name for p in root.iterdir())[:10]
     raise DataError(

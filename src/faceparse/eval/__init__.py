@@ -1,0 +1,45 @@
+"""Evaluation: dataset-level metrics (one confusion matrix per split), paper-style tables and figures.
+
+``faceparse.eval.figures`` imports matplotlib, so it is not imported here; use
+``from faceparse.eval.figures import qualitative_figure`` when you need it.
+"""
+
+from faceparse.eval.metrics import (
+    ConfusionMatrix,
+    DepthL1,
+    f1_from_confusion,
+    group_f1,
+    jsonable,
+    mean_f1,
+    parsing_scores,
+    score_masks,
+)
+from faceparse.eval.report import (
+    ReportTable,
+    ablation_table,
+    aggregate_seeds,
+    fraction_curves,
+    fraction_table,
+    method_name,
+    parsing_table,
+    translation_table,
+)
+
+__all__ = [
+    "ConfusionMatrix",
+    "DepthL1",
+    "ReportTable",
+    "ablation_table",
+    "aggregate_seeds",
+    "f1_from_confusion",
+    "fraction_curves",
+    "fraction_table",
+    "group_f1",
+    "jsonable",
+    "mean_f1",
+    "method_name",
+    "parsing_scores",
+    "parsing_table",
+    "score_masks",
+    "translation_table",
+]

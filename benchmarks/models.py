@@ -1,0 +1,247 @@
+"""Model speed on CPU: fp32 vs channels_last + bf16 autocast (and alternatives), as ratios in the SAME run.
+
+For each model at ``--size``² (batch 1): median forward (inference) and forward+backward (training) time,
+achieved GFLOP/s (FLOPs from ``torch.utils.flop_counter.FlopCounterMode``), and the speed-up over plain fp32.
+Repeats are interleaved across settings so machine drift hits every setting alike. It also reports how many
+of BiSeNet's predicted labels (argmax of the main output, eval mode, seeded random init) change between fp32
+and each faster setting: a setting is usable for inference only if that fraction stays ≤ 0.5%.
+
+    .venv/bin/python benchmarks/models.py                      # BiSeNet, U-Net, PatchGAN, PixelGAN at 512²
+    .venv/bin/python benchmarks/models.py --explore            # + channels_last fp32, bf16 alone, frozen TorchScript
+    .venv/bin/python benchmarks/models.py --include-eagrnet    # + EAGRNet (~2.5 s per fp32 forward)
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import platform
+import statistics
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from rich.console import Console
+from rich.table import Table
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from faceparse.models import build_model, num_downs_for
+
+console = Console()
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    channels_last: bool
+    bf16: bool
+    frozen: bool = False  # TorchScript trace + freeze + optimize_for_inference (inference only)
+
+
+SETTINGS = {
+    "fp32": Setting("fp32", channels_last=False, bf16=False),
+    "cl_bf16": Setting("cl_bf16", channels_last=True, bf16=True),
+    "cl_fp32": Setting("cl_fp32", channels_last=True, bf16=False),
+    "bf16": Setting("bf16", channels_last=False, bf16=True),
+    "frozen_fp32": Setting("frozen_fp32", channels_last=False, bf16=False, frozen=True),
+}
+DEFAULT_SETTINGS = ("fp32", "cl_bf16")
+EXPLORE_SETTINGS = ("fp32", "cl_bf16", "cl_fp32", "bf16", "frozen_fp32")
+
+
+def model_specs(size: int, include_eagrnet: bool) -> dict[str, tuple[dict, int]]:
+    """name → (builder kwargs, input channels) at their paper configurations."""
+    specs = {
+        "bisenet": (dict(num_classes=19), 3),
+        "unet_generator": (dict(in_channels=3, out_channels=1, num_downs=num_downs_for(size)), 3),
+        "patch_discriminator": (dict(in_channels=4), 4),
+        "pixel_discriminator": (dict(in_channels=4), 4),
+    }
+    if include_eagrnet:
+        specs["eagrnet"] = (dict(num_classes=11), 3)
+    return specs
+
+
+def as_tuple(result: torch.Tensor | tuple) -> tuple[torch.Tensor, ...]:
+    return tuple(result) if isinstance(result, tuple | list) else (result,)
+
+
+def prepare(
+    model: nn.Module, x: torch.Tensor, setting: Setting, train: bool
+) -> tuple[Callable, torch.Tensor]:
+    """A (model copy, input) pair converted for ``setting``; returns the callable to time and its input."""
+    model = copy.deepcopy(model).train(train)
+    if setting.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    if setting.frozen:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # TorchScript is in maintenance mode and says so
+            traced = torch.jit.trace(model.eval(), x, check_trace=False)
+            model = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
+    return model, x
+
+
+def forward_fn(model: Callable, x: torch.Tensor, setting: Setting) -> Callable[[], object]:
+    def run() -> object:
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=setting.bf16):
+            return model(x)
+
+    return run
+
+
+def train_step_fn(model: nn.Module, x: torch.Tensor, setting: Setting) -> Callable[[], object]:
+    def run() -> object:
+        model.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=setting.bf16):
+            outputs = as_tuple(model(x))
+        loss = sum(out.float().square().mean() for out in outputs)
+        loss.backward()
+        return loss
+
+    return run
+
+
+def count_flops(fn: Callable[[], object]) -> int:
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def interleaved_medians(
+    fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 1
+) -> dict[str, float]:
+    """Median seconds per call; each repeat runs every setting once, in turn."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def smooth_images(n: int, size: int, seed: int) -> torch.Tensor:
+    """(n, 3, size, size) low-frequency random images, ImageNet-normalised like parser inputs."""
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(n, 3, 16, 16, generator=g)
+    rgb = F.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=False).clamp(0, 1)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    return (rgb - mean) / std
+
+
+def label_disagreement(size: int, settings: list[Setting], n_inputs: int, seed: int) -> dict[str, float]:
+    """Fraction of BiSeNet argmax labels that differ from fp32 under each setting."""
+    torch.manual_seed(seed)
+    model = build_model("bisenet", num_classes=19).eval()
+    images = smooth_images(n_inputs, size, seed)
+    with torch.inference_mode():
+        reference = torch.cat([model(img[None])[0].argmax(1) for img in images])  # (n, H, W)
+    fractions = {}
+    for setting in settings:
+        if setting.name == "fp32":
+            continue
+        converted, _ = prepare(model, images[:1], setting, train=False)
+        labels = []
+        for img in images:
+            x = (
+                img[None].contiguous(memory_format=torch.channels_last)
+                if setting.channels_last
+                else img[None]
+            )
+            labels.append(as_tuple(forward_fn(converted, x, setting)())[0].argmax(1))
+        fractions[setting.name] = (torch.cat(labels) != reference).float().mean().item()
+    return fractions
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def benchmark_model(
+    name: str, kwargs: dict, channels: int, size: int, settings: list[Setting], repeats: int, table: Table
+) -> None:
+    torch.manual_seed(0)
+    model = build_model(name, **kwargs)
+    x = torch.randn(1, channels, size, size)
+    base = SETTINGS["fp32"]
+    fwd_flops = count_flops(forward_fn(*prepare(model, x, base, train=False), base))
+    step_flops = count_flops(train_step_fn(*prepare(model, x, base, train=True), base))
+
+    fwd = {s.name: forward_fn(*prepare(model, x, s, train=False), s) for s in settings}
+    fwd_times = interleaved_medians(fwd, repeats)
+    del fwd
+    step = {s.name: train_step_fn(*prepare(model, x, s, train=True), s) for s in settings if not s.frozen}
+    step_times = interleaved_medians(step, repeats)
+    del step
+
+    for mode, times, flops in (("forward", fwd_times, fwd_flops), ("fwd+bwd", step_times, step_flops)):
+        for setting_name, seconds in times.items():
+            table.add_row(
+                name,
+                mode,
+                setting_name,
+                f"{seconds:.3f}",
+                f"{flops / 1e9:.1f}",
+                f"{flops / seconds / 1e9:.1f}",
+                f"{times['fp32'] / seconds:.2f}x",
+            )
+    table.add_section()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--size", type=int, default=512, help="square input side (default 512)")
+    parser.add_argument(
+        "--repeats", type=int, default=5, help="timed repeats per setting (median is reported)"
+    )
+    parser.add_argument("--models", default=None, help="comma-separated subset of models to run")
+    parser.add_argument("--include-eagrnet", action="store_true", help="also time EAGRNet (slow)")
+    parser.add_argument("--explore", action="store_true", help="also time cl_fp32, bf16 and frozen_fp32")
+    parser.add_argument("--label-inputs", type=int, default=3, help="inputs for the BiSeNet label check")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    args = parser.parse_args()
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    settings = [SETTINGS[n] for n in (EXPLORE_SETTINGS if args.explore else DEFAULT_SETTINGS)]
+    specs = model_specs(args.size, args.include_eagrnet)
+    if args.models:
+        specs = {n: specs[n] for n in args.models.split(",")}
+    console.print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {cpu_name()}, "
+        f"batch 1 at {args.size}², {args.repeats} interleaved repeats (medians)"
+    )
+    table = Table("model", "mode", "setting", "median s", "GFLOP", "GFLOP/s", "speed-up vs fp32")
+    for name, (kwargs, channels) in specs.items():
+        benchmark_model(name, kwargs, channels, args.size, settings, args.repeats, table)
+    console.print(table)
+
+    fractions = label_disagreement(args.size, settings, args.label_inputs, seed=0)
+    for setting_name, fraction in fractions.items():
+        verdict = "ok" if fraction <= 0.005 else "TOO MANY"
+        console.print(
+            f"BiSeNet labels changed by {setting_name} vs fp32: {100 * fraction:.3f}% of pixels "
+            f"({args.label_inputs} inputs) [{verdict}]"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""`faceparse check-data` and `faceparse stats`: thin layers over faceparse.data.check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from faceparse.cli import app
+from faceparse.cli.common import console, friendly_errors, progress
+
+if TYPE_CHECKING:
+    from faceparse.data.check import CheckReport
+
+out = Console()  # results go to stdout; progress and errors to stderr (cli.common.console)
+
+_SPLIT_HEADINGS = {"train": "Train set", "val": "Validation set", "test": "Test set", "total": "Total"}
+
+
+def _run_check(root: Path, splits: list[str] | None, workers: int | None) -> CheckReport:
+    from faceparse.data.check import check_dataset
+
+    with progress(transient=True) as bar:
+        task = bar.add_task(f"checking {root.name}", total=None, info="")
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        return check_dataset(root, splits or None, workers=workers, on_progress=advance)
+
+
+def _class_table(report: CheckReport, title: str) -> Table:
+    scheme = report.scheme
+    assert scheme is not None
+    table = Table("id", "class", "pixels", "share", "images", title=title)
+    pixels, images, shares = report.class_pixels(), report.class_images(), report.class_shares()
+    for i, name in enumerate(scheme.classes):
+        table.add_row(str(i), name, f"{pixels[i]:,}", f"{100 * shares[i]:.2f}%", f"{images[i]:,}")
+    ignored = report.ignored_pixels()
+    if ignored:
+        table.add_row("255", "(ignore)", f"{ignored:,}", "", "")
+    return table
+
+
+def _split_table(report: CheckReport) -> Table:
+    table = Table("split", "samples", "with depth", title="splits")
+    for split, n in report.split_counts.items():
+        table.add_row(split, f"{n:,}", f"{report.depth_counts.get(split, 0):,}")
+    return table
+
+
+def _print_problems(report: CheckReport) -> None:
+    for p in report.problems:
+        colour = "red" if p.severity == "error" else "yellow"
+        # soft_wrap: a long path stays on one line (greppable), whatever the terminal width
+        out.print(
+            f"[{colour}]{p.severity}[/{colour}] {escape(str(p.path))}: {escape(p.message)}", soft_wrap=True
+        )
+
+
+@app.command("check-data")
+@friendly_errors
+def check_data(
+    root: Path = typer.Argument(
+        ..., help="Dataset folder (faceparse layout, or the authors' released depth layout)."
+    ),
+    split: list[str] = typer.Option(
+        None, "--split", "-s", help="Check only this split (repeatable); default: all."
+    ),
+    workers: int = typer.Option(None, help="Decoding threads (default: CPU count + 1, at most 8)."),
+) -> None:
+    """Validate a dataset: every bad file is named; exit code 1 when anything is wrong."""
+    report = _run_check(root, split, workers)
+    if report.scheme is not None:
+        out.print(_class_table(report, f"{root} ({report.layout} layout, scheme {report.scheme.name})"))
+        out.print(_split_table(report))
+    _print_problems(report)
+    n_err, n_warn = len(report.errors), len(report.warnings)
+    if n_err:
+        out.print(
+            f"[red]FAILED[/red]: {n_err} error(s), {n_warn} warning(s) in {report.checked} samples",
+            soft_wrap=True,
+        )
+        raise typer.Exit(1)
+    out.print(f"[green]OK[/green]: {report.checked} samples, {n_warn} warning(s)", soft_wrap=True)
+
+
+@app.command("stats")
+@friendly_errors
+def stats(
+    root: Path = typer.Argument(..., help="Dataset folder."),
+    workers: int = typer.Option(None, help="Decoding threads (default: CPU count + 1, at most 8)."),
+) -> None:
+    """Print the dataset's Table-1 row (paper Table 1: train/val/test/total) and per-class pixel shares."""
+    report = _run_check(root, None, workers)
+    if report.scheme is None:  # not a dataset at all: the check has said why
+        _print_problems(report)
+        raise typer.Exit(1)
+    row = report.table1_row()
+    table = Table("Dataset", *(_SPLIT_HEADINGS[k] for k in row), title="Table 1 row")
+    table.add_row(report.root.name, *(f"{v:,}" for v in row.values()))
+    out.print(table)
+    out.print(_class_table(report, f"class pixel shares ({report.scheme.name})"))
+    if report.errors:
+        console.print(
+            f"[yellow]warning:[/yellow] {len(report.errors)} problem(s) found; "
+            f"run `faceparse check-data {escape(str(root))}`",
+            soft_wrap=True,
+        )

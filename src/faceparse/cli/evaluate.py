@@ -1,0 +1,69 @@
+"""`faceparse score-masks`: score folders of predicted label PNGs with the dataset-level F1 protocol.
+
+(`faceparse evaluate`, which runs a checkpoint over a dataset split, lives with the engine.)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from faceparse.cli import app
+from faceparse.cli.common import console, friendly_errors, progress
+
+
+@app.command("score-masks")
+@friendly_errors
+def score_masks_command(
+    pred: Path = typer.Option(..., "--pred", help="Folder of predicted label maps: 8-bit id PNGs, <id>.png."),
+    gt: Path = typer.Option(..., "--gt", help="Folder of ground-truth label maps with the same file names."),
+    scheme: str = typer.Option(
+        ..., "--scheme", help="Label scheme of both folders: celebamask13, lapa11, helen11, celebamask19, ..."
+    ),
+    json_out: Path = typer.Option(None, "--json", help="Also write the scores to this JSON file."),
+    ignore_missing: bool = typer.Option(
+        False, "--ignore-missing", help="Score the file names present in both folders instead of failing."
+    ),
+) -> None:
+    """Per-class, mean and (Helen) overall F1 from ONE confusion matrix over every pixel of every image."""
+    from rich.console import Console
+
+    from faceparse.eval.metrics import jsonable, score_masks
+    from faceparse.eval.report import parsing_table, transpose
+    from faceparse.labels import get_scheme
+    from faceparse.utils.io import DataError, atomic_write_json
+
+    try:
+        label_scheme = get_scheme(scheme)
+    except KeyError as e:
+        raise DataError(None, str(e.args[0])) from None
+    with progress(transient=True) as bar:
+        task = bar.add_task("scoring", total=None, info="")
+        scores = score_masks(
+            pred,
+            gt,
+            label_scheme,
+            ignore_missing=ignore_missing,
+            on_image=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    if scores["missing"]:
+        skipped = len(scores["missing"])
+        console.print(
+            f"[yellow]note:[/yellow] {skipped} ground-truth maps had no prediction and were skipped"
+        )
+    table = parsing_table(
+        {pred.name or str(pred): scores},
+        label_scheme,
+        title=f"{label_scheme.name} F1 (%)",
+        caption=f"{scores['images']} images, one confusion matrix",
+        full=label_scheme.name.startswith("helen"),
+        bold_last=False,
+    )
+    out = Console()  # the result goes to stdout, messages to stderr
+    wide = table.rich()
+    needed = out.measure(wide, options=out.options.update_width(10_000)).maximum
+    out.print(wide if needed <= out.width else transpose(table).rich())
+    if json_out is not None:
+        atomic_write_json(json_out, jsonable(scores))
+        console.print(f"wrote {json_out}")

@@ -1,0 +1,294 @@
+"""Shared machinery of the raw-dataset converters: parallel map, resume, progress, reports.
+
+A converter lists :class:`Job` s (one per sample) and a top-level ``convert_one(job) -> Outcome``
+function. :func:`run_jobs` runs them (in worker processes when ``workers > 1``), skips samples whose
+outputs already exist (resume), turns a :class:`DataError` raised for one sample into a reported bad
+sample (fatal with ``strict``), and :func:`finish_dataset` writes ``dataset.json``, the splits and
+``prepare_report.json``. Every output file is written atomically, so an interrupted run leaves only
+whole files and the next run continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from faceparse.data.format import (
+    DATASET_JSON,
+    SPLITS,
+    DatasetInfo,
+    DepthInfo,
+    read_info,
+    write_info,
+    write_split,
+)
+from faceparse.utils.io import DataError, atomic_path, atomic_write_json
+
+REPORT_JSON = "prepare_report.json"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One sample to convert. ``outputs`` are the files whose presence means the sample is done."""
+
+    sid: str
+    split: str
+    out: Path
+    outputs: tuple[Path, ...]
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Outcome:
+    """What happened to one sample: ``written``, ``skipped`` (already there) or ``bad``."""
+
+    sid: str
+    split: str
+    status: str
+    size: tuple[int, int] | None = None  # (width, height) of the written label map
+    path: str | None = None  # the offending file of a bad sample
+    problem: str = ""
+    notes: tuple[str, ...] = ()
+
+
+@dataclass
+class ConvertReport:
+    """Counts per split (found / written / skipped / bad) and the bad samples, by name."""
+
+    dataset: str
+    outcomes: list[Outcome] = field(default_factory=list)
+    discarded: list[Outcome] = field(
+        default_factory=list
+    )  # rejected before conversion (e.g. a missing image)
+
+    @property
+    def bad(self) -> list[Outcome]:
+        return [o for o in [*self.discarded, *self.outcomes] if o.status == "bad"]
+
+    def ids(self, split: str) -> list[str]:
+        """Ids of the samples present in the output (written now or before), in conversion order."""
+        return [o.sid for o in self.outcomes if o.split == split and o.status in ("written", "skipped")]
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        table: dict[str, dict[str, int]] = {}
+        for o in [*self.discarded, *self.outcomes]:
+            row = table.setdefault(o.split, {"found": 0, "written": 0, "skipped": 0, "bad": 0})
+            row["found"] += 1
+            row[o.status] += 1
+        return {s: table[s] for s in [*SPLITS, *sorted(set(table) - set(SPLITS))] if s in table}
+
+    def image_size(self) -> list[int] | None:
+        """``[width, height]`` when every converted sample has the same size, else None (varying sizes)."""
+        sizes = {o.size for o in self.outcomes if o.status != "bad" and o.size is not None}
+        return list(next(iter(sizes))) if len(sizes) == 1 else None
+
+    def table(self):
+        """A Table-1-style rich table: samples per split, with discards."""
+        from rich.table import Table
+
+        t = Table(
+            "split", "found", "converted", "already there", "discarded", "in dataset", title=self.dataset
+        )
+        total = {"found": 0, "written": 0, "skipped": 0, "bad": 0}
+        for split, row in self.counts().items():
+            t.add_row(
+                split,
+                *(f"{row[k]:,}" for k in ("found", "written", "skipped", "bad")),
+                f"{row['written'] + row['skipped']:,}",
+            )
+            for k in total:
+                total[k] += row[k]
+        t.add_row(
+            "total",
+            *(f"{total[k]:,}" for k in ("found", "written", "skipped", "bad")),
+            f"{total['written'] + total['skipped']:,}",
+            style="bold",
+        )
+        return t
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "counts": self.counts(),
+            "bad": [{"id": o.sid, "split": o.split, "path": o.path, "problem": o.problem} for o in self.bad],
+        }
+
+
+def bad(sid: str, split: str, err: DataError) -> Outcome:
+    return Outcome(sid, split, "bad", path=None if err.path is None else str(err.path), problem=err.problem)
+
+
+def _run_one(convert_one: Callable[[Job], Outcome], job: Job, overwrite: bool) -> Outcome:
+    if not overwrite and all(p.is_file() for p in job.outputs):
+        return Outcome(job.sid, job.split, "skipped", size=_png_size(job.outputs[-1]))
+    try:
+        return convert_one(job)
+    except DataError as e:
+        return bad(job.sid, job.split, e)
+
+
+def _png_size(path: Path) -> tuple[int, int] | None:
+    try:
+        with Image.open(path) as img:  # lazy: reads the header only
+            return img.size
+    except OSError:
+        return None
+
+
+def _run_chunk(convert_one: Callable[[Job], Outcome], jobs: list[Job], overwrite: bool) -> list[Outcome]:
+    return [_run_one(convert_one, j, overwrite) for j in jobs]
+
+
+def default_workers() -> int:
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+def run_jobs(
+    jobs: Sequence[Job],
+    convert_one: Callable[[Job], Outcome],
+    *,
+    workers: int = 1,
+    strict: bool = False,
+    overwrite: bool = False,
+    description: str = "converting",
+    show_progress: bool = True,
+    chunk: int = 16,
+) -> list[Outcome]:
+    """Run ``convert_one`` over ``jobs`` (resumable, parallel when ``workers > 1``), in job order.
+
+    With ``strict`` the first bad sample raises its :class:`DataError`; otherwise bad samples come back
+    as ``Outcome(status="bad")`` naming the file and the problem.
+    """
+    from faceparse.cli.common import progress
+
+    results: dict[int, list[Outcome]] = {}
+    chunks = [list(jobs[i : i + chunk]) for i in range(0, len(jobs), chunk)]
+    bar = progress() if show_progress else None
+    task = bar.add_task(description, total=len(jobs), info="") if bar else None
+
+    def collect(idx: int, outs: list[Outcome]) -> None:
+        results[idx] = outs
+        for o in outs:
+            if strict and o.status == "bad":
+                raise DataError(o.path, f"sample {o.sid!r}: {o.problem} (--strict)")
+        if bar is not None:
+            n_bad = sum(o.status == "bad" for r in results.values() for o in r)
+            bar.update(task, advance=len(outs), info=f"{n_bad} bad" if n_bad else "")
+
+    if bar is not None:
+        bar.start()
+    try:
+        if workers <= 1:
+            for idx, c in enumerate(chunks):
+                collect(idx, _run_chunk(convert_one, c, overwrite))
+        else:
+            _run_parallel(chunks, convert_one, overwrite, workers, collect)
+    finally:
+        if bar is not None:
+            bar.stop()
+    return [o for idx in range(len(chunks)) for o in results[idx]]
+
+
+def _run_parallel(
+    chunks: list[list[Job]],
+    convert_one: Callable[[Job], Outcome],
+    overwrite: bool,
+    workers: int,
+    collect: Callable[[int, list[Outcome]], None],
+) -> None:
+    # A bounded window of in-flight chunks keeps memory flat for 30k-sample datasets.
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        pending: dict[Future, int] = {}
+        todo = iter(enumerate(chunks))
+        try:
+            for idx, c in todo:
+                pending[pool.submit(_run_chunk, convert_one, c, overwrite)] = idx
+                if len(pending) >= 4 * workers:
+                    break
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for f in done:
+                    collect(pending.pop(f), f.result())
+                    nxt = next(todo, None)
+                    if nxt is not None:
+                        pending[pool.submit(_run_chunk, convert_one, nxt[1], overwrite)] = nxt[0]
+        except BaseException:
+            for f in pending:
+                f.cancel()
+            raise
+
+
+def check_options(out: Path, converter: str, options: dict[str, Any], overwrite: bool) -> None:
+    """Refuse to resume into a folder prepared by another converter or with other options."""
+    if overwrite or not (out / DATASET_JSON).is_file():
+        return
+    prev = read_info(out).provenance
+    before = {"converter": prev.get("converter"), **prev.get("options", {})}
+    now = {"converter": converter, **options}
+    if before != now:
+        diff = ", ".join(
+            f"{k}: {before.get(k)!r} → {now.get(k)!r}" for k in now if before.get(k) != now.get(k)
+        )
+        raise DataError(
+            out / DATASET_JSON,
+            f"this folder was prepared with other options ({diff}); use another --out or --overwrite",
+        )
+
+
+def finish_dataset(
+    out: Path,
+    report: ConvertReport,
+    *,
+    name: str,
+    scheme: str,
+    converter: str,
+    options: dict[str, Any],
+    source: str,
+) -> DatasetInfo:
+    """Write splits, ``dataset.json`` (counts, image size, provenance) and ``prepare_report.json``."""
+    counts = {}
+    for split in SPLITS:
+        ids = report.ids(split)
+        if ids or any(o.split == split for o in report.outcomes):
+            write_split(out, split, ids)
+            counts[split] = len(ids)
+    depth = read_info(out).depth if (out / DATASET_JSON).is_file() else DepthInfo(source="none")
+    info = DatasetInfo(
+        name=name,
+        scheme=scheme,
+        depth=depth,
+        image_size=report.image_size(),
+        counts=counts,
+        provenance={
+            "converter": converter,
+            "source": source,
+            "options": options,
+            "discarded": len(report.bad),
+        },
+    )
+    write_info(out, info)
+    atomic_write_json(out / REPORT_JSON, report.to_json())
+    return info
+
+
+def copy_file(src: Path, dst: Path) -> None:
+    """Copy bytes unchanged (no re-encoding), atomically."""
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
+
+
+def first_lines(items: Iterable[str], n: int = 5) -> str:
+    items = list(items)
+    more = f" (+{len(items) - n} more)" if len(items) > n else ""
+    return ", ".join(items[:n]) + more
+
+
+def outcome_dict(o: Outcome) -> dict[str, Any]:
+    return asdict(o)

@@ -1,0 +1,190 @@
+"""The torch Dataset over a faceparse (or released-layout) RGB-D folder, and the depth-annotated subset.
+
+Paper §4.1: only 10% of the depth + label pairs are used for training (the ablation, Figure 7, uses
+1%, 10% and 100%), while the RGB labels are used in full. :func:`depth_subset` picks that subset;
+:class:`FaceParsingDataset` hides the depth of every other sample (``has_depth`` False, depth zeros).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from faceparse.data.format import Layout, SamplePaths, open_layout, read_depth, read_label, read_rgb
+from faceparse.labels import LabelScheme
+from faceparse.utils.io import DataError
+
+_RELEASED_HINT = " (released depth folders hold depth only: add rgb/ and label/ from the official dataset)"
+Transform = Callable[[dict[str, Any], np.random.Generator], dict[str, Any]]
+
+
+def depth_subset_size(num_ids: int, fraction: float) -> int:
+    """``max(1, round(fraction * num_ids))`` for ``fraction > 0`` (Python's ``round``: halves go to even),
+    0 for ``fraction == 0``; never more than ``num_ids``. 1000 ids → 10 / 100 / 1000 at 1% / 10% / 100%;
+    7 ids at 1% → 1 (a requested fraction always keeps at least one depth map).
+    """
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"depth fraction must lie in [0, 1], got {fraction}")
+    if fraction == 0.0 or num_ids == 0:
+        return 0
+    return min(num_ids, max(1, round(fraction * num_ids)))
+
+
+def _rank_key(seed: int, sid: str) -> bytes:
+    return hashlib.blake2b(f"{seed}\x00{sid}".encode(), digest_size=16).digest()
+
+
+def depth_ranking(ids: Sequence[str], seed: int) -> list[str]:
+    """A seeded permutation of ``ids``: sorted by a keyed hash of (seed, id).
+
+    It depends only on the SET of ids and the seed (not on the order of the split file, nor on the
+    numpy version), and each id keeps its rank key when other ids are added or removed.
+    """
+    return sorted(set(ids), key=lambda sid: (_rank_key(seed, sid), sid))
+
+
+def depth_subset(ids: Sequence[str], fraction: float, seed: int) -> set[str]:
+    """The ids whose depth is used for training: a prefix of :func:`depth_ranking`.
+
+    Its size is :func:`depth_subset_size` (``max(1, round(fraction * len(ids)))`` for fraction > 0).
+    Subsets for the same seed are nested (1% ⊂ 10% ⊂ 100%) because they are prefixes of one ranking.
+    """
+    ranking = depth_ranking(ids, seed)
+    return set(ranking[: depth_subset_size(len(ranking), fraction)])
+
+
+class FaceParsingDataset(Dataset):
+    """One split of an RGB-D face-parsing dataset.
+
+    Each item is a dict::
+
+        rgb        float32 (3, H, W) in [0, 1] (not normalised: see faceparse.data.normalize)
+        depth      float32 (1, H, W) nearness in [0, 1]; all zeros when hidden or absent
+        label      int64   (H, W), 255 = ignore
+        has_depth  bool tensor: the depth is real and may be trained on
+        id         str
+
+    ``depth_fraction``/``seed`` choose the depth-annotated subset (:func:`depth_subset`); samples outside
+    it have ``has_depth`` False. A sample inside it with no depth file also gets ``has_depth`` False,
+    unless ``require_depth`` is set, which makes that a :class:`DataError` (raised when the dataset is
+    opened). ``transform`` (see faceparse.data.transforms) is called as ``transform(sample, rng)`` on
+    numpy arrays with a generator derived from (seed, epoch, index): augmentation is reproducible and
+    independent of how DataLoader workers split the indices. Call :meth:`set_epoch` each epoch.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        split: str,
+        *,
+        depth_fraction: float = 1.0,
+        seed: int = 0,
+        transform: Transform | None = None,
+        require_depth: bool = False,
+    ):
+        self.layout: Layout = open_layout(root)
+        self.split = split
+        self.ids: list[str] = self.layout.split_ids(split)
+        if not self.ids:
+            raise DataError(self.layout.split_file(split), f"split {split!r} lists no samples")
+        self.seed = seed
+        self.depth_fraction = depth_fraction
+        self.transform = transform
+        self.require_depth = require_depth
+        self.epoch = 0
+        self.depth_ids = depth_subset(self.ids, depth_fraction, seed)
+        self._paths = [self.layout.paths(sid) for sid in self.ids]
+        self._check_files()
+
+    @property
+    def scheme(self) -> LabelScheme:
+        return self.layout.scheme
+
+    def _check_files(self) -> None:
+        """Fail early, naming the first missing file and how many are missing."""
+        kinds = ("rgb", "label", "depth") if self.require_depth else ("rgb", "label")
+        for kind in kinds:
+            missing = [
+                p.id
+                for p in self._paths
+                if getattr(p, kind) is None and (kind != "depth" or p.id in self.depth_ids)
+            ]
+            if missing:
+                hint = _RELEASED_HINT if kind != "depth" and self.layout.kind == "released" else ""
+                raise DataError(
+                    self.layout.root / kind / f"{missing[0]}.png",
+                    f"no {kind} file for sample {missing[0]!r} of split {self.split!r} "
+                    f"({len(missing)} of {len(self.ids)} samples lack one){hint}",
+                )
+
+    def set_epoch(self, epoch: int) -> None:
+        """Change the augmentation stream (the depth subset never changes)."""
+        self.epoch = int(epoch)
+
+    def depth_indices(self) -> list[int]:
+        """Indices of the samples whose depth may be used (e.g. for a depth-only ``Subset``)."""
+        return [i for i, p in enumerate(self._paths) if p.id in self.depth_ids and p.depth is not None]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def load(self, index: int) -> dict[str, Any]:
+        """The raw numpy sample (before transform): rgb uint8 HxWx3, depth float32 HxW, label uint8 HxW."""
+        paths: SamplePaths = self._paths[index]
+        assert paths.rgb is not None and paths.label is not None  # checked in __init__
+        rgb = read_rgb(paths.rgb)  # (H, W, 3) uint8
+        label = read_label(paths.label)  # (H, W) uint8
+        if rgb.shape[:2] != label.shape:
+            raise DataError(
+                paths.label,
+                f"label size {label.shape[::-1]} differs from rgb {rgb.shape[1::-1]} ({paths.rgb})",
+            )
+        has_depth = paths.id in self.depth_ids and paths.depth is not None
+        if has_depth:
+            depth = read_depth(paths.depth)  # (H, W) float32 nearness
+            if depth.shape != label.shape:
+                raise DataError(
+                    paths.depth, f"depth size {depth.shape[::-1]} differs from rgb {rgb.shape[1::-1]}"
+                )
+        else:
+            depth = np.zeros(label.shape, np.float32)  # hidden: outside the depth-annotated subset
+        return {"rgb": rgb, "depth": depth, "label": label, "has_depth": has_depth, "id": paths.id}
+
+    def sample_rng(self, index: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, self.epoch, index])
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        sample = self.load(index)
+        if self.transform is not None:
+            sample = self.transform(sample, self.sample_rng(index))
+        return to_tensors(sample)
+
+
+def to_tensors(sample: dict[str, Any]) -> dict[str, Any]:
+    """numpy sample → the Dataset's tensor dict (rgb (3,H,W) [0,1], depth (1,H,W), label int64 (H,W))."""
+    rgb = (
+        torch.from_numpy(_writable(sample["rgb"])).permute(2, 0, 1).float().div_(255.0)
+    )  # (H,W,3) → (3, H, W)
+    has_depth = bool(sample["has_depth"])
+    depth = torch.from_numpy(_writable(sample["depth"], np.float32)).unsqueeze(0)  # (H, W) → (1, H, W)
+    if not has_depth:
+        depth = torch.zeros_like(depth)
+    label = torch.from_numpy(_writable(sample["label"])).long()  # (H, W)
+    return {
+        "rgb": rgb,
+        "depth": depth,
+        "label": label,
+        "has_depth": torch.tensor(has_depth),
+        "id": sample["id"],
+    }
+
+
+def _writable(array: np.ndarray, dtype: type | None = None) -> np.ndarray:
+    """C-contiguous and writable (PIL hands out read-only views, which torch warns about)."""
+    return np.require(array, dtype=dtype, requirements=["C", "W"])

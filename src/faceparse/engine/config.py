@@ -1,0 +1,232 @@
+"""Typed training configuration: dataclasses, YAML files that inherit from a base, ``key=value`` overrides.
+
+A YAML file may name a parent with ``inherit: base.yaml`` (a path relative to the file); the child is a
+small override of it (as in mmsegmentation's base configs, without a registry). The merged result is
+checked against :class:`Config`, so a misspelt key or a wrong type fails with the key's name.
+
+Defaults are the paper's hyperparameters (paper §4.2, FACTS §1). Values that depend on other values
+(the parser learning rate per architecture, the number of classes, the U-Net depth) are left ``None``
+here and filled in by :func:`resolve`, and the resolved config is what every run saves.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from faceparse.utils.io import DataError
+
+STAGES = ("pretrain-rgb", "pretrain-depth", "pretrain-translator", "joint")
+ARCHS = ("bisenet", "eagrnet")
+DISCRIMINATORS = ("pixel", "patch")
+PRECISIONS = ("32-true", "bf16-mixed", "16-mixed")
+AUGMENTATIONS = ("bisenet", "eagrnet", "none")
+
+# paper §4.2: "an initial learning rate of 1e-3 for EAGRNet and 1e-2 for BiSeNet"
+PARSER_LR = {"bisenet": 1e-2, "eagrnet": 1e-3}
+
+CONFIG_DIR = Path(__file__).resolve().parents[3] / "configs"
+
+
+@dataclass
+class DataConfig:
+    root: str = ""  # dataset folder (faceparse format or released layout)
+    train_split: str = "train"
+    val_split: str = "val"
+    size: int = 512  # square training crop/resize, pixels
+    augment: str = "bisenet"  # transform preset: bisenet | eagrnet | none
+    depth_fraction: float = 0.1  # paper §4.1: 10% of the depth+label pairs
+    seed: int = 0  # chooses the depth-annotated subset (independent of run.seed)
+    workers: int = 2
+
+
+@dataclass
+class ModelConfig:
+    arch: str = "bisenet"  # parsers F_R and F_D: bisenet | eagrnet (paper §4.2)
+    num_classes: int | None = None  # None: from the dataset's label scheme
+    generator_num_downs: int | None = None  # None: from data.size (8 for ≥256², FACTS §4)
+    generator_ngf: int = 64
+    generator_dropout: bool = True
+    discriminator: str = "pixel"  # paper §4.2: "a PixelGAN discriminator"
+    discriminator_ndf: int = 64
+
+
+@dataclass
+class OptimConfig:
+    """One network family's optimiser, poly schedule, iterations and (global) batch size."""
+
+    optimizer: str = "sgd"  # sgd | adam
+    lr: float | None = None  # None: PARSER_LR[model.arch]
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
+    poly_power: float = 0.9
+    iterations: int = 100_000
+    batch_size: int = 8
+
+
+def _translator_optim() -> OptimConfig:
+    # paper §4.2: Adam, lr 1e-3, poly decay, 200K iterations, batch 1; betas from pix2pix (FACTS §4)
+    return OptimConfig(optimizer="adam", lr=1e-3, weight_decay=0.0, iterations=200_000, batch_size=1)
+
+
+@dataclass
+class JointConfig:
+    """Joint training (paper §3.2, Eq. 4; §4.2)."""
+
+    lr_scale: float = 0.1  # "reduced to one-tenth of its original value"
+    iterations: int = 20_000  # not stated in the paper; see docs/method.md
+    batch_size: int = 8  # half depth-annotated, half RGB-labelled
+    lambda1: float = 1.0  # L_ML
+    lambda2: float = 1.0  # L_E2E
+    lambda3: float = 0.5  # L_CLS^RGB
+    lambda4: float = 0.5  # L_CLS^Depth
+    lambda5: float = 1.0  # L_DT
+    # pre-trained checkpoints (a checkpoint dir or a stage dir); None: <run.out>/<stage>
+    init_rgb: str | None = None
+    init_depth: str | None = None
+    init_translator: str | None = None
+
+
+@dataclass
+class RunConfig:
+    out: str = "runs/default"
+    seed: int = 0
+    precision: str = "32-true"
+    accelerator: str = "auto"
+    devices: int = 1
+    strategy: str = "auto"
+    log_every: int = 50
+    ckpt_every: int = 2000
+    keep_checkpoints: int = 2
+    tensorboard: bool = False
+    progress: bool = True
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    parsers: OptimConfig = field(default_factory=OptimConfig)
+    translator: OptimConfig = field(default_factory=_translator_optim)
+    lambda_l1: float = 100.0  # paper Eq. 1, λ = 100 as in pix2pix
+    joint: JointConfig = field(default_factory=JointConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> Any:
+    """Load a YAML file, merged over its ``inherit:`` parent (recursively)."""
+    if not path.is_file():
+        raise DataError(path, "config file not found")
+    if path in seen:
+        raise DataError(path, "config inheritance loops back to itself")
+    try:
+        node = OmegaConf.load(path)
+    except Exception as e:  # yaml.YAMLError and friends
+        raise DataError(path, f"not valid YAML ({e})") from None
+    if not OmegaConf.is_dict(node):
+        raise DataError(path, "a config file must hold a mapping at the top level")
+    parent = node.pop("inherit", None)
+    if parent is None:
+        return node
+    base = _read_yaml((path.parent / str(parent)).resolve(), (*seen, path))
+    return OmegaConf.merge(base, node)
+
+
+def find_config(name: str | os.PathLike) -> Path:
+    """A config path, or a preset name looked up in ``configs/`` (``demo`` → ``configs/demo.yaml``)."""
+    path = Path(name)
+    if path.is_file():
+        return path.resolve()
+    for candidate in (CONFIG_DIR / f"{name}.yaml", CONFIG_DIR / str(name)):
+        if candidate.is_file():
+            return candidate
+    presets = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))) if CONFIG_DIR.is_dir() else "none"
+    raise DataError(path, f"config file not found (presets in {CONFIG_DIR}: {presets})")
+
+
+def load_config(source: str | os.PathLike | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Build a :class:`Config` from defaults, a YAML file or preset name, and dotted ``key=value`` overrides."""
+    schema = OmegaConf.structured(Config)
+    where: Path | None = None
+    try:
+        layers = [schema]
+        if source is not None:
+            where = find_config(source)
+            layers.append(_read_yaml(where))
+        merged = OmegaConf.merge(*layers)
+        if overrides:
+            where = None
+            bad = [o for o in overrides if "=" not in o]
+            if bad:
+                raise ValueError(f"overrides must be key=value, got {bad[0]!r}")
+            merged = OmegaConf.merge(merged, OmegaConf.from_dotlist(list(overrides)))
+        cfg: Config = OmegaConf.to_object(merged)  # type: ignore[assignment]
+    except OmegaConfBaseException as e:
+        raise DataError(where, f"invalid config: {e.msg if hasattr(e, 'msg') else e}") from None
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: Config) -> None:
+    """Reject values the engine cannot run with, naming the key."""
+    checks = [
+        (cfg.model.arch in ARCHS, f"model.arch must be one of {ARCHS}, got {cfg.model.arch!r}"),
+        (cfg.model.discriminator in DISCRIMINATORS, f"model.discriminator must be one of {DISCRIMINATORS}"),
+        (cfg.run.precision in PRECISIONS, f"run.precision must be one of {PRECISIONS}, got {cfg.run.precision!r}"),
+        (cfg.data.augment in AUGMENTATIONS, f"data.augment must be one of {AUGMENTATIONS}"),
+        (0.0 < cfg.data.depth_fraction <= 1.0, "data.depth_fraction must be in (0, 1]"),
+        (cfg.data.size >= 16, "data.size must be at least 16"),
+        (cfg.joint.batch_size >= 2 and cfg.joint.batch_size % 2 == 0, "joint.batch_size must be even (half/half)"),
+        (cfg.run.ckpt_every >= 1 and cfg.run.log_every >= 1, "run.ckpt_every and run.log_every must be ≥ 1"),
+    ]
+    for name in ("parsers", "translator"):
+        optim: OptimConfig = getattr(cfg, name)
+        checks.append((optim.optimizer in ("sgd", "adam"), f"{name}.optimizer must be sgd or adam"))
+        checks.append((optim.iterations >= 1 and optim.batch_size >= 1, f"{name}.iterations/batch_size must be ≥ 1"))
+    for i in range(1, 6):
+        checks.append((getattr(cfg.joint, f"lambda{i}") >= 0.0, f"joint.lambda{i} must be ≥ 0"))
+    for ok, message in checks:
+        if not ok:
+            raise ValueError(message)
+
+
+def default_num_downs(size: int) -> int:
+    """U-Net depth for a square input: 8 levels (pix2pix unet_256, FACTS §4) when ``size`` allows it,
+    else the most halvings that divide ``size`` exactly (448² → 6), so skip connections line up."""
+    levels = 0
+    while levels < 8 and size % 2 ** (levels + 1) == 0:
+        levels += 1
+    if levels < 4:
+        raise ValueError(f"data.size={size} must be divisible by 16 for the U-Net generator")
+    return levels
+
+
+def resolve(cfg: Config, num_classes: int) -> Config:
+    """Fill the values that depend on others; the result is what a run saves and checkpoints carry."""
+    cfg.model.num_classes = cfg.model.num_classes or num_classes
+    if cfg.parsers.lr is None:
+        cfg.parsers.lr = PARSER_LR[cfg.model.arch]
+    if cfg.translator.lr is None:
+        cfg.translator.lr = 1e-3
+    if cfg.model.generator_num_downs is None:
+        cfg.model.generator_num_downs = default_num_downs(cfg.data.size)
+    return cfg
+
+
+def to_yaml(cfg: Config) -> str:
+    return OmegaConf.to_yaml(OmegaConf.structured(cfg))
+
+
+def to_dict(cfg: Config) -> dict[str, Any]:
+    return OmegaConf.to_container(OmegaConf.structured(cfg))  # type: ignore[return-value]
+
+
+def from_dict(obj: dict[str, Any]) -> Config:
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), obj))  # type: ignore[return-value]

@@ -1,0 +1,109 @@
+"""Run logging on rank 0: ``metrics.csv``, optional TensorBoard, and a rich progress bar with the loss terms."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from faceparse.utils.io import atomic_write_text
+
+console = Console(stderr=True)
+
+
+class MetricsLog:
+    """Appends one row per logged iteration to ``metrics.csv`` (columns fixed by the first row).
+
+    On resume, rows after the resumed iteration are dropped first, so the file reads as one
+    uninterrupted run.
+    """
+
+    def __init__(self, run_dir: Path, resume_from: int = 0, tensorboard: bool = False, enabled: bool = True):
+        self.path = run_dir / "metrics.csv"
+        self.enabled = enabled
+        self.columns: list[str] | None = None
+        self._writer = None
+        if not enabled:
+            return
+        self._truncate(resume_from)
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError as e:  # pragma: no cover - depends on the optional extra
+                raise RuntimeError("run.tensorboard=true needs `pip install faceparse[tensorboard]`") from e
+            self._writer = SummaryWriter(log_dir=str(run_dir / "tensorboard"), purge_step=resume_from + 1)
+
+    def _truncate(self, resume_from: int) -> None:
+        if not self.path.is_file():
+            return
+        rows = list(csv.DictReader(self.path.open(encoding="utf-8")))
+        if not rows:
+            return
+        self.columns = list(rows[0].keys())
+        kept = [r for r in rows if int(r["iteration"]) <= resume_from]
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=self.columns)
+        writer.writeheader()
+        writer.writerows(kept)
+        atomic_write_text(self.path, buffer.getvalue())
+
+    def log(self, iteration: int, values: dict[str, float]) -> None:
+        if not self.enabled:
+            return
+        row: dict[str, Any] = {"iteration": iteration, **{k: f"{v:.6g}" for k, v in values.items()}}
+        new_file = not self.path.is_file() or self.columns is None
+        if new_file:
+            self.columns = list(row.keys())
+        with self.path.open("a" if not new_file else "w", encoding="utf-8", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=self.columns, extrasaction="ignore")
+            if new_file:
+                writer.writeheader()
+            writer.writerow(row)
+        if self._writer is not None:
+            for key, value in values.items():
+                self._writer.add_scalar(key, value, iteration)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+
+class StageProgress:
+    """A rich bar for one stage: iterations done / total, elapsed, ETA and the latest loss terms."""
+
+    def __init__(self, description: str, total: int, start: int, enabled: bool = True):
+        self.enabled = enabled
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[info]}"),
+            console=console,
+            disable=not enabled,
+        )
+        self._task = self._progress.add_task(description, total=total, completed=start, info="")
+
+    def __enter__(self) -> StageProgress:
+        self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.__exit__(*exc)
+
+    def update(self, completed: int, terms: dict[str, float]) -> None:
+        info = " ".join(f"{k.removeprefix('loss_')}={v:.3f}" for k, v in terms.items() if k.startswith("loss"))
+        self._progress.update(self._task, completed=completed, info=info)

@@ -1,0 +1,391 @@
+"""The training loop shared by every stage: Fabric setup, data, resume, checkpoints, logging, signals.
+
+``train(config, stage)`` is the library entry point behind ``faceparse train``. Run folders::
+
+    <run.out>/<stage>/config.yaml            the resolved config of that stage
+    <run.out>/<stage>/metrics.csv            one row per logged iteration
+    <run.out>/<stage>/checkpoints/iter-*/    see faceparse.engine.checkpoint
+
+Lightning Fabric owns devices, precision and distribution (the same code runs on one CPU, one GPU or
+under ``torchrun``/``fabric run`` with DDP); everything else is a plain PyTorch loop.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from faceparse.engine import checkpoint as ckpt
+from faceparse.engine.config import STAGES, Config, OptimConfig, load_config, resolve, to_dict, to_yaml
+from faceparse.engine.joint import joint_step
+from faceparse.engine.logging import MetricsLog, StageProgress, console
+from faceparse.engine.networks import STAGE_ROLES, Networks, NetworkSpec, Optimizers, network_specs
+from faceparse.engine.pretrain import NonFiniteLoss, depth_parser_step, rgb_parser_step, translator_step, unwrap
+from faceparse.engine.sampling import IterationBatches, Pool, SeededItems, mix_seed, seed_everything
+from faceparse.engine.schedule import make_optimizer, make_poly_scheduler
+from faceparse.utils.io import DataError, atomic_write_text
+
+STAGE_INIT = {"parser_rgb": "pretrain-rgb", "parser_depth": "pretrain-depth", "generator": "pretrain-translator"}
+STAGE_INIT["discriminator"] = "pretrain-translator"
+
+
+class TrainingStopped(RuntimeError):
+    """The run stopped early: interrupted (a checkpoint was saved) or a non-finite loss (none was)."""
+
+
+@dataclass
+class StagePlan:
+    """What a stage trains, with which optimiser settings, for how long, on which batches."""
+
+    roles: tuple[str, ...]
+    iterations: int
+    batch_size: int
+    optim: dict[str, tuple[OptimConfig, float]]  # role → (optimiser config, lr scale)
+
+
+def stage_plan(cfg: Config, stage: str) -> StagePlan:
+    if stage == "pretrain-rgb":
+        p = cfg.parsers
+        return StagePlan(("parser_rgb",), p.iterations, p.batch_size, {"parser_rgb": (p, 1.0)})
+    if stage == "pretrain-depth":
+        p = cfg.parsers
+        return StagePlan(("parser_depth",), p.iterations, p.batch_size, {"parser_depth": (p, 1.0)})
+    if stage == "pretrain-translator":
+        t = cfg.translator
+        return StagePlan(
+            ("generator", "discriminator"), t.iterations, t.batch_size, {"generator": (t, 1.0), "discriminator": (t, 1.0)}
+        )
+    if stage == "joint":
+        j = cfg.joint
+        optim = {"parser_rgb": (cfg.parsers, j.lr_scale), "parser_depth": (cfg.parsers, j.lr_scale)}
+        optim |= {"generator": (cfg.translator, j.lr_scale), "discriminator": (cfg.translator, j.lr_scale)}
+        return StagePlan(STAGE_ROLES["joint"], j.iterations, j.batch_size, optim)
+    raise ValueError(f"unknown stage {stage!r}; choose one of {', '.join((*STAGES, 'all'))}")
+
+
+# --- public entry points ----------------------------------------------------------------------------------
+
+
+def train(
+    config: Config | str | os.PathLike,
+    stage: str = "all",
+    resume: bool = False,
+    overrides: list[str] | tuple[str, ...] = (),
+    fabric: Any = None,
+) -> Path:
+    """Run one stage (``pretrain-rgb``, ``pretrain-depth``, ``pretrain-translator``, ``joint``) or ``all``.
+
+    ``config`` is a :class:`Config`, a YAML path or a preset name; ``overrides`` are dotted ``key=value``
+    strings. ``all`` runs the four stages in order; joint training starts from the three pre-trained
+    stages' last checkpoints (discriminator included). ``resume`` continues each stage from its last
+    checkpoint exactly (a finished stage is skipped). Returns the last checkpoint folder written.
+    """
+    cfg = config if isinstance(config, Config) else load_config(config, overrides)
+    stages = STAGES if stage == "all" else (stage,)
+    if stage != "all":
+        stage_plan(cfg, stage)  # validates the name
+    if fabric is None:
+        fabric = make_fabric(cfg)
+        fabric.launch()
+    last: Path | None = None
+    for name in stages:
+        last = run_stage(fabric, cfg, name, resume=resume)
+    assert last is not None
+    return last
+
+
+def make_fabric(cfg: Config) -> Any:
+    from lightning_fabric import Fabric
+
+    return Fabric(
+        accelerator=cfg.run.accelerator,
+        devices=cfg.run.devices,
+        strategy=cfg.run.strategy,
+        precision=cfg.run.precision,  # type: ignore[arg-type]
+    )
+
+
+# --- one stage --------------------------------------------------------------------------------------------
+
+
+def _open_dataset(cfg: Config) -> Any:
+    from faceparse.data.dataset import FaceParsingDataset
+    from faceparse.data.format import open_layout
+    from faceparse.data.transforms import build_transform
+
+    if not cfg.data.root:
+        raise ValueError("data.root is not set: pass data.root=PATH or use a config that sets it")
+    scheme = open_layout(cfg.data.root).scheme
+    train_aug = cfg.data.augment != "none"
+    preset = cfg.data.augment if train_aug else "bisenet"
+    transform = build_transform(preset, cfg.data.size, scheme, train=train_aug)
+    return FaceParsingDataset(
+        cfg.data.root, cfg.data.train_split, depth_fraction=cfg.data.depth_fraction, seed=cfg.data.seed, transform=transform
+    )
+
+
+def _pools(dataset: Any, stage: str, plan: StagePlan, seed: int) -> list[tuple[Pool, int]]:
+    """Which samples feed the stage (paper §4.1-4.2): F_R all RGB-labelled; F_D and G the depth subset."""
+    all_indices = list(range(len(dataset)))
+    depth_indices = dataset.depth_indices()
+    if stage != "pretrain-rgb" and not depth_indices:
+        raise DataError(dataset.layout.root, f"no depth-annotated training samples for stage {stage!r}")
+    stream = STAGES.index(stage) * 2
+    if stage == "pretrain-rgb":
+        return [(Pool(all_indices, seed, stream), plan.batch_size)]
+    if stage in ("pretrain-depth", "pretrain-translator"):
+        return [(Pool(depth_indices, seed, stream), plan.batch_size)]
+    half = plan.batch_size // 2  # joint: [depth-annotated half | RGB-labelled half]
+    return [(Pool(depth_indices, seed, stream), half), (Pool(all_indices, seed, stream + 1), half)]
+
+
+def _loader(dataset: Any, pools: list[tuple[Pool, int]], cfg: Config, start: int, end: int, fabric: Any) -> Any:
+    from torch.utils.data import DataLoader
+
+    sampler = IterationBatches(pools, cfg.run.seed, start, end, fabric.global_rank, fabric.world_size)
+    loader = DataLoader(
+        SeededItems(dataset),
+        batch_sampler=sampler,
+        num_workers=cfg.data.workers,
+        persistent_workers=False,
+        pin_memory=False,
+    )
+    # our sampler already gives each rank its share, as a pure function of (seed, iteration)
+    return fabric.setup_dataloaders(loader, use_distributed_sampler=False)
+
+
+def _init_from_pretrained(cfg: Config, networks: Networks, specs: dict[str, NetworkSpec]) -> dict[str, str]:
+    """Joint training starts from the pre-trained networks (paper §3.2); returns role → checkpoint used."""
+    sources = {"parser_rgb": cfg.joint.init_rgb, "parser_depth": cfg.joint.init_depth}
+    sources |= {"generator": cfg.joint.init_translator, "discriminator": cfg.joint.init_translator}
+    used = {}
+    for role, module in networks.items():
+        source = sources[role] or str(Path(cfg.run.out) / STAGE_INIT[role])
+        try:
+            checkpoint = ckpt.find_checkpoint(source)
+        except DataError:
+            raise DataError(
+                source, f"no pre-trained {role} checkpoint: run `faceparse train ... {STAGE_INIT[role]}` first"
+            ) from None
+        stored = ckpt.read_meta(checkpoint)["networks"].get(role)
+        if stored is None or stored["builder"] != specs[role].builder or stored["kwargs"] != specs[role].kwargs:
+            raise DataError(checkpoint, f"{role} in this checkpoint ({stored}) does not match the config ({specs[role]})")
+        ckpt.load_weights(module, checkpoint, role)
+        used[role] = str(checkpoint)
+    return used
+
+
+def run_stage(fabric: Any, cfg: Config, stage: str, resume: bool = False) -> Path:
+    """Train one stage to its configured iteration count; returns its last checkpoint folder."""
+    from faceparse.losses import JointWeights, parser_loss
+
+    cfg = copy.deepcopy(cfg)
+    dataset = _open_dataset(cfg)
+    scheme = dataset.scheme
+    resolve(cfg, scheme.num_classes)
+    plan = stage_plan(cfg, stage)
+    stage_dir = Path(cfg.run.out) / stage
+    checkpoints = stage_dir / ckpt.CHECKPOINT_DIR
+    existing = ckpt.latest_checkpoint(stage_dir)
+    if existing is not None and not resume:
+        raise DataError(stage_dir, "already holds checkpoints: pass --resume to continue, or choose another run.out")
+    rank0 = fabric.global_rank == 0
+    if rank0:
+        stage_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(stage_dir / "config.yaml", to_yaml(cfg))
+
+    # networks: identical initialisation on every rank (DDP also broadcasts rank 0's weights)
+    seed_everything(mix_seed(cfg.run.seed, STAGES.index(stage)))
+    specs = network_specs(cfg)
+    networks = Networks(**{role: specs[role].build() for role in plan.roles})
+    init_sources = _init_from_pretrained(cfg, networks, specs) if stage == "joint" and existing is None else {}
+    start = 0
+    state: dict[str, Any] | None = None
+    if existing is not None:
+        state = ckpt.read_state(existing)
+        start = int(state["iteration"])
+        for role, module in networks.items():
+            ckpt.load_weights(module, existing, role)
+        if start >= plan.iterations:
+            if rank0:
+                console.print(f"[green]{stage}[/green]: already complete at iteration {start} ({existing})")
+            return existing
+
+    optimizers, schedulers = Optimizers(), {}
+    for role, module in networks.items():
+        optim_cfg, scale = plan.optim[role]
+        optimizer = make_optimizer(module.parameters(), optim_cfg, scale)
+        schedulers[role] = make_poly_scheduler(optimizer, plan.iterations, optim_cfg.poly_power)
+        wrapped, wrapped_optimizer = fabric.setup(module, optimizer)
+        setattr(networks, role, wrapped)
+        setattr(optimizers, role, wrapped_optimizer)
+    if state is not None:  # after setup, so optimiser state lands on the parameters' device
+        for role, optimizer in optimizers.items():
+            optimizer.load_state_dict(state["optimizers"][role])
+            schedulers[role].load_state_dict(state["schedulers"][role])
+        ckpt.restore_rng(state["rng"])
+
+    loss_fn = parser_loss(cfg.model.arch)
+    weights = JointWeights(
+        cfg.joint.lambda1, cfg.joint.lambda2, cfg.joint.lambda3, cfg.joint.lambda4, cfg.joint.lambda5, cfg.lambda_l1
+    )
+    step = _stage_step(stage, networks, optimizers, loss_fn, weights, cfg.lambda_l1, fabric.backward)
+    loader = _loader(dataset, _pools(dataset, stage, plan, cfg.run.seed), cfg, start, plan.iterations, fabric)
+    meta = {
+        "stage": stage,
+        "config": to_dict(cfg),
+        "scheme": {"name": scheme.name, **scheme.to_dict()},
+        "networks": {role: specs[role].to_json() for role in plan.roles},
+        "init_from": init_sources or (state or {}).get("init_from", {}),
+        "world_size": fabric.world_size,
+        "torch": torch.__version__,
+    }
+
+    def save(iteration: int) -> Path:
+        path = checkpoints / ckpt.checkpoint_name(iteration)
+        if rank0:
+            plain = {role: unwrap(module) for role, module in networks.items()}
+            train_state = {
+                "optimizers": {role: opt.state_dict() for role, opt in optimizers.items()},
+                "schedulers": {role: sch.state_dict() for role, sch in schedulers.items()},
+                "rng": ckpt.capture_rng(),
+                "sampler": {"seed": cfg.run.seed, "iteration": iteration},
+                "init_from": meta["init_from"],
+            }
+            stamped = {**meta, "saved_at": datetime.now(UTC).isoformat(timespec="seconds")}
+            path = ckpt.save_checkpoint(checkpoints, iteration, plain, train_state, stamped, keep=cfg.run.keep_checkpoints)
+        fabric.barrier()
+        return path
+
+    log = MetricsLog(stage_dir, start, cfg.run.tensorboard, enabled=rank0)
+    last = existing
+    try:
+        last = _iterate(fabric, cfg, stage, plan, step, loader, schedulers, start, save, log, last, rank0)
+    finally:
+        log.close()
+    assert last is not None
+    return last
+
+
+def _stage_step(
+    stage: str,
+    nets: Networks,
+    opts: Optimizers,
+    loss_fn: Callable,
+    weights: Any,
+    lambda_l1: float,
+    backward: Callable,
+) -> Callable[[dict], dict[str, torch.Tensor]]:
+    if stage == "pretrain-rgb":
+        return lambda batch: rgb_parser_step(nets.parser_rgb, opts.parser_rgb, batch, loss_fn, backward)
+    if stage == "pretrain-depth":
+        return lambda batch: depth_parser_step(nets.parser_depth, opts.parser_depth, batch, loss_fn, backward)
+    if stage == "pretrain-translator":
+        return lambda batch: translator_step(
+            nets.generator, nets.discriminator, opts.generator, opts.discriminator, batch, lambda_l1, backward
+        )
+    return lambda batch: joint_step(nets, opts, batch, weights, loss_fn, backward)
+
+
+def _iterate(
+    fabric: Any,
+    cfg: Config,
+    stage: str,
+    plan: StagePlan,
+    step: Callable[[dict], dict[str, torch.Tensor]],
+    loader: Any,
+    schedulers: dict[str, Any],
+    start: int,
+    save: Callable[[int], Path],
+    log: MetricsLog,
+    last: Path | None,
+    rank0: bool,
+) -> Path:
+    iteration = start
+    tic, images_seen = time.perf_counter(), 0
+    with _stop_requests() as stop_requested, StageProgress(stage, plan.iterations, start, rank0 and cfg.run.progress) as bar:
+        for batch in loader:
+            # dropout and other in-step randomness: a pure function of (seed, rank, iteration) for exact resume
+            torch.manual_seed(mix_seed(cfg.run.seed, fabric.global_rank, iteration, 7))
+            try:
+                with fabric.autocast():
+                    terms = step(batch)
+            except NonFiniteLoss as e:
+                e.iteration = iteration + 1
+                where = f"last good checkpoint: {last}" if last else "no checkpoint was written yet"
+                raise TrainingStopped(
+                    f"{stage}: loss term {e.term!r} became {e.value} at iteration {iteration + 1}; stopped ({where})"
+                ) from e
+            for scheduler in schedulers.values():
+                scheduler.step()
+            iteration += 1
+            images_seen += batch["rgb"].shape[0] * fabric.world_size
+            values = {name: float(value) for name, value in terms.items()}
+            bar.update(iteration, values)
+            if iteration % cfg.run.log_every == 0 or iteration == plan.iterations:
+                elapsed = time.perf_counter() - tic
+                reduced = {k: float(fabric.all_reduce(v.float(), reduce_op="mean")) for k, v in terms.items()}
+                lr = {f"lr_{role}": s.get_last_lr()[0] for role, s in schedulers.items()}
+                log.log(iteration, {**reduced, **lr, "images_per_s": images_seen / max(elapsed, 1e-9)})
+                tic, images_seen = time.perf_counter(), 0
+            if iteration % cfg.run.ckpt_every == 0 or iteration == plan.iterations:
+                last = save(iteration)
+            if _any_rank(fabric, stop_requested()):
+                if iteration % cfg.run.ckpt_every and iteration != plan.iterations:
+                    last = save(iteration)
+                raise TrainingStopped(f"{stage}: interrupted at iteration {iteration}; checkpoint saved at {last}")
+    if last is None:
+        raise TrainingStopped(f"{stage}: no iterations were run")
+    return last
+
+
+def _any_rank(fabric: Any, flag: bool) -> bool:
+    if fabric.world_size == 1:
+        return flag
+    return bool(fabric.all_reduce(torch.tensor(float(flag)), reduce_op="sum") > 0)
+
+
+@contextmanager
+def _stop_requests() -> Iterator[Callable[[], bool]]:
+    """Ctrl-C / SIGTERM request a stop; the loop finishes the current iteration and saves first.
+
+    A second Ctrl-C aborts at once (no checkpoint).
+    """
+    requested = {"stop": False}
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: requested["stop"]
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        if requested["stop"] and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        requested["stop"] = True
+        console.print("[yellow]stop requested: finishing this iteration and saving a checkpoint[/yellow]")
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield lambda: requested["stop"]
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def request_stop() -> None:
+    """Ask a running loop (in this process) to save and stop, as SIGTERM would."""
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def parameters_of(networks: Networks) -> dict[str, nn.Module]:
+    return {role: unwrap(module) for role, module in networks.items()}

@@ -1,0 +1,175 @@
+"""Paper-style figures (matplotlib, Agg canvas, no pyplot global state), written atomically as PNG.
+
+* :func:`qualitative_figure`  Figures 4-6: rows = samples; columns = RGB, ground truth, baseline
+                              parsing, joint parsing, ground-truth depth, generated depth.
+* :func:`fraction_plot`       Figure 7: mean F1 against the fraction of depth labels (1/10/100 %),
+                              baseline vs joint, error bars = std across seeds.
+* :func:`ablation_plot`       Table 7 as bars (mean F1 per loss variant, std error bars).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from faceparse.eval.report import KeyPath, lookup
+from faceparse.labels import LabelScheme, get_scheme
+from faceparse.utils.io import atomic_save
+
+QUALITATIVE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("rgb", "RGB"),
+    ("label_gt", "Ground truth"),
+    ("label_baseline", "Baseline"),
+    ("label_joint", "+ our method"),
+    ("depth_gt", "GT depth"),
+    ("depth_fake", "Generated depth"),
+)
+"""(sample key, column heading) of :func:`qualitative_figure`; keys starting ``label_`` are id maps,
+``depth_`` nearness maps in [0, 1] (faceparse.depth.encoding), ``rgb`` (H, W, 3) uint8."""
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height))
+    FigureCanvasAgg(fig)  # attaches the Agg canvas; no GUI backend, no pyplot
+    return fig
+
+
+def _save(fig: Figure, path: str | os.PathLike, dpi: int) -> Path:
+    path = Path(path)
+    atomic_save(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi))
+    return path
+
+
+def _to_image(key: str, array: np.ndarray, scheme: LabelScheme) -> tuple[np.ndarray, dict[str, Any]]:
+    """An array ready for ``imshow`` and its keyword arguments, by the kind of column."""
+    array = np.asarray(array)
+    if key.startswith("label"):
+        if array.ndim != 2 or not np.issubdtype(array.dtype, np.integer):
+            raise ValueError(f"{key} must be an (H, W) integer id map, got {array.shape} {array.dtype}")
+        return scheme.colorize(array), {}
+    if key.startswith("depth"):
+        if array.ndim != 2:
+            raise ValueError(f"{key} must be an (H, W) nearness map, got shape {array.shape}")
+        return array.astype(np.float32), {"cmap": "gray", "vmin": 0.0, "vmax": 1.0}
+    if array.ndim != 3 or array.shape[2] != 3:
+        raise ValueError(f"{key} must be an (H, W, 3) image, got shape {array.shape}")
+    return array, {}
+
+
+def qualitative_figure(
+    path: str | os.PathLike,
+    samples: Sequence[Mapping[str, np.ndarray | None]],
+    scheme: str | LabelScheme,
+    *,
+    columns: Sequence[tuple[str, str]] = QUALITATIVE_COLUMNS,
+    row_titles: Sequence[str] | None = None,
+    cell_inches: float = 1.8,
+    dpi: int = 100,
+) -> Path:
+    """Figures 4-6: one row per sample dict (keys of ``columns``); a missing or None entry is left blank."""
+    if not samples:
+        raise ValueError("qualitative_figure needs at least one sample")
+    if row_titles is not None and len(row_titles) != len(samples):
+        raise ValueError(f"{len(row_titles)} row titles for {len(samples)} samples")
+    scheme = get_scheme(scheme)
+    n_rows, n_cols = len(samples), len(columns)
+    fig = _new_figure(cell_inches * n_cols, cell_inches * n_rows + 0.3)
+    axes = fig.subplots(n_rows, n_cols, squeeze=False)
+    for r, sample in enumerate(samples):
+        for c, (key, heading) in enumerate(columns):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(heading, fontsize=9)
+            if c == 0 and row_titles is not None:
+                ax.set_ylabel(row_titles[r], fontsize=8)
+            array = sample.get(key)
+            if array is None:
+                ax.set_frame_on(False)
+                continue
+            image, kwargs = _to_image(key, array, scheme)
+            ax.imshow(image, interpolation="nearest", **kwargs)
+    fig.subplots_adjust(
+        left=0.03, right=0.99, bottom=0.01, top=1 - 0.3 / (cell_inches * n_rows + 0.3), wspace=0.03
+    )
+    return _save(fig, path, dpi)
+
+
+def fraction_plot(
+    path: str | os.PathLike,
+    curves: Mapping[str, Mapping[str, Sequence[float]]],
+    *,
+    title: str = "Mean F1 vs depth-label fraction",
+    ylabel: str = "Mean F1 (%)",
+    dpi: int = 120,
+) -> Path:
+    """Figure 7 from :func:`faceparse.eval.report.fraction_curves`: one line per method, std error bars."""
+    if not curves:
+        raise ValueError("fraction_plot needs at least one curve")
+    fig = _new_figure(4.5, 3.4)
+    ax = fig.add_subplot()
+    fractions: set[float] = set()
+    for method, curve in curves.items():
+        x = np.asarray(curve["fraction"], dtype=float) * 100.0  # percent of depth+label pairs
+        mean = np.asarray(curve["mean"], dtype=float)
+        std = np.nan_to_num(np.asarray(curve["std"], dtype=float), nan=0.0)  # one seed: no bar
+        ax.errorbar(x, mean, yerr=std, marker="o", capsize=3, label=method)
+        fractions.update(curve["fraction"])
+    ax.set_xscale("log")
+    ticks = sorted(fractions)
+    ax.set_xticks([f * 100.0 for f in ticks])
+    ax.set_xticklabels([f"{f * 100:g}%" for f in ticks])
+    ax.minorticks_off()
+    ax.set_xlabel("annotated depth used for training")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path, dpi)
+
+
+def ablation_plot(
+    path: str | os.PathLike,
+    rows: Mapping[str, Mapping[str, Any] | None],
+    *,
+    metric: KeyPath = ("mean_f1",),
+    title: str = "Loss ablation",
+    ylabel: str = "Mean F1 (%)",
+    dpi: int = 120,
+) -> Path:
+    """Table 7 as bars: one bar per variant (score dict or :func:`aggregate_seeds` result); None = "N/A"."""
+    if not rows:
+        raise ValueError("ablation_plot needs at least one row")
+    names = list(rows)
+    looked = [lookup(rows[n], metric) for n in names]
+    means = [m if m is not None and math.isfinite(m) else math.nan for m, _ in looked]
+    stds = [s if s is not None and math.isfinite(s) else 0.0 for _, s in looked]
+    fig = _new_figure(max(4.0, 1.3 * len(names)), 3.6)
+    ax = fig.add_subplot()
+    x = np.arange(len(names))
+    heights = np.nan_to_num(np.asarray(means), nan=0.0)
+    bars = ax.bar(x, heights, yerr=stds, capsize=4, color="tab:blue")
+    finite = [m for m in means if not math.isnan(m)]
+    if finite:  # zoom on the differences, as the paper's numbers differ by tenths
+        spread = max(finite) - min(finite)
+        ax.set_ylim(max(0.0, min(finite) - max(2.0, 2 * spread)), min(100.0, max(finite) + max(1.0, spread)))
+    bottom = ax.get_ylim()[0]
+    for bar, mean in zip(bars, means, strict=True):
+        x_mid = bar.get_x() + bar.get_width() / 2
+        label, y = ("N/A", bottom) if math.isnan(mean) else (f"{mean:.1f}", bar.get_height())
+        ax.annotate(label, (x_mid, y), ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(x)
+    ax.set_xticklabels(names, rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path, dpi)

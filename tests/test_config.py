@@ -1,0 +1,139 @@
+"""Configs: paper defaults, presets as small overrides, dotted overrides, errors naming the key, saving."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from faceparse.engine.config import (
+    CONFIG_DIR,
+    Config,
+    default_num_downs,
+    find_config,
+    from_dict,
+    load_config,
+    resolve,
+    to_dict,
+    to_yaml,
+)
+from faceparse.utils.io import DataError
+
+PRESETS = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+
+
+def test_defaults_are_the_papers_hyperparameters():
+    cfg = resolve(load_config(), num_classes=13)
+    assert cfg.parsers.optimizer == "sgd" and cfg.parsers.lr == 1e-2  # BiSeNet, paper §4.2
+    assert (cfg.parsers.momentum, cfg.parsers.weight_decay, cfg.parsers.poly_power) == (0.9, 5e-4, 0.9)
+    assert (cfg.parsers.iterations, cfg.parsers.batch_size) == (100_000, 8)
+    assert cfg.translator.optimizer == "adam" and cfg.translator.lr == 1e-3
+    assert cfg.translator.betas == [0.5, 0.999]
+    assert (cfg.translator.iterations, cfg.translator.batch_size) == (200_000, 1)
+    assert cfg.lambda_l1 == 100.0
+    j = cfg.joint
+    assert (j.lambda1, j.lambda2, j.lambda3, j.lambda4, j.lambda5) == (1.0, 1.0, 0.5, 0.5, 1.0)
+    assert j.lr_scale == 0.1 and j.batch_size == 8
+    assert cfg.data.depth_fraction == 0.1 and cfg.model.discriminator == "pixel"
+    assert cfg.model.num_classes == 13 and cfg.model.generator_num_downs == 8
+
+
+def test_eagrnet_resolves_its_own_learning_rate():
+    cfg = resolve(load_config(None, ["model.arch=eagrnet"]), num_classes=11)
+    assert cfg.parsers.lr == 1e-3
+    cfg = resolve(load_config(None, ["model.arch=eagrnet", "parsers.lr=0.05"]), num_classes=11)
+    assert cfg.parsers.lr == 0.05  # an explicit value wins
+
+
+def test_base_yaml_equals_the_dataclass_defaults():
+    assert to_dict(load_config("base")) == to_dict(Config())
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_every_preset_loads(name):
+    cfg = load_config(name)
+    assert cfg.run.out.startswith("runs/")
+    if name not in ("base", "demo", "study"):
+        assert cfg.parsers.iterations == 100_000 and cfg.translator.iterations == 200_000  # the paper's schedule
+
+
+def test_presets_are_configs_not_code_branches():
+    assert load_config("ablation-no-ml").joint.lambda1 == 0.0
+    assert load_config("ablation-no-ml").joint.lambda2 == 1.0
+    assert load_config("ablation-no-e2e").joint.lambda2 == 0.0
+    neither = load_config("ablation-neither").joint
+    assert (neither.lambda1, neither.lambda2, neither.lambda3) == (0.0, 0.0, 0.5)
+    fractions = [load_config(f"depth-fraction-{p}").data.depth_fraction for p in (1, 10, 100)]
+    assert fractions == [0.01, 0.1, 1.0]
+    assert load_config("celebamask-eagrnet").model.arch == "eagrnet"
+    assert load_config("lapa-eagrnet").data.root.endswith("LaPa-D")
+
+
+def test_dotted_overrides_and_types():
+    cfg = load_config("demo", ["joint.lambda1=0", "run.devices=2", "data.root=/x/y", "translator.betas=[0.9,0.99]"])
+    assert cfg.joint.lambda1 == 0.0 and isinstance(cfg.joint.lambda1, float)
+    assert cfg.run.devices == 2 and cfg.data.root == "/x/y" and cfg.translator.betas == [0.9, 0.99]
+
+
+def test_unknown_key_is_named():
+    with pytest.raises(DataError, match="lambda9"):
+        load_config(None, ["joint.lambda9=1"])
+
+
+def test_wrong_type_is_named():
+    with pytest.raises(DataError, match="iterations"):
+        load_config(None, ["parsers.iterations=many"])
+
+
+def test_bad_values_are_rejected():
+    with pytest.raises(ValueError, match="model.arch"):
+        load_config(None, ["model.arch=unet"])
+    with pytest.raises(ValueError, match="even"):
+        load_config(None, ["joint.batch_size=3"])
+    with pytest.raises(ValueError, match="lambda2"):
+        load_config(None, ["joint.lambda2=-1"])
+    with pytest.raises(ValueError, match="key=value"):
+        load_config(None, ["joint.lambda2"])
+
+
+def test_inheritance_chain_and_errors_name_the_file(tmp_path: Path):
+    parent = tmp_path / "parent.yaml"
+    parent.write_text("data:\n  size: 96\nrun:\n  seed: 3\n")
+    child = tmp_path / "child.yaml"
+    child.write_text("inherit: parent.yaml\nrun:\n  seed: 5\n")
+    cfg = load_config(child)
+    assert (cfg.data.size, cfg.run.seed) == (96, 5)
+
+    loop = tmp_path / "loop.yaml"
+    loop.write_text("inherit: loop.yaml\n")
+    with pytest.raises(DataError, match="loops back"):
+        load_config(loop)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("data: [unclosed\n")
+    with pytest.raises(DataError, match="broken.yaml"):
+        load_config(broken)
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("dataa:\n  size: 1\n")
+    with pytest.raises(DataError, match="typo.yaml"):
+        load_config(typo)
+    with pytest.raises(DataError, match="no-such-preset"):
+        find_config("no-such-preset")
+
+
+def test_saved_config_round_trips(tmp_path: Path):
+    cfg = resolve(load_config("demo", ["joint.lambda2=0.25"]), num_classes=13)
+    saved = tmp_path / "config.yaml"
+    saved.write_text(to_yaml(cfg))
+    again = load_config(saved)
+    assert to_dict(again) == to_dict(cfg)
+    assert to_dict(from_dict(to_dict(cfg))) == to_dict(cfg)
+
+
+@pytest.mark.parametrize(("size", "downs"), [(512, 8), (256, 8), (448, 6), (128, 7), (64, 6), (96, 5)])
+def test_generator_depth_follows_the_image_size(size, downs):
+    assert default_num_downs(size) == downs
+
+
+def test_generator_depth_rejects_sizes_that_do_not_halve():
+    with pytest.raises(ValueError, match="divisible"):
+        default_num_downs(100)

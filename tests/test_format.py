@@ -1,0 +1,138 @@
+"""The on-disk dataset format: round trips, depth encoding, errors naming the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from faceparse.data.format import (
+    DatasetInfo,
+    DepthInfo,
+    ReleasedLayout,
+    open_layout,
+    read_depth,
+    read_id_list,
+    read_info,
+    read_label,
+    read_rgb,
+    write_info,
+    write_sample,
+    write_split,
+)
+from faceparse.depth.encoding import MAX16, nearness_to_uint16
+from faceparse.utils.io import DataError, atomic_path
+
+
+def test_sample_round_trip(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (6, 5, 3), dtype=np.uint8)
+    label = rng.integers(0, 13, (6, 5)).astype(np.uint8)
+    depth = rng.random((6, 5)).astype(np.float32)
+    depth[0, 0] = 0.0
+    write_sample(tmp_path, "a", rgb=rgb, depth=depth, label=label, meta={"k": 1})
+    depth[0, 1] = 1e-6  # rounds to 0 but is a surface point: must stay > 0
+    write_sample(tmp_path, "a", depth=depth)
+    np.testing.assert_array_equal(read_rgb(tmp_path / "rgb" / "a.png"), rgb)
+    np.testing.assert_array_equal(read_label(tmp_path / "label" / "a.png"), label)
+    back = read_depth(tmp_path / "depth" / "a.png")
+    assert back.dtype == np.float32
+    surface = np.ones_like(depth, dtype=bool)
+    surface[0, 1] = False
+    np.testing.assert_allclose(back[surface], depth[surface], atol=0.5 / MAX16 + 1e-7)  # half a step
+    assert back[0, 0] == 0.0 and back[0, 1] == 1 / MAX16  # the smallest surface value, not background
+    with Image.open(tmp_path / "depth" / "a.png") as img:
+        assert np.asarray(img).max() > 255  # really 16-bit
+
+
+def test_eight_bit_depth_reads_as_fraction_of_255(tmp_path: Path) -> None:
+    Image.fromarray(np.array([[0, 51, 255]], np.uint8)).save(tmp_path / "d.png")
+    np.testing.assert_allclose(read_depth(tmp_path / "d.png"), [[0.0, 0.2, 1.0]])
+
+
+def test_nearness_outside_unit_range_is_rejected() -> None:
+    with pytest.raises(ValueError, match="nearness"):
+        nearness_to_uint16(np.array([1.5], np.float32))
+
+
+def test_truncated_png_error_names_the_file(tmp_path: Path) -> None:
+    write_sample(tmp_path, "a", label=np.zeros((64, 64), np.uint8) + 3)
+    path = tmp_path / "label" / "a.png"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataError, match="truncated") as err:
+        read_label(path)
+    assert err.value.path == path and str(path) in str(err.value)
+
+
+def test_rgb_label_is_rejected(tmp_path: Path) -> None:
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "l.png")
+    with pytest.raises(DataError, match="single-channel"):
+        read_label(tmp_path / "l.png")
+
+
+def test_missing_file_error(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="not found") as err:
+        read_rgb(tmp_path / "nope.png")
+    assert err.value.path == tmp_path / "nope.png"
+
+
+def test_dataset_json_round_trip_and_validation(tmp_path: Path) -> None:
+    info = DatasetInfo(name="x", scheme="lapa11", depth=DepthInfo(range=3.0, unit="dm", coverage="partial"))
+    info.counts = {"train": 2}
+    write_info(tmp_path, info)
+    assert read_info(tmp_path) == info
+    for bad, match in (
+        ({"name": "x"}, "malformed"),
+        ({"name": "x", "scheme": "nope"}, "unknown label scheme"),
+        ({"name": "x", "scheme": "lapa11", "depth": {"coverage": "some"}}, "coverage"),
+        ({"name": "x", "scheme": "lapa11", "format_version": 99}, "newer"),
+    ):
+        (tmp_path / "dataset.json").write_text(__import__("json").dumps(bad))
+        with pytest.raises(DataError, match=match) as err:
+            read_info(tmp_path)
+        assert err.value.path == tmp_path / "dataset.json"
+
+
+def test_split_files(tmp_path: Path) -> None:
+    write_split(tmp_path, "train", ["b", "a"])
+    assert read_id_list(tmp_path / "splits" / "train.txt") == ["b", "a"]
+    (tmp_path / "dup.txt").write_text("a\n# comment\n\nb\na\n")
+    with pytest.raises(DataError, match="duplicate ids in split: a"):
+        read_id_list(tmp_path / "dup.txt")
+
+
+def test_open_layout_kinds_and_errors(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="an empty folder"):
+        open_layout(tmp_path)
+    with pytest.raises(DataError, match="not found"):
+        open_layout(tmp_path / "missing")
+    released = tmp_path / "LaPa-D"
+    (released / "depth").mkdir(parents=True)
+    (released / "train_list.txt").write_text("depth/x1.png\ny2\n")
+    layout = open_layout(released)
+    assert isinstance(layout, ReleasedLayout) and layout.scheme.name == "lapa11"
+    assert layout.split_ids("train") == ["x1", "y2"]
+    with pytest.raises(DataError, match="split 'val' missing; available: train") as err:
+        layout.split_ids("val")
+    assert err.value.path == released / "val_list.txt"
+
+
+def test_atomic_path_leaves_nothing_on_failure(tmp_path: Path) -> None:
+    target = tmp_path / "f.bin"
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("killed")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_png_missing_its_last_chunk_is_truncated(tmp_path: Path) -> None:
+    write_sample(tmp_path, "a", label=np.zeros((8, 8), np.uint8))
+    path = tmp_path / "label" / "a.png"
+    path.write_bytes(path.read_bytes()[:-12])  # pixel data intact, IEND cut off: PIL alone accepts this
+    with pytest.raises(DataError, match="truncated PNG") as err:
+        read_label(path)
+    assert err.value.path == path
