@@ -1,13 +1,13 @@
 """Model speed on CPU: fp32 vs channels_last + bf16 autocast (and alternatives), as ratios in the SAME run.
 
-For each model at ``--size``² (batch 1): median forward (inference) and forward+backward (training) time,
+For each model at ``--size``²: median forward (inference, batch 1) and forward+backward (training) time,
 achieved GFLOP/s (FLOPs from ``torch.utils.flop_counter.FlopCounterMode``), and the speed-up over plain fp32.
 Repeats are interleaved across settings so machine drift hits every setting alike. It also reports how many
 of BiSeNet's predicted labels (argmax of the main output, eval mode, seeded random init) change between fp32
 and each faster setting: a setting is usable for inference only if that fraction stays ≤ 0.5%.
 
     .venv/bin/python benchmarks/models.py                      # BiSeNet, U-Net, PatchGAN, PixelGAN at 512²
-    .venv/bin/python benchmarks/models.py --explore            # + channels_last fp32, bf16 alone, frozen TorchScript
+    .venv/bin/python benchmarks/models.py --explore            # + cl_fp32, bf16 alone, frozen TorchScript
     .venv/bin/python benchmarks/models.py --include-eagrnet    # + EAGRNet (~2.5 s per fp32 forward)
 """
 
@@ -31,7 +31,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from faceparse.models import build_model, num_downs_for
 
-console = Console()
+console = Console(width=150)
 
 
 @dataclass(frozen=True)
@@ -53,16 +53,19 @@ DEFAULT_SETTINGS = ("fp32", "cl_bf16")
 EXPLORE_SETTINGS = ("fp32", "cl_bf16", "cl_fp32", "bf16", "frozen_fp32")
 
 
-def model_specs(size: int, include_eagrnet: bool) -> dict[str, tuple[dict, int]]:
-    """name → (builder kwargs, input channels) at their paper configurations."""
+def model_specs(size: int, include_eagrnet: bool) -> dict[str, tuple[dict, int, int]]:
+    """name → (builder kwargs, input channels, training batch) at their paper configurations.
+
+    Parsers train at batch 2, the least their 1x1 global-context BatchNorm accepts in train mode.
+    """
     specs = {
-        "bisenet": (dict(num_classes=19), 3),
-        "unet_generator": (dict(in_channels=3, out_channels=1, num_downs=num_downs_for(size)), 3),
-        "patch_discriminator": (dict(in_channels=4), 4),
-        "pixel_discriminator": (dict(in_channels=4), 4),
+        "bisenet": (dict(num_classes=19), 3, 2),
+        "unet_generator": (dict(in_channels=3, out_channels=1, num_downs=num_downs_for(size)), 3, 1),
+        "patch_discriminator": (dict(in_channels=4), 4, 1),
+        "pixel_discriminator": (dict(in_channels=4), 4, 1),
     }
     if include_eagrnet:
-        specs["eagrnet"] = (dict(num_classes=11), 3)
+        specs["eagrnet"] = (dict(num_classes=11), 3, 2)
     return specs
 
 
@@ -174,27 +177,33 @@ def cpu_name() -> str:
 
 
 def benchmark_model(
-    name: str, kwargs: dict, channels: int, size: int, settings: list[Setting], repeats: int, table: Table
+    name: str, spec: tuple[dict, int, int], size: int, settings: list[Setting], repeats: int, table: Table
 ) -> None:
+    kwargs, channels, train_batch = spec
     torch.manual_seed(0)
     model = build_model(name, **kwargs)
     x = torch.randn(1, channels, size, size)
+    x_train = torch.randn(train_batch, channels, size, size)
     base = SETTINGS["fp32"]
     fwd_flops = count_flops(forward_fn(*prepare(model, x, base, train=False), base))
-    step_flops = count_flops(train_step_fn(*prepare(model, x, base, train=True), base))
+    step_flops = count_flops(train_step_fn(*prepare(model, x_train, base, train=True), base))
 
     fwd = {s.name: forward_fn(*prepare(model, x, s, train=False), s) for s in settings}
     fwd_times = interleaved_medians(fwd, repeats)
     del fwd
-    step = {s.name: train_step_fn(*prepare(model, x, s, train=True), s) for s in settings if not s.frozen}
+    step = {
+        s.name: train_step_fn(*prepare(model, x_train, s, train=True), s) for s in settings if not s.frozen
+    }
     step_times = interleaved_medians(step, repeats)
     del step
 
-    for mode, times, flops in (("forward", fwd_times, fwd_flops), ("fwd+bwd", step_times, step_flops)):
+    rows = (("forward", 1, fwd_times, fwd_flops), ("fwd+bwd", train_batch, step_times, step_flops))
+    for mode, batch, times, flops in rows:
         for setting_name, seconds in times.items():
             table.add_row(
                 name,
                 mode,
+                str(batch),
                 setting_name,
                 f"{seconds:.3f}",
                 f"{flops / 1e9:.1f}",
@@ -227,19 +236,20 @@ def main() -> None:
         specs = {n: specs[n] for n in args.models.split(",")}
     console.print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, {cpu_name()}, "
-        f"batch 1 at {args.size}², {args.repeats} interleaved repeats (medians)"
+        f"{args.size}² inputs, {args.repeats} interleaved repeats (medians)"
     )
-    table = Table("model", "mode", "setting", "median s", "GFLOP", "GFLOP/s", "speed-up vs fp32")
-    for name, (kwargs, channels) in specs.items():
-        benchmark_model(name, kwargs, channels, args.size, settings, args.repeats, table)
+    table = Table("model", "mode", "batch", "setting", "median s", "GFLOP", "GFLOP/s", "speed-up vs fp32")
+    for name, spec in specs.items():
+        benchmark_model(name, spec, args.size, settings, args.repeats, table)
     console.print(table)
 
     fractions = label_disagreement(args.size, settings, args.label_inputs, seed=0)
     for setting_name, fraction in fractions.items():
         verdict = "ok" if fraction <= 0.005 else "TOO MANY"
-        console.print(
+        console.print(  # markup off: the verdict is in literal brackets
             f"BiSeNet labels changed by {setting_name} vs fp32: {100 * fraction:.3f}% of pixels "
-            f"({args.label_inputs} inputs) [{verdict}]"
+            f"({args.label_inputs} inputs) [{verdict}]",
+            markup=False,
         )
 
 

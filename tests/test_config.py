@@ -9,7 +9,6 @@ import pytest
 from faceparse.engine.config import (
     CONFIG_DIR,
     Config,
-    default_num_downs,
     find_config,
     from_dict,
     load_config,
@@ -54,7 +53,9 @@ def test_every_preset_loads(name):
     cfg = load_config(name)
     assert cfg.run.out.startswith("runs/")
     if name not in ("base", "demo", "study"):
-        assert cfg.parsers.iterations == 100_000 and cfg.translator.iterations == 200_000  # the paper's schedule
+        assert (
+            cfg.parsers.iterations == 100_000 and cfg.translator.iterations == 200_000
+        )  # the paper's schedule
 
 
 def test_presets_are_configs_not_code_branches():
@@ -70,7 +71,9 @@ def test_presets_are_configs_not_code_branches():
 
 
 def test_dotted_overrides_and_types():
-    cfg = load_config("demo", ["joint.lambda1=0", "run.devices=2", "data.root=/x/y", "translator.betas=[0.9,0.99]"])
+    cfg = load_config(
+        "demo", ["joint.lambda1=0", "run.devices=2", "data.root=/x/y", "translator.betas=[0.9,0.99]"]
+    )
     assert cfg.joint.lambda1 == 0.0 and isinstance(cfg.joint.lambda1, float)
     assert cfg.run.devices == 2 and cfg.data.root == "/x/y" and cfg.translator.betas == [0.9, 0.99]
 
@@ -131,9 +134,10 @@ def test_saved_config_round_trips(tmp_path: Path):
 
 @pytest.mark.parametrize(("size", "downs"), [(512, 8), (256, 8), (448, 6), (128, 7), (64, 6), (96, 5)])
 def test_generator_depth_follows_the_image_size(size, downs):
-    assert default_num_downs(size) == downs
-
-
-def test_generator_depth_rejects_sizes_that_do_not_halve():
-    with pytest.raises(ValueError, match="divisible"):
-        default_num_downs(100)
+    assert resolve(load_config(None, [f"data.size={size}"]), 13).model.generator_num_downs == downs
+    assert (
+        resolve(
+            load_config(None, [f"data.size={size}", "model.generator_num_downs=4"]), 13
+        ).model.generator_num_downs
+        == 4
+    )

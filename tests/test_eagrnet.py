@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import math
+import warnings
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from faceparse.models.eagrnet import (
     Bottleneck,
     EAGRNet,
     EAGRNetOutput,
+    adaptive_avg_pool_by_slices,
     eagrnet,
     full_resolution_logits,
     output_size,
@@ -274,3 +277,36 @@ def test_training_sizes(model: EAGRNet, size: tuple[int, int]) -> None:
     with torch.no_grad():
         out = model(torch.randn(1, 3, *size))
     assert out.parsing.shape[-2:] == output_size(*size)
+
+
+@pytest.mark.parametrize(
+    ("in_size", "out_size"), [((64, 64), (6, 6)), ((7, 13), (6, 3)), ((5, 4), (6, 6)), ((9, 9), (1, 2))]
+)
+def test_slice_pooling_equals_adaptive_avg_pool(in_size: tuple[int, int], out_size: tuple[int, int]) -> None:
+    x = torch.randn(2, 3, *in_size)
+    torch.testing.assert_close(adaptive_avg_pool_by_slices(x, out_size), F.adaptive_avg_pool2d(x, out_size))
+
+
+@pytest.mark.slow
+def test_onnx_export_matches_torch(model: EAGRNet) -> None:
+    onnxruntime = pytest.importorskip("onnxruntime")
+    model.eval()
+    rgb = torch.randn(1, 3, 64, 64)  # 1/8 map 8x8: PSP bins 3 and 6 do not divide it
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
+        torch.onnx.export(
+            model,
+            (rgb,),
+            buffer,
+            dynamo=False,
+            input_names=["x"],
+            output_names=["parsing", "edge"],
+            opset_version=17,
+        )
+    session = onnxruntime.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
+    parsing, edge = session.run(None, {"x": rgb.numpy()})
+    with torch.no_grad():
+        expected = model(rgb)
+    torch.testing.assert_close(torch.from_numpy(parsing), expected.parsing, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(torch.from_numpy(edge), expected.edge, atol=1e-4, rtol=1e-4)

@@ -147,25 +147,31 @@ def test_edge_from_label_known_boundary_with_ignore() -> None:
     assert torch.equal(edge, expected)
 
 
-def _upstream_edge(label: torch.Tensor) -> torch.Tensor:
-    """EAGRNet's generate_edge.py rule, written as a plain loop: a 4-neighbour inside the image differs."""
+def _brute_force_edge(label: torch.Tensor, radius: int = 1) -> torch.Tensor:
+    """A pixel is an edge if a pixel inside the image within Manhattan distance ``radius`` differs.
+
+    radius 1 is EAGRNet's generate_edge.py loop (the 4-neighbours).
+    """
     height, width = label.shape
     edge = torch.zeros_like(label)
     for i in range(height):
         for j in range(width):
-            for di, dj in ((-1, 0), (1, 0), (0, -1), (0, 1)):
-                y, x = i + di, j + dj
-                if 0 <= y < height and 0 <= x < width and label[i, j] != label[y, x]:
-                    edge[i, j] = 1
+            for di in range(-radius, radius + 1):
+                for dj in range(-radius + abs(di), radius - abs(di) + 1):
+                    y, x = i + di, j + dj
+                    if 0 <= y < height and 0 <= x < width and label[i, j] != label[y, x]:
+                        edge[i, j] = 1
     return edge
 
 
-def test_edge_from_label_matches_upstream_loop_on_random_map() -> None:
+@pytest.mark.parametrize("radius", [1, 2, 3])
+def test_edge_from_label_matches_brute_force_on_random_map(radius: int) -> None:
     torch.manual_seed(1)
-    label = torch.randint(0, 4, (2, 9, 11))
-    edge = edge_from_label(label)
+    label = torch.randint(0, 3, (2, 9, 11))
+    label[:, 3:6, 3:8] = 1  # a block so wide bands do not cover everything
+    edge = edge_from_label(label, radius=radius)
     for b in range(2):
-        assert torch.equal(edge[b], _upstream_edge(label[b]))
+        assert torch.equal(edge[b], _brute_force_edge(label[b], radius))
 
 
 def test_edge_from_label_radius_two_is_thicker() -> None:

@@ -1,4 +1,4 @@
-"""Synthetic RGB-D generator: label/depth consistency, coverage, left/right convention, determinism, resume."""
+"""Synthetic RGB-D generator: label/depth agreement, coverage, left/right, determinism, resume."""
 
 from __future__ import annotations
 
@@ -87,7 +87,7 @@ def test_dataset_is_byte_identical_across_runs_and_worker_counts(tmp_path):
     generate_dataset(tmp_path / "b", 6, size=40, seed=7, workers=2, progress=False)
     fa, fb = _files(tmp_path / "a"), _files(tmp_path / "b")
     assert len(fa) == 6 * 4 + 3 and fa == fb
-    assert a.counts == {"train": 5, "val": 1, "test": 0} or sum(a.counts.values()) == 6
+    assert a.counts == {"train": 4, "val": 1, "test": 1}
     generate_dataset(tmp_path / "c", 6, size=40, seed=8, workers=1, progress=False)
     fc = _files(tmp_path / "c")
     assert all(fa[k] != fc[k] for k in fa if k.startswith(("rgb/", "depth/", "label/")))
@@ -143,7 +143,9 @@ def test_cli_synth(tmp_path):
 
     from faceparse.cli import app
 
-    result = CliRunner().invoke(app, ["synth", "--out", str(tmp_path / "cli"), "--num", "3", "--size", "32", "--workers", "1"])
+    result = CliRunner().invoke(
+        app, ["synth", "--out", str(tmp_path / "cli"), "--num", "3", "--size", "32", "--workers", "1"]
+    )
     assert result.exit_code == 0, result.output
     assert len(list((tmp_path / "cli" / "rgb").glob("*.png"))) == 3
     assert (tmp_path / "cli" / "dataset.json").is_file()

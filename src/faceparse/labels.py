@@ -219,7 +219,8 @@ SCHEMES: dict[str, LabelScheme] = {
     ),
     "lapa11": LabelScheme(
         name="lapa11", classes=_LAPA_CLASSES, side=Side.IMAGE, flip_pairs=_LAPA_FLIPS, colors=_LAPA_COLORS,
-        report_order=("skin", "hair", "left_eye", "right_eye", "left_eyebrow", "right_eyebrow", "nose", "upper_lip", "inner_mouth", "lower_lip"),
+        # LaPa paper / our Table 5 column order
+        report_order=("skin", "hair", "left_eye", "right_eye", "upper_lip", "inner_mouth", "lower_lip", "nose", "left_eyebrow", "right_eyebrow"),
         display=_LAPA_DISPLAY, groups=dict(_HELEN_GROUPS), description="LaPa (left = the image's left)",
     ),
     # Helen shares LaPa's ids; its left/right convention is taken to be LaPa's [unverified, docs/datasets.md].

@@ -39,7 +39,7 @@ def progress(transient: bool = False) -> Progress:
 
 
 def friendly_errors(fn: F) -> F:
-    """Report DataError / FileNotFoundError / ValueError as one red line and exit code 2."""
+    """Report DataError / FileNotFoundError as one red line and exit code 2 (no traceback)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:

@@ -150,7 +150,7 @@ def estimate_cmd(
     overwrite: bool = OVERWRITE,
     strict: bool = STRICT,
 ) -> None:
-    """Offline depth with MediaPipe's face mesh plus a smooth head fill (needs faceparse[depth])."""
+    """Offline depth with MediaPipe's face mesh plus a smooth head fill (needs the optional depth extra)."""
     from faceparse.depth.estimate import estimate_folder
 
     try:
@@ -158,7 +158,9 @@ def estimate_cmd(
             images, out, labels=labels, min_quality=min_quality, overwrite=overwrite, strict=strict
         )
     except RuntimeError as e:
-        console.print(f"[red]error:[/red] {e}")
+        from rich.markup import escape
+
+        console.print(f"[red]error:[/red] {escape(str(e))}")
         raise typer.Exit(2) from None
     console.print(report.table())
     for item in [

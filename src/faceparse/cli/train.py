@@ -20,17 +20,23 @@ _STAGE_HELP = (
 def train_command(
     stage: str = typer.Argument("all", help=_STAGE_HELP, show_default=True),
     overrides: list[str] = typer.Argument(
-        None, help="Config overrides as dotted key=value, e.g. data.root=data/synth run.devices=2 joint.lambda1=0."
+        None,
+        help="Config overrides as dotted key=value, e.g. data.root=data/synth run.devices=2 joint.lambda1=0.",
     ),
     config: str = typer.Option(
-        "base", "--config", "-c", help="Config YAML file, or a preset name from configs/ (demo, celebamask-bisenet, ...)."
+        "base",
+        "--config",
+        "-c",
+        help="Config YAML file, or a preset name from configs/ (demo, celebamask-bisenet, ...).",
     ),
     resume: bool = typer.Option(
-        False, "--resume", help="Continue each stage from its last checkpoint in run.out (finished stages are skipped)."
+        False,
+        "--resume",
+        help="Continue each stage from its last checkpoint in run.out (finished stages are skipped).",
     ),
     print_config: bool = typer.Option(False, "--print-config", help="Print the merged config and exit."),
 ) -> None:
-    """Train the parsers and the RGB→depth translator (paper §3.2, §4.2); checkpoints go to run.out/<stage>/."""
+    """Train the parsers and the RGB→depth translator (paper §3.2, §4.2); checkpoints in run.out/<stage>/."""
     from faceparse.engine.config import STAGES, load_config, to_yaml
 
     overrides = list(overrides or [])

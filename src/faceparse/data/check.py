@@ -24,10 +24,10 @@ from faceparse.data.format import (
     RGB_EXTS,
     SPLITS,
     Layout,
+    decoded_size,
     open_layout,
     read_depth,
     read_label,
-    read_rgb,
 )
 from faceparse.labels import IGNORE_INDEX, LabelScheme
 from faceparse.utils.io import DataError, read_json
@@ -127,6 +127,8 @@ class _Checker:
         has_rgb_dirs = (self.root / "rgb").is_dir() or (self.root / "label").is_dir()
         self.expect_rgb_label = not self.released or has_rgb_dirs  # released folders may be depth-only
         coverage = layout.info.depth.coverage
+        if coverage == "all" and layout.info.depth.source == "none":
+            coverage = "none"  # the converters mark RGB-only output with depth.source "none"
         self.expect_depth = coverage == "all"
         self.depth_allowed = coverage != "none"
         size = layout.info.image_size
@@ -144,26 +146,32 @@ class _Checker:
             problems.append(Problem(split_file, f"split entry {sid!r} does not exist (none of {where})"))
             return _SampleResult(problems, None, False)
         problems += self._missing_partners(sid, present)
-        arrays: dict[str, np.ndarray] = {}
-        readers = {"rgb": read_rgb, "label": read_label, "depth": read_depth}
+        sizes: dict[str, tuple[int, int]] = {}  # (width, height) of each readable file
+        histogram = None
         for kind, path in present.items():
             if path is None:
                 continue
             try:
-                arrays[kind] = readers[kind](path)
+                if kind == "label":
+                    label = read_label(path)
+                    histogram = np.bincount(label.ravel(), minlength=256).astype(np.int64)
+                    sizes[kind] = (label.shape[1], label.shape[0])
+                elif kind == "depth":
+                    depth = read_depth(path)  # also checks it is single-channel 8/16-bit
+                    sizes[kind] = (depth.shape[1], depth.shape[0])
+                else:  # the RGB pixels are not needed: a full decode is enough (twice as fast)
+                    sizes[kind] = decoded_size(path)
             except DataError as e:
                 problems.append(Problem(e.path or path, e.problem))
-        problems += self._size_problems(present, arrays)
-        histogram = None
-        if "label" in arrays:
-            histogram = np.bincount(arrays["label"].ravel(), minlength=256).astype(np.int64)
+        problems += self._size_problems(present, sizes)
+        if histogram is not None:
             problems += self._range_problems(present["label"], histogram)
         if paths.meta is not None:
             try:
                 read_json(paths.meta)
             except DataError as e:
                 problems.append(Problem(paths.meta, e.problem))
-        return _SampleResult(problems, histogram, "depth" in arrays)
+        return _SampleResult(problems, histogram, "depth" in sizes)
 
     def _missing_partners(self, sid: str, present: dict[str, Path | None]) -> list[Problem]:
         problems = []
@@ -190,9 +198,10 @@ class _Checker:
             )
         return problems
 
-    def _size_problems(self, present: dict[str, Path | None], arrays: dict[str, np.ndarray]) -> list[Problem]:
+    def _size_problems(
+        self, present: dict[str, Path | None], sizes: dict[str, tuple[int, int]]
+    ) -> list[Problem]:
         problems = []
-        sizes = {k: (a.shape[1], a.shape[0]) for k, a in arrays.items()}  # (width, height)
         ref = "rgb" if "rgb" in sizes else "label"
         for kind in ("label", "depth"):
             if kind != ref and kind in sizes and ref in sizes and sizes[kind] != sizes[ref]:

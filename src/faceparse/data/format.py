@@ -129,6 +129,14 @@ def _png_complete(path: Path) -> bool:
         return _PNG_IEND in f.read()
 
 
+def decoded_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(width, height) of an image after a full decode (so a truncated file raises :class:`DataError`).
+
+    Cheaper than :func:`read_rgb` when only validity and size matter (``faceparse check-data``).
+    """
+    return _open(Path(path)).size
+
+
 def read_rgb(path: str | os.PathLike) -> np.ndarray:
     """(H, W, 3) uint8."""
     img = _open(Path(path))

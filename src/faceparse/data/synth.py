@@ -29,12 +29,13 @@ from faceparse.labels import get_scheme
 SCHEME = "celebamask13"
 DEPTH_RANGE_M = 0.3  # metres of depth that nearness 1 → 0 spans (dataset.json depth.range)
 FOV_DEG = 40.0
+GENERATOR = "faceparse.data.synth"
 GENERATOR_VERSION = 1
 SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
 
 
 def _rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
-    """Head rotation in the camera frame (x right, y down, z forward), degrees; R = Rz(roll) Rx(pitch) Ry(yaw).
+    """Head rotation in the camera frame (x right, y down, z forward), degrees: Rz(roll) Rx(pitch) Ry(yaw).
 
     Positive yaw turns the face towards the image's right, positive pitch raises the chin, positive
     roll tilts the head clockwise in the image.
@@ -190,7 +191,7 @@ def generate_sample(
     depth = metric_to_nearness(result.depth, result.mask, DEPTH_RANGE_M)
     label[~result.mask] = 0
     meta = {
-        "generator": "faceparse.data.synth",
+        "generator": GENERATOR,
         "generator_version": GENERATOR_VERSION,
         "seed": int(seed),
         "index": int(index),
@@ -253,8 +254,13 @@ def _paint(rng: np.random.Generator, part: np.ndarray, uv: np.ndarray, p: sh.Hea
 
 
 def _paint_face(
-    rng: np.random.Generator, uv: np.ndarray, p: sh.HeadParams, skin, hair_c, strands: np.ndarray
-):
+    rng: np.random.Generator,
+    uv: np.ndarray,
+    p: sh.HeadParams,
+    skin: np.ndarray,
+    hair_c: np.ndarray,
+    strands: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Labels and material of the skull's pixels (1-D arrays over those pixels) from the part fields."""
     scheme = get_scheme(SCHEME)
     az, el = uv[:, 0], uv[:, 1]
@@ -316,8 +322,11 @@ def _write_one(args: tuple[str, int, int, int]) -> int:
 
 def split_ids(num: int) -> dict[str, list[str]]:
     """Deterministic 80/10/10 split by index (contiguous blocks: sample ``i`` never changes split)."""
-    n_train = int(round(num * SPLIT_FRACTIONS[0]))
     n_val = int(round(num * SPLIT_FRACTIONS[1]))
+    n_test = int(round(num * SPLIT_FRACTIONS[2]))
+    if num >= 3:  # every split non-empty, even for tiny sets
+        n_val, n_test = max(1, n_val), max(1, n_test)
+    n_train = num - n_val - n_test
     ids = [sample_id(i) for i in range(num)]
     return {"train": ids[:n_train], "val": ids[n_train : n_train + n_val], "test": ids[n_train + n_val :]}
 
@@ -377,7 +386,7 @@ def generate_dataset(
         image_size=[size, size],
         counts={name: len(ids) for name, ids in splits.items()},
         provenance={
-            "generator": "faceparse.data.synth",
+            "generator": GENERATOR,
             "generator_version": GENERATOR_VERSION,
             "seed": seed,
             "num": num,

@@ -332,28 +332,29 @@ def estimate_folder(
     files = sorted(p for p in images.iterdir() if p.suffix.lower() in RGB_EXTS)
     face_ids = _face_ids(Path(labels)) if labels is not None else None
     report, quality = EstimateReport(), {}
+    est = FaceMeshEstimator()  # fails early, with the install hint, when mediapipe is missing
     bar = progress() if show_progress else None
     task = bar.add_task("estimating depth", total=len(files), info="") if bar else None
     if bar is not None:
         bar.start()
     try:
-        with FaceMeshEstimator() as est:
-            for f in files:
-                target = out / f"{f.stem}.png"
-                if target.is_file() and not overwrite:
-                    report.skipped.append(f.stem)
+        for f in files:
+            target = out / f"{f.stem}.png"
+            if target.is_file() and not overwrite:
+                report.skipped.append(f.stem)
+            else:
+                try:
+                    res = _estimate_file(f, labels, est, face_ids)
+                except DataError as e:
+                    if strict:
+                        raise
+                    report.bad.append(str(e))
                 else:
-                    try:
-                        res = _estimate_file(f, labels, est, face_ids)
-                    except DataError as e:
-                        if strict:
-                            raise
-                        report.bad.append(str(e))
-                    else:
-                        _record(res, f, target, min_quality, report, quality)
-                if bar is not None:
-                    bar.update(task, advance=1)
+                    _record(res, f, target, min_quality, report, quality)
+            if bar is not None:
+                bar.update(task, advance=1)
     finally:
+        est.close()
         if bar is not None:
             bar.stop()
     if quality:

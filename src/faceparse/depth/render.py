@@ -58,7 +58,7 @@ class Camera:
         R: np.ndarray | None = None,
         t: np.ndarray | None = None,
     ) -> Camera:
-        """A camera with square pixels whose VERTICAL field of view is ``fov_deg``, centred principal point."""
+        """Square pixels, VERTICAL field of view ``fov_deg``, principal point at the image centre."""
         if not 0 < fov_deg < 180:
             raise ValueError(f"fov_deg must lie in (0, 180), got {fov_deg}")
         f = 0.5 * height / np.tan(np.radians(fov_deg) / 2)

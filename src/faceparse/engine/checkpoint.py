@@ -41,10 +41,14 @@ FORMAT_VERSION = 1
 
 def capture_rng() -> dict[str, Any]:
     """Python, numpy and torch RNG states as plain containers and tensors (weights_only-loadable)."""
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()  # noqa: NPY002 - saving the legacy global state is the point
     py_version, py_state, py_gauss = random.getstate()
     return {
-        "python": {"version": py_version, "state": torch.tensor(py_state, dtype=torch.int64), "gauss": py_gauss},
+        "python": {
+            "version": py_version,
+            "state": torch.tensor(py_state, dtype=torch.int64),
+            "gauss": py_gauss,
+        },
         "numpy": {
             "kind": kind,
             "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
@@ -61,7 +65,7 @@ def restore_rng(rng: dict[str, Any]) -> None:
     random.setstate((py["version"], tuple(int(v) for v in py["state"].tolist()), py["gauss"]))
     npy = rng["numpy"]
     keys = npy["keys"].numpy().astype(np.uint32)
-    np.random.set_state((npy["kind"], keys, npy["pos"], npy["has_gauss"], npy["cached"]))
+    np.random.set_state((npy["kind"], keys, npy["pos"], npy["has_gauss"], npy["cached"]))  # noqa: NPY002
     torch.set_rng_state(rng["torch"])
 
 
@@ -143,7 +147,11 @@ def list_checkpoints(checkpoints: str | os.PathLike) -> list[Path]:
     checkpoints = Path(checkpoints)
     if not checkpoints.is_dir():
         return []
-    found = [p for p in checkpoints.iterdir() if p.is_dir() and p.name.startswith(PREFIX) and (p / META_FILE).is_file()]
+    found = [
+        p
+        for p in checkpoints.iterdir()
+        if p.is_dir() and p.name.startswith(PREFIX) and (p / META_FILE).is_file()
+    ]
     return sorted(found, key=lambda p: int(p.name[len(PREFIX) :]))
 
 
@@ -166,7 +174,9 @@ def find_checkpoint(path: str | os.PathLike) -> Path:
     for stage in reversed(STAGES):
         if (latest := latest_checkpoint(path / stage)) is not None:
             return latest
-    raise DataError(path, f"no checkpoint here (expected {META_FILE}, {CHECKPOINT_DIR}/{PREFIX}*/ or stage folders)")
+    raise DataError(
+        path, f"no checkpoint here (expected {META_FILE}, {CHECKPOINT_DIR}/{PREFIX}*/ or stage folders)"
+    )
 
 
 def read_meta(checkpoint: str | os.PathLike) -> dict[str, Any]:
@@ -192,16 +202,22 @@ def load_weights(module: nn.Module, checkpoint: str | os.PathLike, name: str) ->
         weights = load_file(str(path))
     except Exception as e:
         raise DataError(path, f"unreadable safetensors file ({e})") from None
-    result = module.load_state_dict(weights, strict=False)
-    if result.missing_keys or result.unexpected_keys:
+    expected = module.state_dict()
+    missing = [k for k in expected if k not in weights]
+    unexpected = [k for k in weights if k not in expected]
+    resized = [k for k in expected if k in weights and weights[k].shape != expected[k].shape]
+    if missing or unexpected or resized:
         raise DataError(
             path,
-            f"weights do not fit the {name} network: missing {result.missing_keys[:3]}, "
-            f"unexpected {result.unexpected_keys[:3]}",
+            f"weights do not fit the {name} network: missing {missing[:3]}, unexpected {unexpected[:3]}, "
+            f"shape mismatch {resized[:3]}",
         )
+    module.load_state_dict(weights)
 
 
-def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[dict[str, nn.Module], dict]:
+def load_checkpoint(
+    path: str | os.PathLike, device: str | torch.device = "cpu"
+) -> tuple[dict[str, nn.Module], dict]:
     """Rebuild every network stored in a checkpoint, in eval mode, with its metadata.
 
     ``path`` is a checkpoint folder, a stage folder or a run folder (see :func:`find_checkpoint`). The

@@ -11,7 +11,6 @@ here and filled in by :func:`resolve`, and the resolved config is what every run
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,8 +150,10 @@ def find_config(name: str | os.PathLike) -> Path:
     raise DataError(path, f"config file not found (presets in {CONFIG_DIR}: {presets})")
 
 
-def load_config(source: str | os.PathLike | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Build a :class:`Config` from defaults, a YAML file or preset name, and dotted ``key=value`` overrides."""
+def load_config(
+    source: str | os.PathLike | None = None, overrides: list[str] | tuple[str, ...] = ()
+) -> Config:
+    """A :class:`Config` from defaults, a YAML file or preset name, and dotted ``key=value`` overrides."""
     schema = OmegaConf.structured(Config)
     where: Path | None = None
     try:
@@ -179,33 +180,30 @@ def validate(cfg: Config) -> None:
     checks = [
         (cfg.model.arch in ARCHS, f"model.arch must be one of {ARCHS}, got {cfg.model.arch!r}"),
         (cfg.model.discriminator in DISCRIMINATORS, f"model.discriminator must be one of {DISCRIMINATORS}"),
-        (cfg.run.precision in PRECISIONS, f"run.precision must be one of {PRECISIONS}, got {cfg.run.precision!r}"),
+        (
+            cfg.run.precision in PRECISIONS,
+            f"run.precision must be one of {PRECISIONS}, got {cfg.run.precision!r}",
+        ),
         (cfg.data.augment in AUGMENTATIONS, f"data.augment must be one of {AUGMENTATIONS}"),
         (0.0 < cfg.data.depth_fraction <= 1.0, "data.depth_fraction must be in (0, 1]"),
         (cfg.data.size >= 16, "data.size must be at least 16"),
-        (cfg.joint.batch_size >= 2 and cfg.joint.batch_size % 2 == 0, "joint.batch_size must be even (half/half)"),
+        (
+            cfg.joint.batch_size >= 2 and cfg.joint.batch_size % 2 == 0,
+            "joint.batch_size must be even (half/half)",
+        ),
         (cfg.run.ckpt_every >= 1 and cfg.run.log_every >= 1, "run.ckpt_every and run.log_every must be ≥ 1"),
     ]
     for name in ("parsers", "translator"):
         optim: OptimConfig = getattr(cfg, name)
         checks.append((optim.optimizer in ("sgd", "adam"), f"{name}.optimizer must be sgd or adam"))
-        checks.append((optim.iterations >= 1 and optim.batch_size >= 1, f"{name}.iterations/batch_size must be ≥ 1"))
+        checks.append(
+            (optim.iterations >= 1 and optim.batch_size >= 1, f"{name}.iterations/batch_size must be ≥ 1")
+        )
     for i in range(1, 6):
         checks.append((getattr(cfg.joint, f"lambda{i}") >= 0.0, f"joint.lambda{i} must be ≥ 0"))
     for ok, message in checks:
         if not ok:
             raise ValueError(message)
-
-
-def default_num_downs(size: int) -> int:
-    """U-Net depth for a square input: 8 levels (pix2pix unet_256, FACTS §4) when ``size`` allows it,
-    else the most halvings that divide ``size`` exactly (448² → 6), so skip connections line up."""
-    levels = 0
-    while levels < 8 and size % 2 ** (levels + 1) == 0:
-        levels += 1
-    if levels < 4:
-        raise ValueError(f"data.size={size} must be divisible by 16 for the U-Net generator")
-    return levels
 
 
 def resolve(cfg: Config, num_classes: int) -> Config:
@@ -216,7 +214,9 @@ def resolve(cfg: Config, num_classes: int) -> Config:
     if cfg.translator.lr is None:
         cfg.translator.lr = 1e-3
     if cfg.model.generator_num_downs is None:
-        cfg.model.generator_num_downs = default_num_downs(cfg.data.size)
+        from faceparse.models.pix2pix import num_downs_for  # 8 for ≥256², else the most exact halvings
+
+        cfg.model.generator_num_downs = num_downs_for(cfg.data.size)
     return cfg
 
 

@@ -36,7 +36,7 @@ def joint_step(
     """One joint iteration. Returns the detached terms (unweighted) and the weighted total ``loss``."""
     rgb, label = batch["rgb"], batch["label"]  # (B, 3, H, W) in [0, 1], (B, H, W)
     half = rgb.shape[0] // 2
-    rgb_paired, label_paired, label_rgb_only = rgb[:half], label[:half], label[half:]
+    label_paired, label_rgb_only = label[:half], label[half:]
     depth_real = depth_for_network(batch["depth"][:half])  # (B/2, 1, H, W) in [-1, 1]
 
     # G translates all B images in one pass: paired half → L_DT, RGB-labelled half → F_D (L_E2E)
@@ -51,7 +51,9 @@ def joint_step(
 
     # G, F_R, F_D: minimise L (Eq. 4)
     logits_rgb = nets.parser_rgb(rgb_for_parser(rgb))  # all B RGB images
-    depth_mixed = torch.cat([depth_real, depth_fake_rgb_only])  # (B, 1, H, W): half real, half generated (§4.2)
+    depth_mixed = torch.cat(
+        [depth_real, depth_fake_rgb_only]
+    )  # (B, 1, H, W): half real, half generated (§4.2)
     logits_depth = nets.parser_depth(depth_mixed)  # one pass: BN sees the mixed batch
     logits_depth_real, logits_depth_fake = rows(logits_depth, 0, half), rows(logits_depth, half, 2 * half)
 
@@ -60,7 +62,9 @@ def joint_step(
     loss_cls_rgb = loss_fn(logits_rgb, label)
     loss_cls_depth = loss_fn(logits_depth_real, label_paired)
     with frozen(nets.discriminator) as discriminator:
-        loss_dt, dt_parts = generator_loss(discriminator, rgb_g[:half], depth_real, depth_fake_paired, weights.lambda_l1)
+        loss_dt, dt_parts = generator_loss(
+            discriminator, rgb_g[:half], depth_real, depth_fake_paired, weights.lambda_l1
+        )
 
     loss = (
         weights.lambda1 * loss_ml
@@ -88,7 +92,12 @@ def joint_step(
     return {"loss": loss.detach(), **detached, "loss_d": loss_d, "l1": dt_parts["l1"].detach()}
 
 
-_WEIGHT_OF = {"loss_ml": "lambda1", "loss_e2e": "lambda2", "loss_cls_rgb": "lambda3", "loss_cls_depth": "lambda4"}
+_WEIGHT_OF = {
+    "loss_ml": "lambda1",
+    "loss_e2e": "lambda2",
+    "loss_cls_rgb": "lambda3",
+    "loss_cls_depth": "lambda4",
+}
 
 
 def _check_weighted_finite(loss: torch.Tensor, terms: dict[str, torch.Tensor], weights: JointWeights) -> None:

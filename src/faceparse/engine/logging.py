@@ -1,4 +1,4 @@
-"""Run logging on rank 0: ``metrics.csv``, optional TensorBoard, and a rich progress bar with the loss terms."""
+"""Run logging on rank 0: ``metrics.csv``, optional TensorBoard, a rich progress bar with the loss terms."""
 
 from __future__ import annotations
 
@@ -105,5 +105,7 @@ class StageProgress:
         self._progress.__exit__(*exc)
 
     def update(self, completed: int, terms: dict[str, float]) -> None:
-        info = " ".join(f"{k.removeprefix('loss_')}={v:.3f}" for k, v in terms.items() if k.startswith("loss"))
+        info = " ".join(
+            f"{k.removeprefix('loss_')}={v:.3f}" for k, v in terms.items() if k.startswith("loss")
+        )
         self._progress.update(self._task, completed=completed, info=info)

@@ -32,12 +32,22 @@ from faceparse.engine.config import STAGES, Config, OptimConfig, load_config, re
 from faceparse.engine.joint import joint_step
 from faceparse.engine.logging import MetricsLog, StageProgress, console
 from faceparse.engine.networks import STAGE_ROLES, Networks, NetworkSpec, Optimizers, network_specs
-from faceparse.engine.pretrain import NonFiniteLoss, depth_parser_step, rgb_parser_step, translator_step, unwrap
+from faceparse.engine.pretrain import (
+    NonFiniteLoss,
+    depth_parser_step,
+    rgb_parser_step,
+    translator_step,
+    unwrap,
+)
 from faceparse.engine.sampling import IterationBatches, Pool, SeededItems, mix_seed, seed_everything
 from faceparse.engine.schedule import make_optimizer, make_poly_scheduler
 from faceparse.utils.io import DataError, atomic_write_text
 
-STAGE_INIT = {"parser_rgb": "pretrain-rgb", "parser_depth": "pretrain-depth", "generator": "pretrain-translator"}
+STAGE_INIT = {
+    "parser_rgb": "pretrain-rgb",
+    "parser_depth": "pretrain-depth",
+    "generator": "pretrain-translator",
+}
 STAGE_INIT["discriminator"] = "pretrain-translator"
 
 
@@ -65,7 +75,10 @@ def stage_plan(cfg: Config, stage: str) -> StagePlan:
     if stage == "pretrain-translator":
         t = cfg.translator
         return StagePlan(
-            ("generator", "discriminator"), t.iterations, t.batch_size, {"generator": (t, 1.0), "discriminator": (t, 1.0)}
+            ("generator", "discriminator"),
+            t.iterations,
+            t.batch_size,
+            {"generator": (t, 1.0), "discriminator": (t, 1.0)},
         )
     if stage == "joint":
         j = cfg.joint
@@ -132,7 +145,11 @@ def _open_dataset(cfg: Config) -> Any:
     preset = cfg.data.augment if train_aug else "bisenet"
     transform = build_transform(preset, cfg.data.size, scheme, train=train_aug)
     return FaceParsingDataset(
-        cfg.data.root, cfg.data.train_split, depth_fraction=cfg.data.depth_fraction, seed=cfg.data.seed, transform=transform
+        cfg.data.root,
+        cfg.data.train_split,
+        depth_fraction=cfg.data.depth_fraction,
+        seed=cfg.data.seed,
+        transform=transform,
     )
 
 
@@ -151,7 +168,9 @@ def _pools(dataset: Any, stage: str, plan: StagePlan, seed: int) -> list[tuple[P
     return [(Pool(depth_indices, seed, stream), half), (Pool(all_indices, seed, stream + 1), half)]
 
 
-def _loader(dataset: Any, pools: list[tuple[Pool, int]], cfg: Config, start: int, end: int, fabric: Any) -> Any:
+def _loader(
+    dataset: Any, pools: list[tuple[Pool, int]], cfg: Config, start: int, end: int, fabric: Any
+) -> Any:
     from torch.utils.data import DataLoader
 
     sampler = IterationBatches(pools, cfg.run.seed, start, end, fabric.global_rank, fabric.world_size)
@@ -177,11 +196,18 @@ def _init_from_pretrained(cfg: Config, networks: Networks, specs: dict[str, Netw
             checkpoint = ckpt.find_checkpoint(source)
         except DataError:
             raise DataError(
-                source, f"no pre-trained {role} checkpoint: run `faceparse train ... {STAGE_INIT[role]}` first"
+                source,
+                f"no pre-trained {role} checkpoint: run `faceparse train ... {STAGE_INIT[role]}` first",
             ) from None
         stored = ckpt.read_meta(checkpoint)["networks"].get(role)
-        if stored is None or stored["builder"] != specs[role].builder or stored["kwargs"] != specs[role].kwargs:
-            raise DataError(checkpoint, f"{role} in this checkpoint ({stored}) does not match the config ({specs[role]})")
+        if (
+            stored is None
+            or stored["builder"] != specs[role].builder
+            or stored["kwargs"] != specs[role].kwargs
+        ):
+            raise DataError(
+                checkpoint, f"{role} in this checkpoint ({stored}) does not match the config ({specs[role]})"
+            )
         ckpt.load_weights(module, checkpoint, role)
         used[role] = str(checkpoint)
     return used
@@ -200,7 +226,9 @@ def run_stage(fabric: Any, cfg: Config, stage: str, resume: bool = False) -> Pat
     checkpoints = stage_dir / ckpt.CHECKPOINT_DIR
     existing = ckpt.latest_checkpoint(stage_dir)
     if existing is not None and not resume:
-        raise DataError(stage_dir, "already holds checkpoints: pass --resume to continue, or choose another run.out")
+        raise DataError(
+            stage_dir, "already holds checkpoints: pass --resume to continue, or choose another run.out"
+        )
     rank0 = fabric.global_rank == 0
     if rank0:
         stage_dir.mkdir(parents=True, exist_ok=True)
@@ -210,7 +238,9 @@ def run_stage(fabric: Any, cfg: Config, stage: str, resume: bool = False) -> Pat
     seed_everything(mix_seed(cfg.run.seed, STAGES.index(stage)))
     specs = network_specs(cfg)
     networks = Networks(**{role: specs[role].build() for role in plan.roles})
-    init_sources = _init_from_pretrained(cfg, networks, specs) if stage == "joint" and existing is None else {}
+    init_sources = (
+        _init_from_pretrained(cfg, networks, specs) if stage == "joint" and existing is None else {}
+    )
     start = 0
     state: dict[str, Any] | None = None
     if existing is not None:
@@ -239,7 +269,12 @@ def run_stage(fabric: Any, cfg: Config, stage: str, resume: bool = False) -> Pat
 
     loss_fn = parser_loss(cfg.model.arch)
     weights = JointWeights(
-        cfg.joint.lambda1, cfg.joint.lambda2, cfg.joint.lambda3, cfg.joint.lambda4, cfg.joint.lambda5, cfg.lambda_l1
+        cfg.joint.lambda1,
+        cfg.joint.lambda2,
+        cfg.joint.lambda3,
+        cfg.joint.lambda4,
+        cfg.joint.lambda5,
+        cfg.lambda_l1,
     )
     step = _stage_step(stage, networks, optimizers, loss_fn, weights, cfg.lambda_l1, fabric.backward)
     loader = _loader(dataset, _pools(dataset, stage, plan, cfg.run.seed), cfg, start, plan.iterations, fabric)
@@ -265,7 +300,9 @@ def run_stage(fabric: Any, cfg: Config, stage: str, resume: bool = False) -> Pat
                 "init_from": meta["init_from"],
             }
             stamped = {**meta, "saved_at": datetime.now(UTC).isoformat(timespec="seconds")}
-            path = ckpt.save_checkpoint(checkpoints, iteration, plain, train_state, stamped, keep=cfg.run.keep_checkpoints)
+            path = ckpt.save_checkpoint(
+                checkpoints, iteration, plain, train_state, stamped, keep=cfg.run.keep_checkpoints
+            )
         fabric.barrier()
         return path
 
@@ -315,9 +352,12 @@ def _iterate(
 ) -> Path:
     iteration = start
     tic, images_seen = time.perf_counter(), 0
-    with _stop_requests() as stop_requested, StageProgress(stage, plan.iterations, start, rank0 and cfg.run.progress) as bar:
+    with (
+        _stop_requests() as stop_requested,
+        StageProgress(stage, plan.iterations, start, rank0 and cfg.run.progress) as bar,
+    ):
         for batch in loader:
-            # dropout and other in-step randomness: a pure function of (seed, rank, iteration) for exact resume
+            # dropout and other in-step draws: a pure function of (seed, rank, iteration), for exact resume
             torch.manual_seed(mix_seed(cfg.run.seed, fabric.global_rank, iteration, 7))
             try:
                 with fabric.autocast():
@@ -325,9 +365,8 @@ def _iterate(
             except NonFiniteLoss as e:
                 e.iteration = iteration + 1
                 where = f"last good checkpoint: {last}" if last else "no checkpoint was written yet"
-                raise TrainingStopped(
-                    f"{stage}: loss term {e.term!r} became {e.value} at iteration {iteration + 1}; stopped ({where})"
-                ) from e
+                message = f"loss term {e.term!r} became {e.value} at iteration {e.iteration}"
+                raise TrainingStopped(f"{stage}: {message}; stopped, {where}") from e
             for scheduler in schedulers.values():
                 scheduler.step()
             iteration += 1
@@ -345,7 +384,9 @@ def _iterate(
             if _any_rank(fabric, stop_requested()):
                 if iteration % cfg.run.ckpt_every and iteration != plan.iterations:
                     last = save(iteration)
-                raise TrainingStopped(f"{stage}: interrupted at iteration {iteration}; checkpoint saved at {last}")
+                raise TrainingStopped(
+                    f"{stage}: interrupted at iteration {iteration}; checkpoint saved at {last}"
+                )
     if last is None:
         raise TrainingStopped(f"{stage}: no iterations were run")
     return last

@@ -36,15 +36,21 @@ class NetworkSpec:
 
 
 def network_specs(cfg: Config) -> dict[str, NetworkSpec]:
-    """F_R, F_D (same architecture, 3 vs 1 input channels, paper §4.2), G (U-Net) and D (PixelGAN/PatchGAN)."""
+    """F_R, F_D (same architecture, 3 vs 1 input channels, paper §4.2), G (U-Net), D (PixelGAN/PatchGAN)."""
     arch, classes = cfg.model.arch, cfg.model.num_classes
     if classes is None or cfg.model.generator_num_downs is None:
         raise ValueError("config is unresolved; call faceparse.engine.config.resolve first")
-    parser_output = "(out, out16, out32) logits at input size" if arch == "bisenet" else "(parsing, edge) at 1/4 size"
+    parser_output = (
+        "(out, out16, out32) logits at input size" if arch == "bisenet" else "(parsing, edge) at 1/4 size"
+    )
     disc = f"{cfg.model.discriminator}_discriminator"
     return {
-        "parser_rgb": NetworkSpec(arch, {"num_classes": classes, "in_channels": 3}, "rgb", "imagenet", parser_output),
-        "parser_depth": NetworkSpec(arch, {"num_classes": classes, "in_channels": 1}, "depth", "depth", parser_output),
+        "parser_rgb": NetworkSpec(
+            arch, {"num_classes": classes, "in_channels": 3}, "rgb", "imagenet", parser_output
+        ),
+        "parser_depth": NetworkSpec(
+            arch, {"num_classes": classes, "in_channels": 1}, "depth", "depth", parser_output
+        ),
         "generator": NetworkSpec(
             "unet_generator",
             {

@@ -67,7 +67,9 @@ def rgb_parser_step(
     parser_rgb: nn.Module, optimizer: torch.optim.Optimizer, batch: dict, loss_fn: LossFn, backward: Backward
 ) -> dict[str, torch.Tensor]:
     """F_R on (x_R, y_R): minimise L_CLS^RGB, the base parser's own loss."""
-    logits_rgb = parser_rgb(rgb_for_parser(batch["rgb"]))  # BiSeNet: 3 × (B, C, H, W); EAGRNet: (B, C, H/4, W/4), ...
+    logits_rgb = parser_rgb(
+        rgb_for_parser(batch["rgb"])
+    )  # BiSeNet: 3 × (B, C, H, W); EAGRNet: (B, C, H/4, W/4), ...
     loss_cls_rgb = loss_fn(logits_rgb, batch["label"])
     check_finite({"loss_cls_rgb": loss_cls_rgb})
     optimizer.zero_grad(set_to_none=True)
@@ -77,7 +79,11 @@ def rgb_parser_step(
 
 
 def depth_parser_step(
-    parser_depth: nn.Module, optimizer: torch.optim.Optimizer, batch: dict, loss_fn: LossFn, backward: Backward
+    parser_depth: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batch: dict,
+    loss_fn: LossFn,
+    backward: Backward,
 ) -> dict[str, torch.Tensor]:
     """F_D on (x_D, y_D) of the depth-annotated subset: minimise L_CLS^Depth."""
     logits_depth = parser_depth(depth_for_network(batch["depth"]))  # depth (B, 1, H, W) in [-1, 1]
@@ -115,7 +121,7 @@ def translator_step(
     lambda_l1: float,
     backward: Backward,
 ) -> dict[str, torch.Tensor]:
-    """Pix2Pix: a D step on the detached fake, then G minimises L_DT = L_cGAN + λ·L_L1 (Eq. 1) with D frozen."""
+    """Pix2Pix: a D step on the detached fake, then G minimises L_DT = L_cGAN + λ·L_L1 (Eq. 1), D frozen."""
     rgb = rgb_for_generator(batch["rgb"])  # (B, 3, H, W) in [-1, 1]
     depth_real = depth_for_network(batch["depth"])  # (B, 1, H, W) in [-1, 1]
     depth_fake = generator(rgb)  # (B, 1, H, W) tanh
@@ -126,4 +132,9 @@ def translator_step(
     optimizer_g.zero_grad(set_to_none=True)
     backward(loss_dt)
     optimizer_g.step()
-    return {"loss_dt": loss_dt.detach(), "loss_d": loss_d, "gan": parts["gan"].detach(), "l1": parts["l1"].detach()}
+    return {
+        "loss_dt": loss_dt.detach(),
+        "loss_d": loss_d,
+        "gan": parts["gan"].detach(),
+        "l1": parts["l1"].detach(),
+    }

@@ -26,7 +26,7 @@ def mix_seed(*parts: int) -> int:
 
 
 class Pool:
-    """Draws positions ``p = it·B + j`` from seeded permutations of ``indices`` (one permutation per epoch)."""
+    """Draws positions ``p = it·B + j`` from seeded permutations of ``indices`` (one per epoch)."""
 
     def __init__(self, indices: Sequence[int], seed: int, stream: int):
         if not indices:
@@ -55,11 +55,22 @@ class IterationBatches(Sampler[list[tuple[int, int]]]):
     the joint stage gets [depth-annotated half | RGB-labelled half] in a fixed order.
     """
 
-    def __init__(self, pools: list[tuple[Pool, int]], seed: int, start: int, end: int, rank: int = 0, world: int = 1):
+    def __init__(
+        self, pools: list[tuple[Pool, int]], seed: int, start: int, end: int, rank: int = 0, world: int = 1
+    ):
         for _, count in pools:
             if count % world:
-                raise ValueError(f"a per-pool batch of {count} cannot be split evenly across {world} processes")
-        self.pools, self.seed, self.start, self.end, self.rank, self.world = pools, seed, start, end, rank, world
+                raise ValueError(
+                    f"a per-pool batch of {count} cannot be split evenly across {world} processes"
+                )
+        self.pools, self.seed, self.start, self.end, self.rank, self.world = (
+            pools,
+            seed,
+            start,
+            end,
+            rank,
+            world,
+        )
 
     def __len__(self) -> int:
         return max(0, self.end - self.start)
@@ -79,12 +90,12 @@ class IterationBatches(Sampler[list[tuple[int, int]]]):
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
-    np.random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 - code that uses the legacy global RNG
     torch.manual_seed(seed)
 
 
 class SeededItems(Dataset):
-    """Wraps a map-style dataset: item ``(index, seed)`` loads ``index`` with augmentation drawn from ``seed``.
+    """Wraps a map-style dataset: item ``(index, seed)`` loads ``index``, augmentation drawn from ``seed``.
 
     A :class:`~faceparse.data.dataset.FaceParsingDataset` gets its transform called with
     ``np.random.default_rng(seed)``; any other dataset has the global python/numpy/torch RNGs seeded first.

@@ -10,7 +10,9 @@ from torch import nn
 from faceparse.engine.config import OptimConfig
 
 
-def make_optimizer(params: Iterable[nn.Parameter], optim: OptimConfig, lr_scale: float = 1.0) -> torch.optim.Optimizer:
+def make_optimizer(
+    params: Iterable[nn.Parameter], optim: OptimConfig, lr_scale: float = 1.0
+) -> torch.optim.Optimizer:
     """SGD (parsers) or Adam (translator) at ``optim.lr × lr_scale`` (joint training uses ÷10, paper §4.2)."""
     if optim.lr is None:
         raise ValueError("optimiser lr is unresolved; call faceparse.engine.config.resolve first")
@@ -29,6 +31,8 @@ def poly_factor(iteration: int, total: int, power: float) -> float:
     return (1.0 - progress) ** power
 
 
-def make_poly_scheduler(optimizer: torch.optim.Optimizer, total: int, power: float) -> torch.optim.lr_scheduler.LambdaLR:
+def make_poly_scheduler(
+    optimizer: torch.optim.Optimizer, total: int, power: float
+) -> torch.optim.lr_scheduler.LambdaLR:
     """Step it once per iteration; its state (last_epoch) goes into checkpoints."""
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: poly_factor(it, total, power))

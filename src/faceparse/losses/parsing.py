@@ -104,7 +104,7 @@ def ohem_cross_entropy(
     if n_valid == 0:
         return logits.sum() * 0.0
 
-    # Masks and sums, not boolean indexing: the same selection, several times faster on CPU.
+    # Masks and sums rather than boolean indexing: the same selection, no gather/scatter of kept losses.
     hard = (pixel_loss > loss_thresh) & valid
     n_hard = int(hard.sum())
     if n_hard > n_min:

@@ -1,0 +1,258 @@
+"""The joint step (paper Eq. 4) on tiny networks, the NaN guard, and `faceparse train ... all` end to end."""
+
+from __future__ import annotations
+
+import copy
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from faceparse.data.format import DatasetInfo, write_info, write_sample, write_split
+from faceparse.data.normalize import depth_for_network
+from faceparse.engine import joint as joint_module
+from faceparse.engine.joint import joint_step
+from faceparse.engine.networks import Networks, Optimizers
+from faceparse.engine.pretrain import NonFiniteLoss, discriminator_step, plain_backward
+from faceparse.losses import JointWeights, parser_loss
+from faceparse.models import build_model
+
+SIZE, CLASSES = 64, 13
+
+
+def make_dataset(root: Path, n: int = 10, size: int = SIZE, seed: int = 0) -> Path:
+    """A tiny RGB-D dataset in the faceparse format: discs with a few parts, depth = a dome."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    ids = []
+    for i in range(n):
+        cx, cy = rng.uniform(0.35, 0.65, 2) * size
+        r = rng.uniform(0.2, 0.3) * size
+        d = np.hypot(xx - cx, yy - cy)
+        label = np.zeros((size, size), np.uint8)
+        label[d < r] = 1
+        label[d < 0.4 * r] = 8
+        label[(d < r) & (yy < cy - 0.5 * r)] = 12
+        rgb = rng.uniform(0, 40, (size, size, 3)) + label[..., None] * np.array([15, 9, 5])
+        depth = np.where(d < r, 0.5 + 0.5 * np.sqrt(np.clip(1 - (d / r) ** 2, 0, 1)), 0)
+        sid = f"s{i:03d}"
+        write_sample(root, sid, rgb=rgb.clip(0, 255).astype(np.uint8), depth=depth.astype(np.float32), label=label)
+        ids.append(sid)
+    write_info(root, DatasetInfo(name="tiny", scheme="celebamask13", image_size=[size, size]))
+    write_split(root, "train", ids[:-2])
+    write_split(root, "val", ids[-2:])
+    return root
+
+
+def tiny_overrides(root: Path, out: Path) -> list[str]:
+    return [
+        f"data.root={root}",
+        f"data.size={SIZE}",
+        "data.workers=0",
+        "data.depth_fraction=0.5",
+        "model.generator_ngf=4",
+        "model.discriminator_ndf=4",
+        "parsers.iterations=2",
+        "parsers.batch_size=2",
+        "translator.iterations=2",
+        "translator.batch_size=2",
+        "joint.iterations=2",
+        "joint.batch_size=4",
+        f"run.out={out}",
+        "run.accelerator=cpu",
+        "run.log_every=1",
+        "run.progress=false",
+    ]
+
+
+def tiny_networks(seed: int = 0) -> Networks:
+    torch.manual_seed(seed)
+    return Networks(
+        parser_rgb=build_model("bisenet", num_classes=CLASSES, in_channels=3),
+        parser_depth=build_model("bisenet", num_classes=CLASSES, in_channels=1),
+        generator=build_model("unet_generator", num_downs=6, ngf=4),
+        discriminator=build_model("pixel_discriminator", in_channels=4, ndf=4),
+    )
+
+
+def optimizers_for(nets: Networks) -> Optimizers:
+    sgd = {"lr": 1e-3, "momentum": 0.9, "weight_decay": 5e-4}
+    return Optimizers(
+        parser_rgb=torch.optim.SGD(nets.parser_rgb.parameters(), **sgd),
+        parser_depth=torch.optim.SGD(nets.parser_depth.parameters(), **sgd),
+        generator=torch.optim.Adam(nets.generator.parameters(), lr=1e-4, betas=(0.5, 0.999)),
+        discriminator=torch.optim.Adam(nets.discriminator.parameters(), lr=1e-4, betas=(0.5, 0.999)),
+    )
+
+
+def a_batch(b: int = 4, seed: int = 0) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    label = torch.randint(0, CLASSES, (b, SIZE, SIZE), generator=g)
+    return {"rgb": torch.rand(b, 3, SIZE, SIZE, generator=g), "depth": torch.rand(b, 1, SIZE, SIZE, generator=g), "label": label}
+
+
+def snapshot(nets: Networks) -> dict[str, list[torch.Tensor]]:
+    return {role: [p.detach().clone() for p in m.parameters()] for role, m in nets.items()}
+
+
+def changed(before: list[torch.Tensor], module: torch.nn.Module) -> bool:
+    return any(not torch.equal(a, b) for a, b in zip(before, module.parameters(), strict=True))
+
+
+@pytest.fixture(scope="module")
+def nets_and_batch():
+    return tiny_networks(), a_batch()
+
+
+def run_step(nets: Networks, weights: JointWeights, batch: dict) -> tuple[Networks, dict]:
+    nets = copy.deepcopy(nets)
+    terms = joint_step(nets, optimizers_for(nets), batch, weights, parser_loss("bisenet"), plain_backward)
+    return nets, terms
+
+
+def test_joint_step_updates_every_network(nets_and_batch):
+    nets, batch = nets_and_batch
+    before = snapshot(nets)
+    updated, terms = run_step(nets, JointWeights(), batch)
+    for role, module in updated.items():
+        assert changed(before[role], module), f"{role} was not updated"
+    assert set(terms) >= {"loss", "loss_ml", "loss_e2e", "loss_cls_rgb", "loss_cls_depth", "loss_dt", "loss_d"}
+    w = JointWeights()
+    total = (
+        w.lambda1 * terms["loss_ml"]
+        + w.lambda2 * terms["loss_e2e"]
+        + w.lambda3 * terms["loss_cls_rgb"]
+        + w.lambda4 * terms["loss_cls_depth"]
+        + w.lambda5 * terms["loss_dt"]
+    )
+    assert torch.allclose(terms["loss"], total)
+
+
+def test_e2e_gradients_reach_the_generator_and_zero_weights_remove_terms(nets_and_batch):
+    nets, batch = nets_and_batch
+    only_e2e = JointWeights(lambda1=0, lambda2=1, lambda3=0, lambda4=0, lambda5=0)
+    updated, _ = run_step(nets, only_e2e, batch)
+    grads_g = [p.grad for p in updated.generator.parameters()]
+    assert all(g is not None for g in grads_g) and sum(float(g.abs().sum()) for g in grads_g) > 0  # no detach
+    assert all(float(p.grad.abs().sum()) == 0 for p in updated.parser_rgb.parameters())  # F_R only in λ1, λ3
+
+
+def test_mutual_learning_trains_both_parsers(nets_and_batch):
+    nets, batch = nets_and_batch
+    only_ml = JointWeights(lambda1=1, lambda2=0, lambda3=0, lambda4=0, lambda5=0)
+    updated, _ = run_step(nets, only_ml, batch)
+    for role in ("parser_rgb", "parser_depth"):  # bidirectional (paper §3.2): neither side is detached
+        assert sum(float(p.grad.abs().sum()) for p in getattr(updated, role).parameters()) > 0, role
+
+
+def test_a_zero_weight_removes_the_terms_contribution(nets_and_batch, monkeypatch):
+    nets, batch = nets_and_batch
+    no_ml = JointWeights(lambda1=0.0)
+    reference, _ = run_step(nets, no_ml, batch)
+    real = joint_module.mutual_learning_loss
+    monkeypatch.setattr(joint_module, "mutual_learning_loss", lambda a, b: 1e3 * real(a, b) + 5.0)
+    perturbed, _ = run_step(nets, no_ml, batch)
+    for (role, a), (_, b) in zip(reference.items(), perturbed.items(), strict=True):
+        for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+            assert torch.equal(pa, pb), role
+    with_ml, _ = run_step(nets, JointWeights(), batch)  # and with λ1 = 1 the same change does matter
+    assert changed(list(reference.parser_rgb.parameters()), with_ml.parser_rgb)
+
+
+def test_discriminator_step_uses_detached_fakes(nets_and_batch):
+    nets, batch = nets_and_batch
+    nets = copy.deepcopy(nets)
+    before = snapshot(nets)
+    optimizer_d = torch.optim.Adam(nets.discriminator.parameters(), lr=1e-3)
+    rgb = batch["rgb"][:2] * 2 - 1
+    depth_fake = nets.generator(rgb)  # attached to G's graph
+    discriminator_step(nets.discriminator, optimizer_d, rgb, depth_for_network(batch["depth"][:2]), depth_fake, plain_backward)
+    assert all(p.grad is None for p in nets.generator.parameters())
+    assert not changed(before["generator"], nets.generator)
+    assert changed(before["discriminator"], nets.discriminator)
+
+
+def test_joint_batch_composition(nets_and_batch, monkeypatch):
+    """F_D sees [ground-truth depth of the first half | G's depth for the second half]; F_R sees all B."""
+    nets, batch = nets_and_batch
+    nets = copy.deepcopy(nets)
+    seen = {}
+    nets.parser_depth.register_forward_hook(lambda m, args, out: seen.setdefault("depth", args[0].detach()))
+    nets.parser_rgb.register_forward_hook(lambda m, args, out: seen.setdefault("rgb", args[0].detach()))
+    nets.generator.register_forward_hook(lambda m, args, out: seen.setdefault("fake", out.detach()))
+    joint_step(nets, optimizers_for(nets), batch, JointWeights(), parser_loss("bisenet"), plain_backward)
+    assert seen["rgb"].shape[0] == 4 and seen["depth"].shape == (4, 1, SIZE, SIZE)
+    assert torch.equal(seen["depth"][:2], depth_for_network(batch["depth"][:2]))
+    assert torch.equal(seen["depth"][2:], seen["fake"][2:])
+
+
+def test_a_non_finite_term_stops_before_any_update(nets_and_batch, monkeypatch):
+    nets, batch = nets_and_batch
+    nets = copy.deepcopy(nets)
+    before = snapshot(nets)
+    monkeypatch.setattr(joint_module, "mutual_learning_loss", lambda a, b: torch.tensor(float("nan")))
+    with pytest.raises(NonFiniteLoss, match="loss_ml"):
+        joint_step(nets, optimizers_for(nets), batch, JointWeights(), parser_loss("bisenet"), plain_backward)
+    for role in ("parser_rgb", "parser_depth", "generator"):
+        assert not changed(before[role], getattr(nets, role)), role
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    return make_dataset(tmp_path_factory.mktemp("data") / "tiny")
+
+
+def test_nan_guard_stops_the_run_and_keeps_the_last_good_checkpoint(dataset, tmp_path, monkeypatch):
+    import faceparse.losses
+    from faceparse.engine import train
+    from faceparse.engine.checkpoint import latest_checkpoint
+    from faceparse.engine.loop import TrainingStopped
+
+    real = faceparse.losses.parser_loss("bisenet")
+    calls = {"n": 0}
+
+    def exploding(output, label):
+        calls["n"] += 1
+        loss = real(output, label)
+        return loss * float("inf") if calls["n"] == 3 else loss
+
+    monkeypatch.setattr(faceparse.losses, "parser_loss", lambda arch: exploding)
+    overrides = [*tiny_overrides(dataset, tmp_path / "run"), "parsers.iterations=4", "run.ckpt_every=2"]
+    with pytest.raises(TrainingStopped, match=r"'loss_cls_rgb' became .* at iteration 3") as info:
+        train(None, "pretrain-rgb", overrides=overrides)
+    assert "iter-0000002" in str(info.value)
+    assert latest_checkpoint(tmp_path / "run" / "pretrain-rgb").name == "iter-0000002"
+
+
+def test_train_all_end_to_end_through_the_cli(dataset, tmp_path):
+    from faceparse.cli import app
+    from faceparse.engine import load_checkpoint
+
+    out = tmp_path / "run"
+    runner = CliRunner()
+    result = runner.invoke(app, ["train", "all", *tiny_overrides(dataset, out)])
+    assert result.exit_code == 0, result.output
+    for stage in ("pretrain-rgb", "pretrain-depth", "pretrain-translator", "joint"):
+        assert (out / stage / "config.yaml").is_file()
+        rows = list(csv.DictReader((out / stage / "metrics.csv").open()))
+        assert [int(r["iteration"]) for r in rows] == [1, 2]
+    joint_rows = list(csv.DictReader((out / "joint" / "metrics.csv").open()))
+    assert {"loss_ml", "loss_e2e", "loss_cls_rgb", "loss_cls_depth", "loss_dt", "loss_d"} <= set(joint_rows[0])
+
+    networks, meta = load_checkpoint(out)
+    assert meta["stage"] == "joint" and meta["iteration"] == 2
+    assert set(networks) == {"parser_rgb", "parser_depth", "generator", "discriminator"}
+    assert meta["scheme"]["name"] == "celebamask13" and meta["config"]["model"]["num_classes"] == CLASSES
+    assert meta["networks"]["parser_rgb"]["normalization"] == "imagenet"
+    assert meta["networks"]["parser_depth"]["normalization"] == "depth"
+    assert set(meta["init_from"]) == {"parser_rgb", "parser_depth", "generator", "discriminator"}
+    logits = networks["parser_depth"](torch.zeros(1, 1, SIZE, SIZE))[0]
+    assert logits.shape == (1, CLASSES, SIZE, SIZE)
+
+    again = runner.invoke(app, ["train", "joint", *tiny_overrides(dataset, out)])
+    assert again.exit_code == 2 and "--resume" in again.output
+    resumed = runner.invoke(app, ["train", "all", "--resume", *tiny_overrides(dataset, out)])
+    assert resumed.exit_code == 0 and "already complete" in resumed.output
