@@ -13,6 +13,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch==2.13.0 is a local CPU wheel that pip finds through this machine's pip configuration.
 	$(PY) -m pip install --quiet -e ".[dev]"
+	# The offline depth backend too, so its tests run (see depth-extra below).
+	$(PY) -m pip install --quiet --no-deps "mediapipe==0.10.14"
 	@touch $(STAMP)
 
 venv: $(STAMP)
@@ -34,10 +36,12 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format src tests benchmarks
 	$(VENV)/bin/ruff check --fix src tests benchmarks
 
-# The offline depth backend (FACTS §3): mediapipe 0.10.14 without jax and GUI opencv.
+# The offline depth backend (FACTS §3): mediapipe 0.10.14 (its wheel bundles the face-mesh models)
+# WITHOUT its declared dependencies: they would pull jax and GUI opencv, and downgrade protobuf below
+# what onnx/tensorboard need (faceparse.depth.estimate shims the one protobuf API it lost).
 depth-extra: $(STAMP)
+	$(PY) -m pip install --quiet ".[depth]"
 	$(PY) -m pip install --quiet --no-deps "mediapipe==0.10.14"
-	$(PY) -m pip install --quiet "protobuf<5" absl-py attrs flatbuffers scikit-image
 
 bench: $(STAMP)
 	$(PY) benchmarks/synth.py

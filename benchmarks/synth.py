@@ -79,14 +79,15 @@ def main() -> None:
         rows.append(
             (f"generate_sample {size}² (1 process, no IO)", single, f"{cpu * 1000:.0f} ms CPU/sample")
         )
-        rate = _dataset_rate(num, size, args.workers)
-        rows.append(
-            (f"generate_dataset {size}² ({args.workers} workers, {num} files)", rate, f"x{rate / single:.2f}")
-        )
+        rate, cpu = _dataset_rate(num, size, args.workers)
+        note = f"x{rate / single:.2f} vs 1 process; {cpu * 1000:.0f} ms CPU/sample"
+        note += f" -> {args.workers / cpu:.0f}/s if idle"
+        rows.append((f"generate_dataset {size}² ({args.workers} workers, {num} files)", rate, note))
+    c0 = _cpu_seconds()
     secs = _cli_seconds(args.num128, 128, args.workers)
-    rows.append(
-        (f"CLI faceparse synth {args.num128} @128² incl. start-up", args.num128 / secs, f"{secs:.1f} s")
-    )
+    cpu = _cpu_seconds() - c0
+    note = f"{secs:.1f} s wall, {cpu:.1f} s CPU -> {args.num128 * args.workers / cpu:.0f}/s if idle"
+    rows.append((f"CLI faceparse synth {args.num128} @128² incl. start-up", args.num128 / secs, note))
     print(f"{'benchmark':58s} {'samples/s':>10s}  note")
     for name, rate, note in rows:
         print(f"{name:58s} {rate:10.1f}  {note}")

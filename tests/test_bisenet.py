@@ -164,6 +164,16 @@ def test_eval_mode_is_deterministic_and_seeded_init_reproducible():
         assert torch.equal(a, b) and torch.equal(a, c)
 
 
+def test_logits_stay_float32_under_bf16_autocast(model):
+    captured = {}
+    hook = model.conv_out.conv.register_forward_hook(lambda m, i, o: captured.setdefault("feat", o))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        outputs = model(torch.randn(1, 3, 64, 64))
+    hook.remove()
+    assert captured["feat"].dtype == torch.bfloat16  # the body runs in bf16 ...
+    assert all(out.dtype == torch.float32 for out in outputs)  # ... the classifier and upsampling in fp32
+
+
 def test_batch_elements_are_independent_in_eval_mode(model):
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():

@@ -73,7 +73,9 @@ def test_weights_optimiser_scheduler_rng_round_trip(tmp_path: Path):
     fresh = _networks(seed=99)
     for name, module in fresh.items():
         ckpt.load_weights(module, path, name)
-        for (key, a), b in zip(module.state_dict().items(), networks[name].state_dict().values(), strict=True):
+        for (key, a), b in zip(
+            module.state_dict().items(), networks[name].state_dict().values(), strict=True
+        ):
             assert torch.equal(a, b), key
     state = ckpt.read_state(path)  # torch.load(..., weights_only=True) inside
     assert state["iteration"] == 7

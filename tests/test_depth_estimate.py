@@ -101,3 +101,33 @@ def test_labels_extend_depth_over_head(tmp_path):
     ).all()
     # farther from the face, the fill recedes (nearness falls toward the label's outline)
     assert res.nearness[15, 225] < res.nearness[120, 225]
+
+
+def test_estimate_into_dataset_honours_dropped_regions(tmp_path):
+    pytest.importorskip("mediapipe")
+    from skimage import data
+
+    from faceparse.data.format import DatasetInfo, read_info, write_info
+    from faceparse.depth.estimate import estimate_folder
+
+    rgb = data.astronaut()
+    ds = tmp_path / "helen"
+    write_info(ds, DatasetInfo(name="Helen-D", scheme="helen11"))
+    (ds / "rgb").mkdir()
+    Image.fromarray(rgb).save(ds / "rgb" / "astronaut.png")
+    label = np.zeros(rgb.shape[:2], np.uint8)
+    label[10:200, 140:310] = 1
+    (ds / "label").mkdir()
+    Image.fromarray(label).save(ds / "label" / "astronaut.png")
+    dropped = np.zeros_like(label)
+    dropped[10:40, 140:310] = 255  # e.g. Helen's hair, dropped by `prepare helen --drop-hair`
+    (ds / "dropped").mkdir()
+    Image.fromarray(dropped).save(ds / "dropped" / "astronaut.png")
+    report = estimate_folder(
+        ds / "rgb", ds / "depth", labels=ds / "label", min_quality=0.0, show_progress=False
+    )
+    assert report.written == ["astronaut"]
+    stored = np.asarray(Image.open(ds / "depth" / "astronaut.png"))
+    assert (stored[10:40, 140:310] == 0).all() and (stored[60:200, 160:290] > 0).all()
+    info = read_info(ds)
+    assert (info.depth.source, info.depth.unit) == ("mediapipe-facemesh", "face widths")

@@ -164,7 +164,7 @@ def test_graph_modules_see_the_edge_map_detached(model: EAGRNet) -> None:
     torch.manual_seed(4)
     model.train()
     model.zero_grad(set_to_none=True)
-    out = model(torch.randn(2, 3, 64, 64))
+    out = model(torch.randn(2, 3, 32, 32))
     out.parsing.square().mean().backward()
     edge_grads = [p.grad for p in model.edge_layer.parameters()]
     assert all(g is None for g in edge_grads)

@@ -20,7 +20,7 @@ from faceparse.engine.pretrain import NonFiniteLoss, discriminator_step, plain_b
 from faceparse.losses import JointWeights, parser_loss
 from faceparse.models import build_model
 
-SIZE, CLASSES = 64, 13
+SIZE, CLASSES = 32, 13
 
 
 def make_dataset(root: Path, n: int = 10, size: int = SIZE, seed: int = 0) -> Path:
@@ -39,7 +39,9 @@ def make_dataset(root: Path, n: int = 10, size: int = SIZE, seed: int = 0) -> Pa
         rgb = rng.uniform(0, 40, (size, size, 3)) + label[..., None] * np.array([15, 9, 5])
         depth = np.where(d < r, 0.5 + 0.5 * np.sqrt(np.clip(1 - (d / r) ** 2, 0, 1)), 0)
         sid = f"s{i:03d}"
-        write_sample(root, sid, rgb=rgb.clip(0, 255).astype(np.uint8), depth=depth.astype(np.float32), label=label)
+        write_sample(
+            root, sid, rgb=rgb.clip(0, 255).astype(np.uint8), depth=depth.astype(np.float32), label=label
+        )
         ids.append(sid)
     write_info(root, DatasetInfo(name="tiny", scheme="celebamask13", image_size=[size, size]))
     write_split(root, "train", ids[:-2])
@@ -47,7 +49,7 @@ def make_dataset(root: Path, n: int = 10, size: int = SIZE, seed: int = 0) -> Pa
     return root
 
 
-def tiny_overrides(root: Path, out: Path) -> list[str]:
+def tiny_overrides(root: Path, out: Path, iterations: int = 2) -> list[str]:
     return [
         f"data.root={root}",
         f"data.size={SIZE}",
@@ -55,11 +57,11 @@ def tiny_overrides(root: Path, out: Path) -> list[str]:
         "data.depth_fraction=0.5",
         "model.generator_ngf=4",
         "model.discriminator_ndf=4",
-        "parsers.iterations=2",
+        f"parsers.iterations={iterations}",
         "parsers.batch_size=2",
-        "translator.iterations=2",
+        f"translator.iterations={iterations}",
         "translator.batch_size=2",
-        "joint.iterations=2",
+        f"joint.iterations={iterations}",
         "joint.batch_size=4",
         f"run.out={out}",
         "run.accelerator=cpu",
@@ -73,7 +75,7 @@ def tiny_networks(seed: int = 0) -> Networks:
     return Networks(
         parser_rgb=build_model("bisenet", num_classes=CLASSES, in_channels=3),
         parser_depth=build_model("bisenet", num_classes=CLASSES, in_channels=1),
-        generator=build_model("unet_generator", num_downs=6, ngf=4),
+        generator=build_model("unet_generator", num_downs=5, ngf=4),
         discriminator=build_model("pixel_discriminator", in_channels=4, ndf=4),
     )
 
@@ -91,7 +93,11 @@ def optimizers_for(nets: Networks) -> Optimizers:
 def a_batch(b: int = 4, seed: int = 0) -> dict:
     g = torch.Generator().manual_seed(seed)
     label = torch.randint(0, CLASSES, (b, SIZE, SIZE), generator=g)
-    return {"rgb": torch.rand(b, 3, SIZE, SIZE, generator=g), "depth": torch.rand(b, 1, SIZE, SIZE, generator=g), "label": label}
+    return {
+        "rgb": torch.rand(b, 3, SIZE, SIZE, generator=g),
+        "depth": torch.rand(b, 1, SIZE, SIZE, generator=g),
+        "label": label,
+    }
 
 
 def snapshot(nets: Networks) -> dict[str, list[torch.Tensor]]:
@@ -109,6 +115,7 @@ def nets_and_batch():
 
 def run_step(nets: Networks, weights: JointWeights, batch: dict) -> tuple[Networks, dict]:
     nets = copy.deepcopy(nets)
+    torch.manual_seed(0)  # the generator's dropout
     terms = joint_step(nets, optimizers_for(nets), batch, weights, parser_loss("bisenet"), plain_backward)
     return nets, terms
 
@@ -119,7 +126,15 @@ def test_joint_step_updates_every_network(nets_and_batch):
     updated, terms = run_step(nets, JointWeights(), batch)
     for role, module in updated.items():
         assert changed(before[role], module), f"{role} was not updated"
-    assert set(terms) >= {"loss", "loss_ml", "loss_e2e", "loss_cls_rgb", "loss_cls_depth", "loss_dt", "loss_d"}
+    assert set(terms) >= {
+        "loss",
+        "loss_ml",
+        "loss_e2e",
+        "loss_cls_rgb",
+        "loss_cls_depth",
+        "loss_dt",
+        "loss_d",
+    }
     w = JointWeights()
     total = (
         w.lambda1 * terms["loss_ml"]
@@ -169,7 +184,14 @@ def test_discriminator_step_uses_detached_fakes(nets_and_batch):
     optimizer_d = torch.optim.Adam(nets.discriminator.parameters(), lr=1e-3)
     rgb = batch["rgb"][:2] * 2 - 1
     depth_fake = nets.generator(rgb)  # attached to G's graph
-    discriminator_step(nets.discriminator, optimizer_d, rgb, depth_for_network(batch["depth"][:2]), depth_fake, plain_backward)
+    discriminator_step(
+        nets.discriminator,
+        optimizer_d,
+        rgb,
+        depth_for_network(batch["depth"][:2]),
+        depth_fake,
+        plain_backward,
+    )
     assert all(p.grad is None for p in nets.generator.parameters())
     assert not changed(before["generator"], nets.generator)
     assert changed(before["discriminator"], nets.discriminator)
@@ -180,9 +202,16 @@ def test_joint_batch_composition(nets_and_batch, monkeypatch):
     nets, batch = nets_and_batch
     nets = copy.deepcopy(nets)
     seen = {}
-    nets.parser_depth.register_forward_hook(lambda m, args, out: seen.setdefault("depth", args[0].detach()))
-    nets.parser_rgb.register_forward_hook(lambda m, args, out: seen.setdefault("rgb", args[0].detach()))
-    nets.generator.register_forward_hook(lambda m, args, out: seen.setdefault("fake", out.detach()))
+
+    def keep(name, use_output=False):
+        def hook(module, args, output):
+            seen[name] = (output if use_output else args[0]).detach()
+
+        return hook
+
+    nets.parser_depth.register_forward_hook(keep("depth"))
+    nets.parser_rgb.register_forward_hook(keep("rgb"))
+    nets.generator.register_forward_hook(keep("fake", use_output=True))
     joint_step(nets, optimizers_for(nets), batch, JointWeights(), parser_loss("bisenet"), plain_backward)
     assert seen["rgb"].shape[0] == 4 and seen["depth"].shape == (4, 1, SIZE, SIZE)
     assert torch.equal(seen["depth"][:2], depth_for_network(batch["depth"][:2]))
@@ -198,6 +227,11 @@ def test_a_non_finite_term_stops_before_any_update(nets_and_batch, monkeypatch):
         joint_step(nets, optimizers_for(nets), batch, JointWeights(), parser_loss("bisenet"), plain_backward)
     for role in ("parser_rgb", "parser_depth", "generator"):
         assert not changed(before[role], getattr(nets, role)), role
+
+
+def read_csv(path: Path) -> list[dict]:
+    with path.open(encoding="utf-8") as f:
+        return list(csv.DictReader(f))
 
 
 @pytest.fixture(scope="module")
@@ -237,10 +271,12 @@ def test_train_all_end_to_end_through_the_cli(dataset, tmp_path):
     assert result.exit_code == 0, result.output
     for stage in ("pretrain-rgb", "pretrain-depth", "pretrain-translator", "joint"):
         assert (out / stage / "config.yaml").is_file()
-        rows = list(csv.DictReader((out / stage / "metrics.csv").open()))
+        rows = read_csv(out / stage / "metrics.csv")
         assert [int(r["iteration"]) for r in rows] == [1, 2]
-    joint_rows = list(csv.DictReader((out / "joint" / "metrics.csv").open()))
-    assert {"loss_ml", "loss_e2e", "loss_cls_rgb", "loss_cls_depth", "loss_dt", "loss_d"} <= set(joint_rows[0])
+    joint_rows = read_csv(out / "joint" / "metrics.csv")
+    assert {"loss_ml", "loss_e2e", "loss_cls_rgb", "loss_cls_depth", "loss_dt", "loss_d"} <= set(
+        joint_rows[0]
+    )
 
     networks, meta = load_checkpoint(out)
     assert meta["stage"] == "joint" and meta["iteration"] == 2

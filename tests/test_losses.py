@@ -438,3 +438,32 @@ def test_discriminator_input_shapes_are_checked() -> None:
         discriminator_loss(
             MeanDiscriminator(), torch.zeros(1, 3, 4, 4), torch.zeros(1, 1, 8, 8), torch.zeros(1, 1, 8, 8)
         )
+
+
+# -------------------------------------------------------------------------------------------------
+# The real parsers (faceparse.models) through their losses and L_ML
+# -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("arch", ["bisenet", pytest.param("eagrnet", marks=pytest.mark.slow)])
+def test_real_parsers_every_parameter_gets_a_gradient(arch: str) -> None:
+    from faceparse.models.registry import build_model
+
+    torch.manual_seed(7)
+    parser_rgb = build_model(arch, num_classes=5, in_channels=3)
+    parser_depth = build_model(arch, num_classes=5, in_channels=1)
+    label = torch.randint(0, 5, (2, 64, 64))
+    label[:, :4] = IGNORE_INDEX
+    output_rgb = parser_rgb(torch.randn(2, 3, 64, 64))
+    output_depth = parser_depth(torch.randn(2, 1, 64, 64))
+    loss_fn = parser_loss(arch)
+    loss = (
+        loss_fn(output_rgb, label)
+        + loss_fn(output_depth, label)
+        + mutual_learning_loss(output_rgb, output_depth)
+    )
+    assert torch.isfinite(loss)
+    loss.backward()
+    for parser in (parser_rgb, parser_depth):
+        for name, param in parser.named_parameters():
+            assert param.grad is not None and param.grad.abs().sum() > 0, name

@@ -151,7 +151,8 @@ def test_channels_last_bf16_autocast_matches_fp32(name):
     assert len(fast) == len(reference)
     for out_fast, out_ref in zip(fast, reference, strict=True):
         assert out_fast.shape == out_ref.shape
-        assert out_fast.dtype == torch.bfloat16
+        # BiSeNet keeps its class logits in float32 (see BiSeNetOutput); the others return bf16
+        assert out_fast.dtype == (torch.float32 if name == "bisenet" else torch.bfloat16)
         assert torch.isfinite(out_fast).all()
         # bf16 keeps ~3 significant digits: compare relative to the output's scale
         error = (out_fast.float() - out_ref).abs().max() / out_ref.abs().max()

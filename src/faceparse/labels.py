@@ -51,7 +51,9 @@ class LabelScheme:
 
     def __post_init__(self) -> None:
         if len(self.colors) != len(self.classes):
-            raise ValueError(f"scheme {self.name}: {len(self.colors)} colours for {len(self.classes)} classes")
+            raise ValueError(
+                f"scheme {self.name}: {len(self.colors)} colours for {len(self.classes)} classes"
+            )
         if len(set(self.classes)) != len(self.classes):
             raise ValueError(f"scheme {self.name}: duplicate class names")
         for a, b in self.flip_pairs:
@@ -73,7 +75,9 @@ class LabelScheme:
         try:
             return self.classes.index(name)
         except ValueError:
-            raise KeyError(f"scheme {self.name!r} has no class {name!r}; classes: {', '.join(self.classes)}") from None
+            raise KeyError(
+                f"scheme {self.name!r} has no class {name!r}; classes: {', '.join(self.classes)}"
+            ) from None
 
     def ids(self, names: tuple[str, ...] | list[str]) -> list[int]:
         return [self.index(n) for n in names]
@@ -97,6 +101,8 @@ class LabelScheme:
         """
         lut = np.arange(256, dtype=np.int64)
         lut[: self.num_classes] = self.flip_permutation()
+        if label.dtype == np.uint8:  # the common case: a uint8 lookup, no widening of the whole map
+            return np.take(lut.astype(np.uint8), label[..., ::-1])
         flipped = label[..., ::-1].astype(np.intp)
         return np.ascontiguousarray(lut[flipped].astype(label.dtype))
 
@@ -113,7 +119,9 @@ class LabelScheme:
 
     def group_ids(self, group: str) -> list[int]:
         if group not in self.groups:
-            raise KeyError(f"scheme {self.name!r} has no evaluation group {group!r}; groups: {list(self.groups)}")
+            raise KeyError(
+                f"scheme {self.name!r} has no evaluation group {group!r}; groups: {list(self.groups)}"
+            )
         return self.ids(self.groups[group])
 
     def to_dict(self) -> dict:
@@ -162,10 +170,14 @@ CELEBAMASK13_RETAINED: tuple[str, ...] = (
 """Parts the 3D head model renders (paper §3.1); eye_g, hat, ear_r, neck_l, neck, cloth are dropped."""
 
 _CELEBA_FLIPS = (("l_eye", "r_eye"), ("l_brow", "r_brow"), ("l_ear", "r_ear"))
-_PAPER_ORDER = ("skin", "nose", "l_eye", "r_eye", "l_brow", "r_brow", "l_ear", "r_ear", "mouth", "u_lip", "l_lip", "hair")
+_PAPER_ORDER = (
+    "skin", "nose", "l_eye", "r_eye", "l_brow", "r_brow", "l_ear", "r_ear", "mouth", "u_lip", "l_lip", "hair",
+)  # fmt: skip
 
 
-def _celeba_scheme(name: str, classes: tuple[str, ...], description: str, order: tuple[str, ...]) -> LabelScheme:
+def _celeba_scheme(
+    name: str, classes: tuple[str, ...], description: str, order: tuple[str, ...]
+) -> LabelScheme:
     return LabelScheme(
         name=name,
         classes=classes,
@@ -189,22 +201,31 @@ _LAPA_DISPLAY = {
 }  # fmt: skip
 _LAPA_COLORS = tuple(
     _PART_COLORS[c]
-    for c in ("background", "skin", "r_brow", "l_brow", "r_eye", "l_eye", "nose", "u_lip", "mouth", "l_lip", "hair")
-)
+    for c in (
+        "background", "skin", "r_brow", "l_brow", "r_eye", "l_eye", "nose", "u_lip", "mouth", "l_lip", "hair",
+    )
+)  # fmt: skip
 _LAPA_FLIPS = (("left_eyebrow", "right_eyebrow"), ("left_eye", "right_eye"))
 _HELEN_GROUPS = {
     "eyes": ("left_eye", "right_eye"),
     "brows": ("left_eyebrow", "right_eyebrow"),
     "mouth": ("upper_lip", "inner_mouth", "lower_lip"),
     # Helen's "overall" F1: one merged foreground of brows + eyes + nose + mouth; skin and hair excluded.
-    "overall": ("left_eyebrow", "right_eyebrow", "left_eye", "right_eye", "nose", "upper_lip", "inner_mouth", "lower_lip"),
+    "overall": (
+        "left_eyebrow", "right_eyebrow", "left_eye", "right_eye", "nose",
+        "upper_lip", "inner_mouth", "lower_lip",
+    ),
 }  # fmt: skip
-_HELEN_ORDER = ("skin", "nose", "upper_lip", "inner_mouth", "lower_lip", "left_eye", "right_eye", "left_eyebrow", "right_eyebrow", "hair")  # fmt: skip
+_HELEN_ORDER = (
+    "skin", "nose", "upper_lip", "inner_mouth", "lower_lip",
+    "left_eye", "right_eye", "left_eyebrow", "right_eyebrow", "hair",
+)  # fmt: skip
 
 SCHEMES: dict[str, LabelScheme] = {
     "celebamask19": _celeba_scheme(
         "celebamask19", ("background", *CELEBAMASK_PARTS),
-        "CelebAMask-HQ, official order (ids 1..18 = merge order)", ("skin", "nose", "eye_g", *_PAPER_ORDER[2:], "hat", "ear_r", "neck_l", "neck", "cloth"),
+        "CelebAMask-HQ, official order (ids 1..18 = merge order)",
+        ("skin", "nose", "eye_g", *_PAPER_ORDER[2:], "hat", "ear_r", "neck_l", "neck", "cloth"),
     ),
     "celebamask19_fpt": _celeba_scheme(
         "celebamask19_fpt",
@@ -220,7 +241,8 @@ SCHEMES: dict[str, LabelScheme] = {
     "lapa11": LabelScheme(
         name="lapa11", classes=_LAPA_CLASSES, side=Side.IMAGE, flip_pairs=_LAPA_FLIPS, colors=_LAPA_COLORS,
         # LaPa paper / our Table 5 column order
-        report_order=("skin", "hair", "left_eye", "right_eye", "upper_lip", "inner_mouth", "lower_lip", "nose", "left_eyebrow", "right_eyebrow"),
+        report_order=("skin", "hair", "left_eye", "right_eye", "upper_lip", "inner_mouth", "lower_lip",
+                      "nose", "left_eyebrow", "right_eyebrow"),
         display=_LAPA_DISPLAY, groups=dict(_HELEN_GROUPS), description="LaPa (left = the image's left)",
     ),
     # Helen shares LaPa's ids; its left/right convention is taken to be LaPa's [unverified, docs/datasets.md].
@@ -278,6 +300,8 @@ def mapping_lut(src: str | LabelScheme, dst: str | LabelScheme, *, unmapped: int
     return lut
 
 
-def map_label(label: np.ndarray, src: str | LabelScheme, dst: str | LabelScheme, *, unmapped: int = 0) -> np.ndarray:
+def map_label(
+    label: np.ndarray, src: str | LabelScheme, dst: str | LabelScheme, *, unmapped: int = 0
+) -> np.ndarray:
     """Map a label map between schemes with :func:`mapping_lut`."""
     return mapping_lut(src, dst, unmapped=unmapped)[label.astype(np.uint8)]

@@ -61,7 +61,10 @@ def celebamask_hq(
     overwrite: bool = OVERWRITE,
 ) -> None:
     """CelebAMask-HQ: paint part masks in the official order, resize images, split by CelebA's partition."""
-    from faceparse.data.convert.celebamask import convert_celebamask
+    from faceparse.data.convert.celebamask import SCHEMES, convert_celebamask
+
+    if scheme not in SCHEMES:
+        raise typer.BadParameter(f"must be one of {', '.join(SCHEMES)}", param_hint="--scheme")
 
     report = convert_celebamask(
         root,

@@ -50,8 +50,10 @@ def _rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
 def _sample_scene(rng: np.random.Generator) -> dict[str, Any]:
     u = rng.uniform
     mode = rng.choice(["dark", "normal", "bright"], p=[0.15, 0.7, 0.15])
-    intensity = {"dark": u(0.08, 0.3), "normal": u(0.7, 1.25), "bright": u(1.8, 3.0)}[str(mode)]
-    light = np.array([u(-1, 1), u(-1, 0.6), -u(0.3, 1.2)])  # towards the scene from the camera side
+    intensity = {"dark": u(0.08, 0.3), "normal": u(0.85, 1.4), "bright": u(1.8, 3.0)}[str(mode)]
+    light = np.array(
+        [u(-1, 1), u(-0.6, 1), u(0.3, 1.2)]
+    )  # travel direction: into the scene, mostly from above
     return {
         "yaw": u(-45, 45),
         "pitch": u(-20, 20),
@@ -61,7 +63,7 @@ def _sample_scene(rng: np.random.Generator) -> dict[str, Any]:
         "light_dir": (light / np.linalg.norm(light)).tolist(),
         "light_mode": str(mode),
         "light_intensity": intensity,
-        "ambient": u(0.12, 0.4),
+        "ambient": u(0.2, 0.45),
         "noise_sigma": u(1.0, 7.0),
     }
 
@@ -161,7 +163,7 @@ def generate_sample(
     R = _rotation(scene["yaw"], scene["pitch"], scene["roll"])
     R_neck = _rotation(scene["yaw"] / 2, scene["pitch"] / 2, scene["roll"] / 2)
     shoulders = rng.uniform(0.85, 1.15)
-    neck, body = sh.build_torso(step, shoulders)
+    neck, body = sh.build_torso(shoulders)
     head_parts = sh.build_head(params, step)
     place = np.array([scene["offset"][0], scene["offset"][1], scene["distance"]])
     posed = [m.transformed(R, place + pivot - R @ pivot) for m in head_parts]
@@ -179,7 +181,7 @@ def generate_sample(
     facing = (normal * view).sum(-1, keepdims=True) > 0
     normal = np.where(facing, -normal, normal)  # shade the side the ray sees
 
-    label, albedo, spec, shininess = _paint(rng, part, uv, params, size)
+    label, albedo, spec, shininess = _paint(rng, part, uv, params)
     diffuse, specular = _shade(normal, view, scene, shininess, spec)
     colour = (albedo * diffuse[..., None] + specular[..., None]) * scene["light_intensity"]
 
@@ -213,7 +215,9 @@ def generate_sample(
     return {"rgb": rgb_u8, "depth": depth, "label": label, "meta": meta}
 
 
-def _paint(rng: np.random.Generator, part: np.ndarray, uv: np.ndarray, p: sh.HeadParams, size: int):
+def _paint(
+    rng: np.random.Generator, part: np.ndarray, uv: np.ndarray, p: sh.HeadParams
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per-pixel labels, albedo (H,W,3), specular strength and shininess from part ids + head fields."""
     scheme = get_scheme(SCHEME)
     H, W = part.shape
@@ -320,6 +324,13 @@ def _write_one(args: tuple[str, int, int, int]) -> int:
     return index
 
 
+def _preload() -> None:
+    import cv2  # noqa: F401
+    import trimesh.ray.ray_pyembree  # noqa: F401
+
+    import faceparse.depth.render  # noqa: F401
+
+
 def split_ids(num: int) -> dict[str, list[str]]:
     """Deterministic 80/10/10 split by index (contiguous blocks: sample ``i`` never changes split)."""
     n_val = int(round(num * SPLIT_FRACTIONS[1]))
@@ -354,6 +365,8 @@ def generate_dataset(
     todo = [i for i in range(num) if not all(f.is_file() for f in _sample_files(out, sample_id(i)))]
     workers = max(1, workers or os.cpu_count() or 1)
     jobs = [(str(out), i, size, seed) for i in todo]
+
+    _preload()  # import once here: forked workers inherit the modules instead of importing them each
 
     def run(advance) -> None:
         if workers == 1 or len(jobs) <= 1:
@@ -421,3 +434,31 @@ def _check_compatible(out: Path, size: int, seed: int) -> None:
             raise DataError(out, f"synthetic dataset without its {MARKER} marker; pick another folder")
         raise DataError(out, "folder holds a dataset not made by `faceparse synth`; pick an empty folder")
     atomic_write_json(marker, want)
+
+
+def preview_grid(num: int = 8, size: int = 192, seed: int = 0, columns: int = 2) -> np.ndarray:
+    """An (H, W, 3) uint8 contact sheet: per sample RGB | depth (near = bright) | colourised labels."""
+    scheme = get_scheme(SCHEME)
+    tiles = []
+    for i in range(num):
+        s = generate_sample(i, size, seed)
+        depth = np.repeat(np.rint(s["depth"] * 255).astype(np.uint8)[..., None], 3, axis=2)
+        tiles.append(np.concatenate([s["rgb"], depth, scheme.colorize(s["label"])], axis=1))  # (S, 3S, 3)
+    rows = -(-num // columns)
+    tiles += [np.zeros_like(tiles[0])] * (rows * columns - num)
+    gap = np.full((size, 4, 3), 255, np.uint8)
+    lines = [
+        np.concatenate(sum(([t, gap] for t in tiles[r * columns : (r + 1) * columns]), [])[:-1], axis=1)
+        for r in range(rows)
+    ]
+    return np.concatenate(lines, axis=0)
+
+
+def save_preview(path: str | os.PathLike, num: int = 8, size: int = 192, seed: int = 0) -> None:
+    """Write :func:`preview_grid` as a PNG (docs/synth_grid.png is made this way)."""
+    from PIL import Image
+
+    from faceparse.utils.io import atomic_save
+
+    grid = preview_grid(num, size, seed)
+    atomic_save(path, lambda p: Image.fromarray(grid).save(p, format="PNG"))

@@ -152,7 +152,6 @@ def _nose_field(az: np.ndarray, el: np.ndarray, p: HeadParams) -> tuple[np.ndarr
     top = p.eye_el - 0.02
     s = np.clip((top - el) / (top - p.nose_tip_el), 0, None)  # 0 at the bridge, 1 at the tip
     along = np.where(s <= 1, s**1.4, np.exp(-(((s - 1) * (top - p.nose_tip_el) / 0.03) ** 2)))
-    along = np.where(el > top, np.exp(-(((el - top) / 0.05) ** 2)) * 0.0, along)
     width = 0.045 + (p.nose_width - 0.045) * np.clip(s, 0, 1) ** 2
     across = np.exp(-((az / width) ** 2))
     wings = 0.35 * np.exp(
@@ -215,13 +214,13 @@ def eye_detail(az: np.ndarray, el: np.ndarray, p: HeadParams) -> tuple[np.ndarra
 def hairline(az: np.ndarray, p: HeadParams) -> np.ndarray:
     """Elevation above which the scalp carries hair, per azimuth."""
     front = p.hairline - p.hair_curve * az * az
-    a1, a2 = (1.0, 1.35) if p.hair_covers_ears else (1.3, 1.8)
+    a1, a2 = (1.0, 1.35) if p.hair_covers_ears else (1.3, 1.72)
     line = front + (-0.45 - front) * _smoothstep(a1, a2, np.abs(az))
     if p.hair_covers_ears:
         return line
     # the hair goes round above the ears
     ear_top = p.ear_el + 0.3
-    notch = np.exp(-(((np.abs(az) - 1.62) / 0.22) ** 4))
+    notch = np.exp(-(((np.abs(az) - 1.6) / 0.17) ** 4))
     return np.maximum(line, ear_top * notch + line * (1 - notch))
 
 
@@ -363,7 +362,7 @@ def _ear(p: HeadParams, side: float) -> Mesh:
     return _grid_mesh(pts, np.stack([u, v], axis=-1), EAR_L if side > 0 else EAR_R, closed=True)
 
 
-def build_torso(step: float, rng_shoulders: float) -> list[Mesh]:
+def build_torso(shoulder_scale: float) -> list[Mesh]:
     """Neck (open cylinder) and shoulders (flattened ellipsoid), both labelled background (Figure 2)."""
     ang = np.linspace(-np.pi, np.pi, 25)
     y = np.linspace(0.0, 0.2, 6)
@@ -372,7 +371,7 @@ def build_torso(step: float, rng_shoulders: float) -> list[Mesh]:
     neck_pts = np.stack([r * np.sin(A), Y, 0.02 - r * np.cos(A)], axis=-1)
     neck = _grid_mesh(neck_pts, np.stack([A, Y * 10], axis=-1), NECK)
     u, v = np.meshgrid(np.linspace(-np.pi / 2, np.pi / 2, 13), np.linspace(-np.pi, np.pi, 25))
-    axes = np.array([0.2 * rng_shoulders, 0.09, 0.11])
+    axes = np.array([0.2 * shoulder_scale, 0.09, 0.11])
     body_pts = np.stack([np.cos(u) * np.sin(v), np.sin(u), -np.cos(u) * np.cos(v)], axis=-1) * axes
     body_pts += np.array([0.0, 0.24, 0.03])
     body = _grid_mesh(body_pts, np.stack([v, u], axis=-1), BODY, closed=True)

@@ -32,8 +32,10 @@ from typing import Any
 
 import numpy as np
 
+from faceparse.data.format import DATASET_JSON
 from faceparse.depth.encoding import metric_to_nearness
 from faceparse.depth.fill import harmonic_fill
+from faceparse.depth.released import clear_dropped
 from faceparse.utils.io import DataError, atomic_write_json
 
 INSTALL_HINT = (
@@ -321,7 +323,8 @@ def estimate_folder(
 
     ``labels``: a folder of ``<stem>.png`` label maps; non-zero = head region, and the coverage score uses
     the face classes of the dataset's scheme when ``labels`` is a dataset's ``label/`` folder (all
-    non-zero otherwise). Scores go to ``<out>/quality.json``.
+    non-zero otherwise). Scores go to ``<out>/quality.json``. When ``out`` is a dataset's ``depth/``
+    folder, its ``dataset.json`` records this backend and Helen-D's ``dropped/`` regions get no depth.
     """
     from faceparse.cli.common import progress
     from faceparse.data.format import RGB_EXTS
@@ -357,6 +360,7 @@ def estimate_folder(
         est.close()
         if bar is not None:
             bar.stop()
+    _update_dataset_info(out)
     if quality:
         prev = {}
         qpath = out / "quality.json"
@@ -403,13 +407,30 @@ def _record(
     if res.quality < min_quality:
         report.low_quality.append(f"{f.stem}: {res.quality:.2f}")
         return
-    write_depth(target, res.nearness)
+    nearness = res.nearness
+    if (
+        target.parent.parent / DATASET_JSON
+    ).is_file():  # writing into <dataset>/depth: honour Helen-D's drops
+        nearness = clear_dropped(target.parent.parent, f.stem, nearness)
+    write_depth(target, nearness)
     report.written.append(f.stem)
+
+
+def _update_dataset_info(out: Path) -> None:
+    """When ``out`` is a dataset's ``depth/`` folder, record this backend in its dataset.json."""
+    from faceparse.data.format import read_info, write_info
+
+    if out.name != "depth" or not (out.parent / DATASET_JSON).is_file():
+        return
+    info = read_info(out.parent)
+    info.depth.encoding, info.depth.source = "nearness16", "mediapipe-facemesh"
+    info.depth.range, info.depth.unit = DEFAULT_RANGE_FACE_WIDTHS, "face widths"
+    write_info(out.parent, info)
 
 
 def _face_ids(labels: Path) -> list[int] | None:
     """Face class ids when ``labels`` is a faceparse dataset's ``label/`` folder (scheme in dataset.json)."""
-    from faceparse.data.format import DATASET_JSON, read_info
+    from faceparse.data.format import read_info
     from faceparse.labels import get_scheme
 
     if not (labels.parent / DATASET_JSON).is_file():

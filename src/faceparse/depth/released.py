@@ -160,8 +160,11 @@ class DepthArchive:
         """Decode one depth PNG → (H, W) nearness float32 in [0, 1]."""
         where = f"{self.src}!{src.name}" if self._zip is not None else str(self.src / src.name)
         if self._zip is not None:
-            with self._zip.open(src.name) as f:
-                data = f.read(MAX_MEMBER_BYTES + 1)
+            try:
+                with self._zip.open(src.name) as f:
+                    data = f.read(MAX_MEMBER_BYTES + 1)
+            except (zipfile.BadZipFile, OSError, EOFError) as e:
+                raise DataError(where, f"corrupt zip member ({e})") from None
         else:
             data = (self.src / src.name).read_bytes()
         return decode_depth_png(data, where)

@@ -82,7 +82,7 @@ class Camera:
         width: int,
         height: int,
         fov_deg: float,
-        up: np.ndarray = (0.0, -1.0, 0.0),
+        up: tuple[float, float, float] | np.ndarray = (0.0, -1.0, 0.0),
     ) -> Camera:
         """A camera at ``eye`` looking at ``target``; ``up`` (world) appears upwards in the image.
 

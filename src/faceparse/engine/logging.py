@@ -47,7 +47,8 @@ class MetricsLog:
     def _truncate(self, resume_from: int) -> None:
         if not self.path.is_file():
             return
-        rows = list(csv.DictReader(self.path.open(encoding="utf-8")))
+        with self.path.open(encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
         if not rows:
             return
         self.columns = list(rows[0].keys())

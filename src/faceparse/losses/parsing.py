@@ -163,8 +163,11 @@ def masked_cross_entropy(
 ) -> torch.Tensor:
     """Plain CE, mean over non-ignored pixels (= ``F.cross_entropy``); 0, not NaN, if none are left."""
     pixel_loss = F.cross_entropy(logits, label, ignore_index=ignore_index, reduction="none")  # (B, H, W)
-    n_valid = (label != ignore_index).sum().clamp_min(1)
-    return pixel_loss.sum() / n_valid
+    return _mean_over_valid(pixel_loss, label, ignore_index)
+
+
+def _mean_over_valid(pixel_loss: torch.Tensor, label: torch.Tensor, ignore_index: int) -> torch.Tensor:
+    return pixel_loss.sum() / (label != ignore_index).sum().clamp_min(1)
 
 
 def _cross_max_pool(x: torch.Tensor) -> torch.Tensor:
@@ -253,9 +256,12 @@ def edge_attention_loss(
     As upstream, an image's term is divided by its own edge-pixel count and the batch mean divides by B.
     An image with no edge pixels contributes 0 (upstream divides by zero there).
     """
-    pixel_loss = F.cross_entropy(
-        parsing_logits, label, ignore_index=ignore_index, reduction="none"
-    )  # (B, H, W)
+    pixel_loss = F.cross_entropy(parsing_logits, label, ignore_index=ignore_index, reduction="none")
+    return _edge_attention(pixel_loss, edge)
+
+
+def _edge_attention(pixel_loss: torch.Tensor, edge: torch.Tensor) -> torch.Tensor:
+    """Per-pixel parsing CE (B, H, W) → the edge-attention term of :func:`edge_attention_loss`."""
     on_edge = (edge == 1).to(pixel_loss.dtype)
     per_image_sum = (pixel_loss * on_edge).flatten(1).sum(dim=1)  # (B,)
     per_image_count = on_edge.flatten(1).sum(dim=1)  # (B,)
@@ -309,10 +315,14 @@ class EAGRNetLoss(nn.Module):
         size = label.shape[-2:]
         parsing_logits = upsample_logits(parsing_logits, size, self.align_corners)  # (B, C, H, W)
         edge_logits = upsample_logits(edge_logits, size, self.align_corners)  # (B, 2, H, W)
+        # one per-pixel parsing CE serves both the parsing term and the edge-attention term
+        pixel_loss = F.cross_entropy(
+            parsing_logits, label, ignore_index=self.ignore_index, reduction="none"
+        )  # (B, H, W)
         return {
-            "parsing": masked_cross_entropy(parsing_logits, label, self.ignore_index),
+            "parsing": _mean_over_valid(pixel_loss, label, self.ignore_index),
             "edge": balanced_edge_loss(edge_logits, edge, self.ignore_index),
-            "attention": edge_attention_loss(parsing_logits, label, edge, self.ignore_index),
+            "attention": _edge_attention(pixel_loss, edge),
         }
 
     def forward(

@@ -13,6 +13,9 @@ Details that decide numerical equality with the reference (FACTS §4):
 * Heads: 3x3 ConvBNReLU then a 1x1 conv. Every conv has ``bias=False``.
 * All three outputs are upsampled bilinearly (``align_corners=True``) to the input size; main output first.
 
+Under autocast the final 1x1 classifier convs and the upsampling run in float32 (outputs are float32): logits
+rounded to bf16 would flip the argmax wherever two classes are close. In float32 this changes nothing.
+
 Input: (B, in_channels, H, W); RGB is ImageNet-normalised (``faceparse.data.normalize.rgb_for_parser``),
 depth is ``2n - 1``. H and W need not be multiples of 32 (odd feature sizes are resampled back), but the
 reference was trained at multiples of 32. Output: ``(out, out16, out32)``, each (B, num_classes, H, W)
@@ -109,7 +112,11 @@ class BiSeNetOutput(nn.Module):
         self.conv_out = nn.Conv2d(mid_channels, num_classes, 1, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv_out(self.conv(x))
+        feat = self.conv(x)
+        # Class logits in float32 even under autocast: bf16 keeps ~3 significant digits, coarser than the
+        # top-2 margin at many pixels, and the upsampling to full size would spread that rounding.
+        with torch.autocast(x.device.type, enabled=False):
+            return self.conv_out(feat.float())
 
 
 class BiSeNet(nn.Module):
@@ -147,6 +154,7 @@ class BiSeNet(nn.Module):
         feat8, feat_cp8, feat_cp16 = self.cp(x)
         feat_fuse = self.ffm(feat8, feat_cp8)  # (B, 256, H/8, W/8); feat8 stands in for the spatial path
 
+        # float32 logits (see BiSeNetOutput) at 1/8, 1/8, 1/16, then upsampled in float32
         logits = (self.conv_out(feat_fuse), self.conv_out16(feat_cp8), self.conv_out32(feat_cp16))
         out, out16, out32 = (
             F.interpolate(lg, size=size, mode="bilinear", align_corners=True) for lg in logits

@@ -100,24 +100,25 @@ class ABN(nn.BatchNorm2d):
         )
 
 
+def pooling_bins(length: int, bins: int) -> list[tuple[int, int]]:
+    """PyTorch's adaptive-pooling bins over ``length`` cells: ``[floor(i*L/n), ceil((i+1)*L/n))``."""
+    return [((i * length) // bins, -(-(i + 1) * length // bins)) for i in range(bins)]
+
+
 def adaptive_avg_pool_by_slices(x: Tensor, size: tuple[int, int]) -> Tensor:
-    """``F.adaptive_avg_pool2d`` written as slices and means, with PyTorch's bin edges.
+    """``F.adaptive_avg_pool2d`` written as slices and means over PyTorch's bins.
 
     Same numbers as the native op; exists because ONNX cannot export adaptive pooling whose output size
     does not divide the input size (the PSP bins 3 and 6 on a 64x64 feature at 512² input).
     """
-    height, width = int(x.shape[-2]), int(x.shape[-1])
-    out_h, out_w = size
-    rows = []
-    for i in range(out_h):
-        top, bottom = (i * height) // out_h, -(-(i + 1) * height // out_h)  # floor, ceil
-        cells = [
-            x[..., top:bottom, (j * width) // out_w : -(-(j + 1) * width // out_w)].mean(
-                dim=(-2, -1), keepdim=True
-            )
-            for j in range(out_w)
-        ]
-        rows.append(torch.cat(cells, dim=-1))  # (B, C, 1, out_w)
+    row_bins = pooling_bins(int(x.shape[-2]), size[0])
+    col_bins = pooling_bins(int(x.shape[-1]), size[1])
+    rows = [
+        torch.cat(
+            [x[..., top:bottom, left:right].mean(dim=(-2, -1), keepdim=True) for left, right in col_bins], -1
+        )
+        for top, bottom in row_bins
+    ]  # each (B, C, 1, out_w)
     return torch.cat(rows, dim=-2)  # (B, C, out_h, out_w)
 
 

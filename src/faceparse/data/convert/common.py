@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +118,7 @@ class ConvertReport:
             "dataset": self.dataset,
             "counts": self.counts(),
             "bad": [{"id": o.sid, "split": o.split, "path": o.path, "problem": o.problem} for o in self.bad],
+            "notes": [f"{o.split}/{o.sid}: {n}" for o in self.outcomes for n in o.notes],
         }
 
 
@@ -282,13 +283,3 @@ def copy_file(src: Path, dst: Path) -> None:
     """Copy bytes unchanged (no re-encoding), atomically."""
     with atomic_path(dst) as tmp:
         shutil.copyfile(src, tmp)
-
-
-def first_lines(items: Iterable[str], n: int = 5) -> str:
-    items = list(items)
-    more = f" (+{len(items) - n} more)" if len(items) > n else ""
-    return ", ".join(items[:n]) + more
-
-
-def outcome_dict(o: Outcome) -> dict[str, Any]:
-    return asdict(o)
