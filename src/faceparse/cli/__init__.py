@@ -25,7 +25,7 @@ def _root() -> None:
 
 
 # Modules that add commands to `app`. Imported lazily-enough: each keeps heavy imports inside commands.
-_COMMAND_MODULES = ("info", "synth", "data", "models", "train", "evaluate", "prepare", "depth", "inference")
+_COMMAND_MODULES = ("info", "synth", "data", "models", "train", "evaluate", "prepare", "depth", "inference", "run")
 
 
 def _register() -> None:

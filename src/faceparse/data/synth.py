@@ -326,9 +326,14 @@ def _write_one(args: tuple[str, int, int, int]) -> int:
 
 def _preload() -> None:
     import cv2  # noqa: F401
-    import trimesh.ray.ray_pyembree  # noqa: F401
+    import trimesh.ray  # noqa: F401
 
     import faceparse.depth.render  # noqa: F401
+
+    try:
+        import trimesh.ray.ray_pyembree  # noqa: F401
+    except ImportError:  # render() falls back (with a warning) to trimesh's numpy ray caster
+        pass
 
 
 def split_ids(num: int) -> dict[str, list[str]]:
