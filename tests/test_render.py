@@ -129,3 +129,17 @@ def test_bad_camera_and_attr():
         Camera(1, 1, 0, 0, 4, 4, R=np.diag([1.0, 1.0, -1.0]))
     with pytest.raises(ValueError, match="face_attr"):
         render(np.eye(3), np.array([[0, 1, 2]]), Camera.from_fov(8, 8, 40), face_attr=np.zeros(2))
+
+
+def test_numpy_fallback_warns_and_agrees(monkeypatch):
+    import sys
+
+    s = trimesh.creation.icosphere(subdivisions=2, radius=0.1)
+    camera = Camera.from_fov(24, 24, 30)
+    fast = render(s.vertices + [0, 0, 0.5], s.faces, camera)
+    monkeypatch.setitem(sys.modules, "trimesh.ray.ray_pyembree", None)  # import now raises ImportError
+    with pytest.warns(UserWarning, match="embreex is not installed"):
+        slow = render(s.vertices + [0, 0, 0.5], s.faces, camera)
+    assert (fast.mask != slow.mask).sum() <= 2
+    both = fast.mask & slow.mask
+    np.testing.assert_allclose(fast.depth[both], slow.depth[both], atol=1e-5)

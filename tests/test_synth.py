@@ -149,3 +149,22 @@ def test_cli_synth(tmp_path):
     assert result.exit_code == 0, result.output
     assert len(list((tmp_path / "cli" / "rgb").glob("*.png"))) == 3
     assert (tmp_path / "cli" / "dataset.json").is_file()
+
+
+def test_eyes_and_brows_are_weak_in_depth_but_the_nose_is_not():
+    """Eyes/brows are painted with only a slight relief (paper Table 3: harder from depth than RGB)."""
+    from scipy import ndimage
+
+    s = generate_sample(11, 128, seed=4, pose=(0.0, 0.0, 0.0))
+    depth, label = s["depth"], s["label"]
+
+    def relief(name: str) -> float:
+        part = label == SCHEME.index(name)
+        ring = ndimage.binary_dilation(part, iterations=3) & ~part & (label == SCHEME.index("skin"))
+        return float(depth[part].mean() - depth[ring].mean())
+
+    for name in ("l_eye", "r_eye"):
+        assert abs(relief(name)) < 0.006, name  # < 2 mm at depth.range 0.3 m
+    for name in ("l_brow", "r_brow"):
+        assert abs(relief(name)) < 0.02, name  # brow ridge: < 6 mm
+    assert relief("nose") > 0.02

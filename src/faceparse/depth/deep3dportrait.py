@@ -30,9 +30,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from faceparse.data.format import RGB_EXTS, open_layout, write_depth, write_info
+from faceparse.data.format import RGB_EXTS, open_layout, write_depth
 from faceparse.depth.encoding import metric_to_nearness
-from faceparse.depth.released import ImportReport, clear_dropped, dataset_ids, filter_splits, label_size
+from faceparse.depth.released import ImportReport, clear_dropped, dataset_ids, finish_import, label_size
 from faceparse.utils.io import DataError
 
 CROP = 256
@@ -168,20 +168,18 @@ def import_deep3dportrait(
     finally:
         if bar is not None:
             bar.stop()
-    has_depth = {i for i in known if (data / "depth" / f"{i}.png").is_file()}
-    report.sample_without_depth = {s: [i for i in v if i not in has_depth] for s, v in ids.items()}
-    if drop_missing:
-        filter_splits(data, ids, has_depth)
-    info = lay.info
-    info.depth.encoding, info.depth.source, info.depth.range, info.depth.unit = (
-        "nearness16",
-        "deep3dportrait",
-        depth_range,
-        "dm",
+    finish_import(
+        data,
+        lay,
+        ids,
+        known,
+        report,
+        drop_missing,
+        source="deep3dportrait",
+        depth_range=depth_range,
+        unit="dm",
+        origin=mats,
     )
-    info.counts = {s: sum(i in has_depth for i in v) if drop_missing else len(v) for s, v in ids.items()}
-    info.provenance["depth_import"] = {"source": str(mats.resolve()), "written": report.written}
-    write_info(data, info)
     return report
 
 

@@ -240,6 +240,43 @@ def filter_splits(data: Path, ids: dict[str, list[str]], has_depth: set[str]) ->
         write_split(data, split, [i for i in split_ids if i in has_depth])
 
 
+def finish_import(
+    data: Path,
+    lay,
+    ids: dict[str, list[str]],
+    known: set[str],
+    report: ImportReport,
+    drop_missing: bool,
+    *,
+    source: str,
+    depth_range: float | None,
+    unit: str | None,
+    origin: Path,
+) -> None:
+    """After a depth import: list samples left without depth, drop them from the splits if asked, and
+    record the depth encoding, its coverage ("all" / "partial") and the provenance in dataset.json."""
+    has_depth = {i for i in known if (data / "depth" / f"{i}.png").is_file()}
+    report.sample_without_depth = {s: [i for i in v if i not in has_depth] for s, v in ids.items()}
+    if drop_missing:
+        filter_splits(data, ids, has_depth)
+    missing = any(report.sample_without_depth.values())
+    info = lay.info
+    info.depth.encoding, info.depth.source, info.depth.range, info.depth.unit = (
+        "nearness16",
+        source,
+        depth_range,
+        unit,
+    )
+    info.depth.coverage = "partial" if missing and not drop_missing else "all"
+    info.counts = {s: sum(i in has_depth for i in v) if drop_missing else len(v) for s, v in ids.items()}
+    info.provenance["depth_import"] = {
+        "source": str(origin.resolve()),
+        "written": report.written,
+        "missing": {s: len(v) for s, v in report.sample_without_depth.items()},
+    }
+    write_info(data, info)
+
+
 def import_released(
     src: str | os.PathLike,
     data: str | os.PathLike,
@@ -271,24 +308,10 @@ def import_released(
                 bar.update(task, advance=1)
     finally:
         archive.close()
-    has_depth = {i for i in known if (data / "depth" / f"{i}.png").is_file()}
-    report.sample_without_depth = {s: [i for i in v if i not in has_depth] for s, v in ids.items()}
-    if drop_missing:
-        filter_splits(data, ids, has_depth)
-    info = lay.info
-    info.depth.encoding, info.depth.source, info.depth.range, info.depth.unit = (
-        "nearness16",
-        "released-8bit",
-        None,
-        None,
-    )
-    info.counts = {s: sum(i in has_depth for i in v) if drop_missing else len(v) for s, v in ids.items()}
-    info.provenance["depth_import"] = {
-        "source": str(Path(src).resolve()),
-        "written": report.written,
-        "missing": {s: len(v) for s, v in report.sample_without_depth.items()},
-    }
-    write_info(data, info)
+    finish_import(
+        data, lay, ids, known, report, drop_missing,
+        source="released-8bit", depth_range=None, unit=None, origin=Path(src),
+    )  # fmt: skip
     return report
 
 

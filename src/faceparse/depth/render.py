@@ -14,7 +14,7 @@ Conventions (OpenCV pinhole camera):
   ray), 0 where a ray hits nothing.
 
 Ray casting uses Embree through trimesh (``trimesh.ray.ray_pyembree``); without ``embreex`` it falls back,
-with a warning, to trimesh's pure-numpy intersector (much slower). Everything is vectorised over rays.
+with a warning, to a brute-force numpy intersector (much slower). Everything is vectorised over rays.
 """
 
 from __future__ import annotations
@@ -190,21 +190,53 @@ def _check_mesh(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np
     return vertices, faces.astype(np.int64)
 
 
-def _intersector(vertices: np.ndarray, faces: np.ndarray):
-    import trimesh
+def _first_hits(vertices: np.ndarray, faces: np.ndarray, origin: np.ndarray, dirs: np.ndarray) -> np.ndarray:
+    """Index of the first triangle each ray hits (-1 = miss), with Embree through trimesh.
 
-    mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=False, validate=False)
+    Without ``embreex`` a brute-force numpy caster is used, with a warning (trimesh's own fallback
+    needs ``rtree``, which faceparse does not depend on).
+    """
     try:
+        import trimesh
         from trimesh.ray.ray_pyembree import RayMeshIntersector
-
-        return RayMeshIntersector(mesh)
     except ImportError:
-        from trimesh.ray.ray_triangle import RayMeshIntersector
+        warnings.warn("embreex is not installed: using a slow brute-force numpy ray caster", stacklevel=3)
+        return _first_hits_numpy(vertices, faces, origin, dirs)
+    mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=False, validate=False)
+    origins = np.broadcast_to(origin, dirs.shape)
+    return np.asarray(RayMeshIntersector(mesh).intersects_first(origins, dirs), dtype=np.int64)
 
-        warnings.warn(
-            "embreex is not installed: falling back to trimesh's slow numpy ray caster", stacklevel=3
+
+def _first_hits_numpy(
+    vertices: np.ndarray, faces: np.ndarray, origin: np.ndarray, dirs: np.ndarray, budget: int = 1 << 22
+) -> np.ndarray:
+    """Möller–Trumbore of every ray against every triangle, in chunks of faces; nearest hit wins."""
+    best_t = np.full(len(dirs), np.inf)
+    best = np.full(len(dirs), -1, dtype=np.int64)
+    chunk = max(1, budget // max(1, len(dirs)))
+    for start in range(0, len(faces), chunk):
+        tri = faces[start : start + chunk]
+        a, e1, e2 = (
+            vertices[tri[:, 0]],
+            vertices[tri[:, 1]] - vertices[tri[:, 0]],
+            vertices[tri[:, 2]] - vertices[tri[:, 0]],
         )
-        return RayMeshIntersector(mesh)
+        p = np.cross(dirs[:, None, :], e2[None])  # (R, C, 3)
+        det = np.einsum("rcj,cj->rc", p, e1)
+        ok = np.abs(det) > 1e-14
+        inv = np.where(ok, 1.0 / np.where(ok, det, 1.0), 0.0)
+        s = origin - a  # (C, 3)
+        u = np.einsum("rcj,cj->rc", p, s) * inv
+        q = np.cross(s, e1)  # (C, 3)
+        v = np.einsum("rj,cj->rc", dirs, q) * inv
+        t = (e2 * q).sum(1)[None, :] * inv
+        hit = ok & (u >= 0) & (v >= 0) & (u + v <= 1) & (t > 0)
+        t = np.where(hit, t, np.inf)
+        j = t.argmin(axis=1)
+        t_min = t[np.arange(len(dirs)), j]
+        closer = t_min < best_t
+        best_t[closer], best[closer] = t_min[closer], start + j[closer]
+    return best
 
 
 def render(
@@ -227,8 +259,7 @@ def render(
             raise ValueError(f"face_attr has {len(face_attr)} rows for {len(faces)} faces")
     H, W = camera.height, camera.width
     origin, dirs = camera.pixel_rays()  # (3,), (H*W, 3)
-    origins = np.broadcast_to(origin, dirs.shape)
-    tri = np.asarray(_intersector(vertices, faces).intersects_first(origins, dirs), dtype=np.int64)  # (H*W,)
+    tri = _first_hits(vertices, faces, origin, dirs)  # (H*W,)
 
     hit = tri >= 0
     a, b, c = (vertices[faces[tri[hit], k]] for k in range(3))  # (P, 3) each

@@ -260,7 +260,10 @@ def finish_dataset(
         if ids or any(o.split == split for o in report.outcomes):
             write_split(out, split, ids)
             counts[split] = len(ids)
-    depth = read_info(out).depth if (out / DATASET_JSON).is_file() else DepthInfo(source="none")
+    if (out / DATASET_JSON).is_file():
+        depth = read_info(out).depth
+    else:
+        depth = DepthInfo(source="none", coverage="none")
     info = DatasetInfo(
         name=name,
         scheme=scheme,
