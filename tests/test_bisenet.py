@@ -215,20 +215,28 @@ def test_param_groups_partition_all_parameters():
 # --- ImageNet backbone loader ---
 
 
-def torchvision_resnet18_file(path: Path, seed: int = 0) -> dict[str, torch.Tensor]:
-    """A hand-made torchvision-format resnet18 state_dict (with its fc head) saved to ``path``."""
+def torchvision_resnet18_file(
+    path: Path, seed: int = 0, with_counters: bool = True
+) -> dict[str, torch.Tensor]:
+    """A hand-made torchvision-format resnet18 state_dict (with its fc head) saved to ``path``.
+
+    ``with_counters=False`` drops the BN ``num_batches_tracked`` entries, as in pre-0.4.1 torchvision files.
+    """
     g = torch.Generator().manual_seed(seed)
     state = {
         k: torch.randn(v.shape, generator=g) if v.is_floating_point() else v
         for k, v in ResNet18Trunk().state_dict().items()
     }
     state["fc.weight"], state["fc.bias"] = torch.randn(1000, 512, generator=g), torch.randn(1000, generator=g)
+    if not with_counters:
+        state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
     torch.save(state, path)
     return state
 
 
-def test_imagenet_loader_maps_keys_onto_backbone_only(tmp_path):
-    source = torchvision_resnet18_file(tmp_path / "resnet18-f37072fd.pth")
+@pytest.mark.parametrize("with_counters", [True, False])
+def test_imagenet_loader_maps_keys_onto_backbone_only(tmp_path, with_counters):
+    source = torchvision_resnet18_file(tmp_path / "resnet18-f37072fd.pth", with_counters=with_counters)
     model = BiSeNet(19)
     head_before = model.conv_out.conv_out.weight.clone()
     load_imagenet_backbone(model, tmp_path / "resnet18-f37072fd.pth")

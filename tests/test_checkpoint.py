@@ -1,4 +1,4 @@
-"""Checkpoints: weights/optimiser/RNG round trip, atomic writes, pruning, rebuild from metadata, clear errors."""
+"""Checkpoints: weights/optimiser/RNG round trip, atomic writes, pruning, rebuild from metadata, errors."""
 
 from __future__ import annotations
 

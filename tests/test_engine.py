@@ -173,8 +173,6 @@ def test_a_zero_weight_removes_the_terms_contribution(nets_and_batch, monkeypatc
     for (role, a), (_, b) in zip(reference.items(), perturbed.items(), strict=True):
         for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
             assert torch.equal(pa, pb), role
-    with_ml, _ = run_step(nets, JointWeights(), batch)  # and with λ1 = 1 the same change does matter
-    assert changed(list(reference.parser_rgb.parameters()), with_ml.parser_rgb)
 
 
 def test_discriminator_step_uses_detached_fakes(nets_and_batch):
@@ -267,19 +265,19 @@ def test_train_all_end_to_end_through_the_cli(dataset, tmp_path):
 
     out = tmp_path / "run"
     runner = CliRunner()
-    result = runner.invoke(app, ["train", "all", *tiny_overrides(dataset, out)])
+    result = runner.invoke(app, ["train", "all", *tiny_overrides(dataset, out, iterations=1)])
     assert result.exit_code == 0, result.output
     for stage in ("pretrain-rgb", "pretrain-depth", "pretrain-translator", "joint"):
         assert (out / stage / "config.yaml").is_file()
         rows = read_csv(out / stage / "metrics.csv")
-        assert [int(r["iteration"]) for r in rows] == [1, 2]
+        assert [int(r["iteration"]) for r in rows] == [1]
     joint_rows = read_csv(out / "joint" / "metrics.csv")
     assert {"loss_ml", "loss_e2e", "loss_cls_rgb", "loss_cls_depth", "loss_dt", "loss_d"} <= set(
         joint_rows[0]
     )
 
     networks, meta = load_checkpoint(out)
-    assert meta["stage"] == "joint" and meta["iteration"] == 2
+    assert meta["stage"] == "joint" and meta["iteration"] == 1
     assert set(networks) == {"parser_rgb", "parser_depth", "generator", "discriminator"}
     assert meta["scheme"]["name"] == "celebamask13" and meta["config"]["model"]["num_classes"] == CLASSES
     assert meta["networks"]["parser_rgb"]["normalization"] == "imagenet"
@@ -288,7 +286,42 @@ def test_train_all_end_to_end_through_the_cli(dataset, tmp_path):
     logits = networks["parser_depth"](torch.zeros(1, 1, SIZE, SIZE))[0]
     assert logits.shape == (1, CLASSES, SIZE, SIZE)
 
-    again = runner.invoke(app, ["train", "joint", *tiny_overrides(dataset, out)])
+    again = runner.invoke(app, ["train", "joint", *tiny_overrides(dataset, out, iterations=1)])
     assert again.exit_code == 2 and "--resume" in again.output
-    resumed = runner.invoke(app, ["train", "all", "--resume", *tiny_overrides(dataset, out)])
+    resumed = runner.invoke(app, ["train", "all", "--resume", *tiny_overrides(dataset, out, iterations=1)])
     assert resumed.exit_code == 0 and "already complete" in resumed.output
+
+
+@pytest.mark.slow
+def test_joint_step_with_eagrnet_parsers():
+    """EAGRNet's (parsing, edge) outputs at 1/4 resolution: slicing, L_ML on parsing logits, all updated."""
+    torch.manual_seed(0)
+    size = 64
+    nets = Networks(
+        parser_rgb=build_model("eagrnet", num_classes=CLASSES, in_channels=3),
+        parser_depth=build_model("eagrnet", num_classes=CLASSES, in_channels=1),
+        generator=build_model("unet_generator", num_downs=6, ngf=4),
+        discriminator=build_model("pixel_discriminator", in_channels=4, ndf=4),
+    )
+    before = snapshot(nets)
+    g = torch.Generator().manual_seed(0)
+    batch = {
+        "rgb": torch.rand(4, 3, size, size, generator=g),
+        "depth": torch.rand(4, 1, size, size, generator=g),
+        "label": torch.randint(0, CLASSES, (4, size, size), generator=g),
+    }
+    terms = joint_step(
+        nets, optimizers_for(nets), batch, JointWeights(), parser_loss("eagrnet"), plain_backward
+    )
+    assert all(torch.isfinite(v) for v in terms.values())
+    for role, module in nets.items():
+        assert changed(before[role], module), role
+
+
+@pytest.mark.slow
+def test_bf16_mixed_precision_runs(dataset, tmp_path):
+    from faceparse.engine import train
+
+    overrides = [*tiny_overrides(dataset, tmp_path / "run", iterations=2), "run.precision=bf16-mixed"]
+    last = train(None, "pretrain-translator", overrides=overrides)
+    assert last.name == "iter-0000002"

@@ -140,6 +140,21 @@ def _mesh_step(size: int) -> float:
     return float(np.clip(0.055 * np.sqrt(128 / size), 0.016, 0.07))
 
 
+def _posed_meshes(p: sh.HeadParams, scene: dict, shoulder_scale: float, step: float) -> list[sh.Mesh]:
+    """All meshes in the camera frame: the head parts rotate with the pose about the neck, the neck
+    half as much, the shoulders not at all; then everything moves to the head's distance and offset."""
+    pivot = np.array([0.0, 0.07, 0.02])
+    R = _rotation(scene["yaw"], scene["pitch"], scene["roll"])
+    R_neck = _rotation(scene["yaw"] / 2, scene["pitch"] / 2, scene["roll"] / 2)
+    place = np.array([scene["offset"][0], scene["offset"][1], scene["distance"]])
+    neck, body = sh.build_torso(shoulder_scale)
+    posed = [m.transformed(R, place + pivot - R @ pivot) for m in sh.build_head(p, step)]
+    return posed + [
+        neck.transformed(R_neck, place + pivot - R_neck @ pivot),
+        body.transformed(np.eye(3), place),
+    ]
+
+
 def generate_sample(
     index: int, size: int, seed: int, *, pose: tuple[float, float, float] | None = None
 ) -> dict[str, Any]:
@@ -156,18 +171,7 @@ def generate_sample(
     scene = _sample_scene(rng)
     if pose is not None:
         scene["yaw"], scene["pitch"], scene["roll"] = (float(a) for a in pose)
-    step = _mesh_step(size)
-
-    # Geometry: head parts rotate with the pose about the neck, the neck half as much, shoulders stay.
-    pivot = np.array([0.0, 0.07, 0.02])
-    R = _rotation(scene["yaw"], scene["pitch"], scene["roll"])
-    R_neck = _rotation(scene["yaw"] / 2, scene["pitch"] / 2, scene["roll"] / 2)
-    shoulders = rng.uniform(0.85, 1.15)
-    neck, body = sh.build_torso(shoulders)
-    head_parts = sh.build_head(params, step)
-    place = np.array([scene["offset"][0], scene["offset"][1], scene["distance"]])
-    posed = [m.transformed(R, place + pivot - R @ pivot) for m in head_parts]
-    posed += [neck.transformed(R_neck, place + pivot - R_neck @ pivot), body.transformed(np.eye(3), place)]
+    posed = _posed_meshes(params, scene, shoulder_scale=rng.uniform(0.85, 1.15), step=_mesh_step(size))
     camera = Camera.from_fov(size, size, FOV_DEG)
     mesh = sh.Mesh.concat([m.culled(camera.center) for m in posed])
     vertices = mesh.vertices

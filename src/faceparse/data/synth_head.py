@@ -131,6 +131,18 @@ def _lip_bands(az: np.ndarray, el: np.ndarray, p: HeadParams):
     return f_up, f_lo, in_mouth
 
 
+def _mouth_dent(az: np.ndarray, el: np.ndarray, p: HeadParams) -> np.ndarray:
+    """Inward depth (metres, <= 0) of the open mouth: 0 on the lips' inner edges, deepest mid-gap.
+
+    Continuous at the lips, so the cavity wall does not follow the mesh rows as a staircase.
+    """
+    x, c, half_gap, _ = _mouth_frame(az, p)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        g = (el - (c - half_gap)) / (2 * half_gap)  # 0 at the lower lip, 1 at the upper lip
+    inside = (np.abs(x) < 1) & (g > 0) & (g < 1)
+    return np.where(inside, -0.013 * (1 - x * x) * np.sqrt(np.sin(np.pi * np.where(inside, g, 0))), 0.0)
+
+
 def _eye_fields(az: np.ndarray, el: np.ndarray, p: HeadParams, side: float):
     """Eye coordinates for one side (+1 = +X = subject's left): x across, y up, inside mask."""
     x = (az - side * p.eye_az) / p.eye_w
@@ -165,12 +177,11 @@ def _nose_field(az: np.ndarray, el: np.ndarray, p: HeadParams) -> tuple[np.ndarr
 def head_displacement(az: np.ndarray, el: np.ndarray, p: HeadParams) -> np.ndarray:
     """Outward displacement (metres) of the skull ellipsoid by the facial relief."""
     nose, _ = _nose_field(az, el, p)
-    f_up, f_lo, in_mouth = _lip_bands(az, el, p)
+    f_up, f_lo, _ = _lip_bands(az, el, p)
     lips = p.lip_height * (
         np.nan_to_num(np.sin(np.pi * f_up**0.8)) + np.nan_to_num(np.sin(np.pi * f_lo**0.8))
     )
-    x_m = np.clip(az / p.mouth_half, -1, 1)
-    mouth = -0.013 * (1 - x_m * x_m) * in_mouth
+    mouth = _mouth_dent(az, el, p)
     muzzle = 0.006 * np.exp(-(((el - p.mouth_el) / 0.16) ** 2) - (az / 0.35) ** 2)
     chin = 0.004 * np.exp(-(((el - p.mouth_el + 0.25) / 0.08) ** 2) - (az / 0.2) ** 2)
     cheeks = 0.004 * np.exp(-(((np.abs(az) - 0.55) / 0.18) ** 2) - ((el + 0.05) / 0.12) ** 2)
@@ -317,6 +328,13 @@ def build_head(p: HeadParams, step: float) -> list[Mesh]:
     """Skull with face, hair shell (+ hanging hair), two ears. ``step`` = dense grid spacing (radians)."""
     az = _nodes(-np.pi, np.pi, (-1.35, 1.35), step)
     el = _nodes(-np.pi / 2, np.pi / 2, (-0.8, 0.8), step)
+    if step < 0.045:
+        # a twice finer grid across the mouth, where the lips occlude the open cavity along mesh
+        # edges (a visible saw-tooth from about 256² up; sub-pixel below)
+        az = np.unique(np.concatenate([az, np.arange(-p.mouth_half - 0.04, p.mouth_half + 0.04, step / 2)]))
+        lo = p.mouth_el - 0.5 * p.mouth_open - p.lip_lo - 0.02
+        hi = p.mouth_el + 0.5 * p.mouth_open + p.lip_up + 0.03
+        el = np.unique(np.concatenate([el, np.arange(lo, hi, step / 2)]))
     AZ, EL = np.meshgrid(az, el)  # (rows=el, cols=az)
     uv = np.stack([AZ, EL], axis=-1)
     d, r = _skull_radial(AZ, EL, p)

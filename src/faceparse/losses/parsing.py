@@ -236,10 +236,10 @@ def balanced_edge_loss(
 ) -> torch.Tensor:
     """Class-balanced edge CE: Σ w[y]·CE / Σ w[y] over valid pixels (``F.cross_entropy``'s weighted mean).
 
-    edge_logits (B, 2, H, W), edge (B, H, W) in {0, 1, ignore}. Upstream divides by Σ w[y] unguarded, which
-    is 0/0 = NaN for a batch with no edge pixels (w_non_edge = 0 then). Here that batch gives 0: under class
-    balancing it carries no edge signal. Σ w[y] = 2·n_edge·n_non_edge / n ≥ 1 whenever both classes occur,
-    so the clamp below never changes a non-degenerate value.
+    edge_logits (B, 2, H, W), edge (B, H, W) in {0, 1, ignore}. Upstream's weighted mean divides by Σ w[y],
+    which is 0/0 = NaN for a batch with no edge pixels (w_non_edge = 0 then). Here that batch gives 0: under
+    class balancing it carries no edge signal. Σ w[y] = 2·n_edge·n_non_edge / n ≥ 1 whenever both classes
+    occur, so the clamp below never changes a non-degenerate value.
     """
     weights = edge_class_weights(edge).to(edge_logits.dtype)
     pixel_loss = F.cross_entropy(edge_logits, edge, ignore_index=ignore_index, reduction="none")  # (B, H, W)

@@ -113,13 +113,17 @@ def adapt_stem(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
 def load_imagenet_backbone(model: BiSeNet, path: str | os.PathLike) -> BiSeNet:
     """Initialise BiSeNet's ResNet-18 from a local torchvision ``resnet18-*.pth``; returns ``model``.
 
-    Every backbone tensor must be in the file (``fc.*`` is ignored); the stem is adapted to the model's
-    ``in_channels`` with ``adapt_stem``. Nothing outside ``cp.resnet`` is touched.
+    Every backbone weight and BN statistic must be in the file (``fc.*`` is ignored; the BN
+    ``num_batches_tracked`` counters may be absent, as in older torchvision files). The stem is adapted to the
+    model's ``in_channels`` with ``adapt_stem``. Nothing outside ``cp.resnet`` is touched.
     """
     path = _require_file(path, "ImageNet ResNet-18 weights", f"torchvision's {IMAGENET_RESNET18}")
     source = {k: v for k, v in _load_state_dict(path).items() if not k.startswith("fc.")}
     backbone = model.cp.resnet
     target = backbone.state_dict()
+    for key in target:  # files saved before PyTorch 0.4.1 have no BN step counters; keep ours
+        if key.endswith("num_batches_tracked"):
+            source.setdefault(key, target[key])
     missing = sorted(set(target) - set(source))
     if missing:
         raise DataError(path, f"not a torchvision ResNet-18 state_dict: missing {', '.join(missing[:5])}")

@@ -1,0 +1,179 @@
+"""Training-step throughput: our engine vs a plain PyTorch loop, and the joint step vs its parts.
+
+1. BiSeNet training step (OHEM loss, SGD) at batch 8, 448²: images/s through the engine's step
+   (Fabric-wrapped model and optimiser, ``rgb_parser_step``, poly scheduler, per-iteration seeding) and
+   through a plain fp32 PyTorch loop of the same model, loss and optimiser. Reported as a ratio.
+2. One joint step (paper Eq. 4: G forward, D step, F_R + F_D + G step) vs the sum of the three separate
+   pre-training steps at the same batch (RGB parser + depth parser + translator).
+
+Both comparisons run in the same process and alternate their rounds, because this machine's absolute
+times drift by ±30%. Usage::
+
+    python benchmarks/train_step.py                       # 448², batch 8, 3 timed steps per round
+    python benchmarks/train_step.py --size 128 --batch 4 --steps 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+from faceparse.data.normalize import rgb_for_parser
+from faceparse.engine.config import load_config, resolve
+from faceparse.engine.joint import joint_step
+from faceparse.engine.networks import Networks, Optimizers, network_specs
+from faceparse.engine.pretrain import depth_parser_step, plain_backward, rgb_parser_step, translator_step
+from faceparse.engine.sampling import mix_seed
+from faceparse.engine.schedule import make_optimizer, make_poly_scheduler
+from faceparse.losses import JointWeights, parser_loss
+
+NUM_CLASSES = 13
+
+
+def timed(fn: Callable[[], object], steps: int) -> float:
+    """Seconds per call, after one warm-up call."""
+    fn()
+    start = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    return (time.perf_counter() - start) / steps
+
+
+def make_batch(batch: int, size: int) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return {
+        "rgb": torch.rand(batch, 3, size, size, generator=g),
+        "depth": torch.rand(batch, 1, size, size, generator=g),
+        "label": torch.randint(0, NUM_CLASSES, (batch, size, size), generator=g),
+    }
+
+
+def engine_vs_plain(size: int, batch_size: int, steps: int, rounds: int) -> dict[str, float]:
+    from lightning_fabric import Fabric
+
+    cfg = resolve(load_config(None, [f"data.size={size}"]), NUM_CLASSES)
+    spec = network_specs(cfg)["parser_rgb"]
+    batch = make_batch(batch_size, size)
+    loss_fn = parser_loss("bisenet")
+
+    torch.manual_seed(0)
+    plain_model = spec.build().train()
+    plain_optimizer = make_optimizer(plain_model.parameters(), cfg.parsers)
+
+    def plain_step() -> None:
+        logits = plain_model(rgb_for_parser(batch["rgb"]))
+        loss = loss_fn(logits, batch["label"])
+        plain_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        plain_optimizer.step()
+
+    fabric = Fabric(accelerator="cpu", devices=1, precision="32-true")
+    torch.manual_seed(0)
+    model = spec.build()
+    optimizer = make_optimizer(model.parameters(), cfg.parsers)
+    scheduler = make_poly_scheduler(optimizer, 10**6, cfg.parsers.poly_power)
+    model, optimizer = fabric.setup(model, optimizer)
+    iteration = [0]
+
+    def engine_step() -> None:  # the body of faceparse.engine.loop._iterate for pretrain-rgb
+        torch.manual_seed(mix_seed(0, 0, iteration[0], 7))
+        with fabric.autocast():
+            terms = rgb_parser_step(model, optimizer, batch, loss_fn, fabric.backward)
+        scheduler.step()
+        iteration[0] += 1
+        {k: float(v) for k, v in terms.items()}  # the loop reads the terms for the progress bar
+
+    plain_s, engine_s = [], []
+    for _ in range(rounds):
+        plain_s.append(timed(plain_step, steps))
+        engine_s.append(timed(engine_step, steps))
+    plain, engine = statistics.median(plain_s), statistics.median(engine_s)
+    return {"plain_img_s": batch_size / plain, "engine_img_s": batch_size / engine, "ratio": plain / engine}
+
+
+def joint_vs_separate(size: int, batch_size: int, steps: int, rounds: int) -> dict[str, float]:
+    cfg = resolve(load_config(None, [f"data.size={size}"]), NUM_CLASSES)
+    specs = network_specs(cfg)
+    torch.manual_seed(0)
+    nets = Networks(**{role: spec.build() for role, spec in specs.items()})
+    opts = Optimizers(
+        parser_rgb=make_optimizer(nets.parser_rgb.parameters(), cfg.parsers, 0.1),
+        parser_depth=make_optimizer(nets.parser_depth.parameters(), cfg.parsers, 0.1),
+        generator=make_optimizer(nets.generator.parameters(), cfg.translator, 0.1),
+        discriminator=make_optimizer(nets.discriminator.parameters(), cfg.translator, 0.1),
+    )
+    batch = make_batch(batch_size, size)
+    loss_fn = parser_loss("bisenet")
+    weights = JointWeights()
+    parts = {
+        "rgb_parser": lambda: rgb_parser_step(
+            nets.parser_rgb, opts.parser_rgb, batch, loss_fn, plain_backward
+        ),
+        "depth_parser": lambda: depth_parser_step(
+            nets.parser_depth, opts.parser_depth, batch, loss_fn, plain_backward
+        ),
+        "translator": lambda: translator_step(
+            nets.generator,
+            nets.discriminator,
+            opts.generator,
+            opts.discriminator,
+            batch,
+            100.0,
+            plain_backward,
+        ),
+    }
+    times: dict[str, list[float]] = {name: [] for name in (*parts, "joint")}
+    for _ in range(rounds):
+        for name, fn in parts.items():
+            times[name].append(timed(fn, steps))
+        times["joint"].append(
+            timed(lambda: joint_step(nets, opts, batch, weights, loss_fn, plain_backward), steps)
+        )
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    separate = sum(medians[name] for name in parts)
+    return {
+        **{f"{k}_s": v for k, v in medians.items()},
+        "separate_s": separate,
+        "joint_over_separate": medians["joint"] / separate,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=448, help="square image side (default 448)")
+    parser.add_argument("--batch", type=int, default=8, help="batch size (default 8, paper §4.2)")
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per round (default 3)")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds; the median is reported")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    parser.add_argument("--skip-joint", action="store_true", help="only the engine-vs-plain comparison")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    where = f"{args.size}², batch {args.batch}, {args.steps} steps × {args.rounds} rounds"
+    where += f", {args.threads} threads, torch {torch.__version__}"
+    print(f"# train_step benchmark: {where}")
+    e = engine_vs_plain(args.size, args.batch, args.steps, args.rounds)
+    print("| BiSeNet training step | images/s |")
+    print("|---|---|")
+    print(f"| plain fp32 PyTorch loop | {e['plain_img_s']:.3f} |")
+    print(f"| faceparse engine (Fabric, 32-true) | {e['engine_img_s']:.3f} |")
+    print(f"| engine / plain throughput ratio | {e['ratio']:.3f} |")
+    if args.skip_joint:
+        return
+    j = joint_vs_separate(args.size, args.batch, args.steps, args.rounds)
+    print()
+    print("| step (BiSeNet parsers, U-Net + PixelGAN) | s/step |")
+    print("|---|---|")
+    for name in ("rgb_parser", "depth_parser", "translator"):
+        print(f"| {name} pre-training step | {j[name + '_s']:.3f} |")
+    print(f"| sum of the three separate steps | {j['separate_s']:.3f} |")
+    print(f"| joint step (Eq. 4) | {j['joint_s']:.3f} |")
+    print(f"| joint / separate | {j['joint_over_separate']:.3f} |")
+
+
+if __name__ == "__main__":
+    main()

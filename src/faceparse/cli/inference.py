@@ -1,0 +1,120 @@
+"""`faceparse predict` (label maps for images) and `faceparse export-onnx` (a verified ONNX graph)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from faceparse.cli import app
+from faceparse.cli.common import console, friendly_errors, progress
+
+_CHECKPOINT_HELP = (
+    "Weights: an engine checkpoint, stage or run folder; a faceparse .safetensors file (convert-fpt); "
+    "or a face-parsing.PyTorch .pth."
+)
+
+
+def _fail(message: str) -> None:
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(2)
+
+
+@app.command("predict")
+@friendly_errors
+def predict_command(
+    checkpoint: Path = typer.Option(..., "--checkpoint", "-c", help=_CHECKPOINT_HELP),
+    input_path: Path = typer.Option(..., "--input", "-i", help="An image file or a folder of images."),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Output folder: <stem>.png label maps (8-bit class ids, as score-masks reads)."
+    ),
+    modality: str = typer.Option(
+        "rgb", "--modality", help="rgb: colour images; depth: 16/8-bit nearness PNGs (near = bright)."
+    ),
+    batch: int = typer.Option(8, "--batch", min=1, help="Images per forward pass."),
+    detect: bool = typer.Option(
+        False, "--detect", help="RGB only: crop to the detected face (MediaPipe, `make depth-extra`), paste back."
+    ),
+    overlay: bool = typer.Option(False, "--overlay", help="Also write colour overlays to OUT/overlay/<stem>.png."),
+    size: int = typer.Option(
+        None, "--size", help="Network input side in pixels (default: the training size, 512 for .pth)."
+    ),
+    device: str = typer.Option("cpu", "--device", help="torch device, e.g. cpu or cuda:0."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Redo images whose label map exists (default: skip them, so reruns resume)."
+    ),
+) -> None:
+    """Predict face-parsing label maps for an image or a folder; unreadable images are reported and skipped."""
+    from faceparse.inference.predictor import face_parser, list_inputs, predict_files
+
+    if modality not in ("rgb", "depth"):
+        raise typer.BadParameter(f"must be rgb or depth, got {modality!r}", param_hint="--modality")
+    if detect and modality != "rgb":
+        raise typer.BadParameter("face detection works on RGB images only", param_hint="--detect")
+    inputs = list_inputs(input_path, modality)
+    parser = face_parser(checkpoint, modality, device, size=size, batch_size=batch)
+    console.print(
+        f"{parser.info.arch} {parser.modality} parser, {len(parser.classes)} classes ({parser.scheme.name}), "
+        f"input {parser.input_size[1]}x{parser.input_size[0]}, from {parser.info.source}"
+    )
+    try:
+        with progress() as bar:
+            task = bar.add_task("predicting", total=len(inputs), info="")
+            report = predict_files(
+                parser,
+                inputs,
+                out,
+                detect=detect,
+                overlay=overlay,
+                overwrite=overwrite,
+                on_image=lambda path: bar.update(task, advance=1, info=path.name),
+            )
+    except RuntimeError as e:  # e.g. detection asked for without mediapipe
+        _fail(str(e))
+    console.print(f"wrote {len(report.written)} label maps to {out}")
+    if report.skipped:
+        console.print(f"skipped {len(report.skipped)} images already predicted (--overwrite redoes them)")
+    if report.failed:
+        for path, problem in report.failed:
+            console.print(f"[red]failed:[/red] {path}: {problem}")
+        console.print(f"[red]{len(report.failed)} of {len(inputs)} images failed[/red]")
+        raise typer.Exit(1)
+
+
+@app.command("export-onnx")
+@friendly_errors
+def export_onnx_command(
+    checkpoint: Path = typer.Option(..., "--checkpoint", "-c", help=_CHECKPOINT_HELP),
+    out: Path = typer.Option(..., "--out", "-o", help="Output .onnx file (written only once verified)."),
+    network: str = typer.Option(
+        "parser", "--network", help="parser (the RGB or depth parser, see --modality) or generator (RGB→depth)."
+    ),
+    modality: str = typer.Option("rgb", "--modality", help="Which parser to export: rgb or depth."),
+    size: int = typer.Option(None, "--size", help="Input side in pixels (default: the recorded input size)."),
+    opset: int = typer.Option(17, "--opset", help="ONNX opset version."),
+    static_batch: bool = typer.Option(
+        False, "--static-batch", help="Fix the batch size at 1 instead of a symbolic batch axis."
+    ),
+    tolerance: float = typer.Option(
+        1e-4, "--tolerance", help="Largest accepted |onnxruntime - PyTorch| on the random check input."
+    ),
+) -> None:
+    """Export a parser's main logits (or the generator's depth) to ONNX, with its metadata, checked with onnxruntime."""
+    from faceparse.inference.export import ExportError, export_onnx
+    from faceparse.inference.predictor import load_network
+
+    if network not in ("parser", "generator"):
+        raise typer.BadParameter(f"must be parser or generator, got {network!r}", param_hint="--network")
+    if modality not in ("rgb", "depth"):
+        raise typer.BadParameter(f"must be rgb or depth, got {modality!r}", param_hint="--modality")
+    role = "generator" if network == "generator" else f"parser_{modality}"
+    loaded = load_network(checkpoint, role, size)
+    with console.status(f"exporting {loaded.info.arch} ({role}) at {loaded.info.input_size[1]}x{loaded.info.input_size[0]}"):
+        try:
+            report = export_onnx(loaded, out, opset=opset, dynamic_batch=not static_batch, tolerance=tolerance)
+        except ExportError as e:
+            _fail(str(e))
+    console.print(
+        f"wrote {report.path}; checked on input {list(report.input_shape)} → output {list(report.output_shape)}, "
+        f"max |onnxruntime - PyTorch| = {report.max_abs_diff:.3g}"
+    )

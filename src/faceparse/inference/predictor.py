@@ -1,0 +1,551 @@
+"""The face parser for users: ``face_parser(source)`` → a callable that turns images into labelled dicts.
+
+One dict flows through the steps (as in facer): optional face detection → crop → resize to the network
+size → normalise → network → main logits → resize back to each image's size → paste into the full frame.
+Class names travel with the logits, so a caller never has to know the label scheme's order.
+
+``source`` is any of
+
+* an engine checkpoint (a checkpoint folder, a stage folder or a run folder; ``meta.json`` says the
+  architecture, label scheme, normalisation and the training size);
+* a faceparse ``.safetensors`` file with its metadata (``faceparse convert-fpt``, ``save_pretrained``);
+* a face-parsing.PyTorch ``.pth`` state_dict (e.g. its released ``79999_iter.pth``; 512² input,
+  ``celebamask19_fpt`` classes).
+
+Preprocessing is the evaluation resize of :mod:`faceparse.data.transforms`: RGB by area (shrinking) or
+bilinear interpolation, depth by the masked resize that keeps the background at 0; the aspect ratio is not
+kept (face-parsing.PyTorch does the same). Logits come back to each image's size bilinearly, with
+``align_corners=True`` as BiSeNet and EAGRNet upsample their own outputs (FACTS §4).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from faceparse.labels import LabelScheme, get_scheme
+from faceparse.utils.io import DataError
+
+MODALITIES = ("rgb", "depth")
+ROLES = ("parser_rgb", "parser_depth", "generator")
+FPT_INPUT_SIZE = 512  # face-parsing.PyTorch evaluates at 512² (its test.py)
+DEFAULT_MARGIN = 0.6  # detector box grown by 60% each side: hair, ears and chin fit in the crop
+OUTSIDE_LOGIT = -1e4  # foreground logits outside a detected face crop: softmax gives background
+
+Box = tuple[int, int, int]  # square crop (x0, y0, side) in image pixels; may extend past the borders
+Detector = Callable[[np.ndarray], tuple[Box, float] | None]
+ImageInput = np.ndarray | str | os.PathLike
+
+
+@dataclass(frozen=True)
+class NetworkInfo:
+    """Everything needed to feed one network and read its output, wherever its weights came from."""
+
+    role: str  # parser_rgb | parser_depth | generator
+    arch: str  # registry name: bisenet | eagrnet | unet_generator
+    in_channels: int
+    normalization: str  # key of faceparse.data.normalize.NORMALIZATIONS
+    input_size: tuple[int, int]  # (H, W) the network is fed
+    scheme: LabelScheme | None  # None for the generator
+    source: str
+
+    @property
+    def modality(self) -> str:
+        return "depth" if self.role == "parser_depth" else "rgb"
+
+
+@dataclass
+class LoadedNetwork:
+    model: nn.Module
+    info: NetworkInfo
+
+
+def _role_for(modality: str) -> str:
+    if modality not in MODALITIES:
+        raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
+    return f"parser_{modality}"
+
+
+def _square(size: int | Sequence[int]) -> tuple[int, int]:
+    if isinstance(size, int):
+        return (size, size)
+    height, width = (int(s) for s in size)
+    return (height, width)
+
+
+# --- loading -------------------------------------------------------------------------------------------
+
+
+def load_network(
+    source: str | os.PathLike, role: str = "parser_rgb", size: int | Sequence[int] | None = None
+) -> LoadedNetwork:
+    """Load one network (``parser_rgb``, ``parser_depth`` or ``generator``) from any supported source.
+
+    ``size`` overrides the input size recorded in the source (training ``data.size``, or 512 for
+    face-parsing.PyTorch weights). The model is returned on the CPU, in eval mode.
+    """
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}, got {role!r}")
+    path = Path(source)
+    if not path.exists():
+        raise DataError(path, "weights not found (expected a checkpoint folder, .safetensors or .pth)")
+    if path.is_dir():
+        loaded = _load_engine_checkpoint(path, role)
+    elif path.suffix == ".safetensors":
+        loaded = _load_safetensors(path, role)
+    elif path.suffix in (".pth", ".pt"):
+        loaded = _load_fpt(path, role)
+    else:
+        raise DataError(path, "unknown weights format (expected a checkpoint folder, .safetensors or .pth)")
+    if size is not None:
+        loaded.info = _replace(loaded.info, input_size=_square(size))
+    return loaded
+
+
+def _replace(info: NetworkInfo, **changes: Any) -> NetworkInfo:
+    import dataclasses
+
+    return dataclasses.replace(info, **changes)
+
+
+def _load_engine_checkpoint(path: Path, role: str) -> LoadedNetwork:
+    from faceparse.engine.checkpoint import find_checkpoint, load_weights, read_meta
+    from faceparse.models import build_model
+
+    checkpoint = find_checkpoint(path)
+    meta = read_meta(checkpoint)
+    specs = meta.get("networks", {})
+    if role not in specs:
+        raise DataError(
+            checkpoint, f"holds no {role} network (it has: {', '.join(specs) or 'none'}); pick another stage"
+        )
+    spec = specs[role]
+    model = build_model(spec["builder"], **spec["kwargs"])
+    load_weights(model, checkpoint, role)
+    scheme = None if role == "generator" else _scheme_from_meta(meta, checkpoint)
+    size = meta.get("config", {}).get("data", {}).get("size", FPT_INPUT_SIZE)
+    info = NetworkInfo(
+        role=role,
+        arch=spec["builder"],
+        in_channels=int(spec["kwargs"].get("in_channels", 3)),
+        normalization=spec["normalization"],
+        input_size=_square(size),
+        scheme=scheme,
+        source=str(checkpoint),
+    )
+    return LoadedNetwork(model.eval(), info)
+
+
+def _scheme_from_meta(meta: dict, checkpoint: Path) -> LabelScheme:
+    stored = meta.get("scheme") or {}
+    try:
+        scheme = get_scheme(stored.get("name", ""))
+    except KeyError as e:
+        raise DataError(checkpoint / "meta.json", str(e.args[0])) from None
+    if "classes" in stored and list(stored["classes"]) != list(scheme.classes):
+        raise DataError(
+            checkpoint / "meta.json",
+            f"its classes {stored['classes']} differ from faceparse's {scheme.name} scheme {list(scheme.classes)}",
+        )
+    return scheme
+
+
+def _load_safetensors(path: Path, role: str) -> LoadedNetwork:
+    from faceparse.models.pretrained import load_pretrained
+
+    if role == "generator":
+        raise DataError(path, "pretrained safetensors files hold parsers; a generator needs a checkpoint")
+    model, pretrained = load_pretrained(path)
+    return LoadedNetwork(model, _pretrained_info(pretrained, role, str(path), path))
+
+
+def _load_fpt(path: Path, role: str) -> LoadedNetwork:
+    from faceparse.models.pretrained import load_face_parsing_pytorch
+
+    if role != "parser_rgb":
+        raise DataError(path, f"face-parsing.PyTorch weights are an RGB parser, not a {role}")
+    model, pretrained = load_face_parsing_pytorch(path)
+    return LoadedNetwork(model, _pretrained_info(pretrained, role, str(path), path))
+
+
+def _pretrained_info(pretrained: Any, role: str, source: str, path: Path) -> NetworkInfo:
+    expected = 1 if role == "parser_depth" else 3
+    if pretrained.in_channels != expected:
+        raise DataError(
+            path,
+            f"these weights take {pretrained.in_channels}-channel input; the {role} needs {expected} "
+            f"(use modality={'depth' if pretrained.in_channels == 1 else 'rgb'})",
+        )
+    return NetworkInfo(
+        role=role,
+        arch=pretrained.arch,
+        in_channels=pretrained.in_channels,
+        normalization=pretrained.normalization,
+        input_size=(FPT_INPUT_SIZE, FPT_INPUT_SIZE),
+        scheme=get_scheme(pretrained.label_scheme),
+        source=source,
+    )
+
+
+# --- preprocessing ---------------------------------------------------------------------------------------
+
+
+def as_rgb(image: ImageInput) -> np.ndarray:
+    """A path, (H, W, 3) uint8, or float RGB in [0, 1] → (H, W, 3) uint8."""
+    from faceparse.data.format import read_rgb
+
+    if isinstance(image, str | os.PathLike):
+        return read_rgb(image)
+    rgb = np.asarray(image)
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"an RGB image must be (H, W, 3), got shape {rgb.shape}")
+    if rgb.dtype == np.uint8:
+        return rgb
+    if np.issubdtype(rgb.dtype, np.floating):
+        _check_unit_range(rgb, "RGB")
+        return np.rint(rgb * 255.0).astype(np.uint8)
+    raise ValueError(f"an RGB image must be uint8 or float in [0, 1], got {rgb.dtype}")
+
+
+def as_nearness(image: ImageInput) -> np.ndarray:
+    """A path, (H, W) nearness float in [0, 1], or stored uint16/uint8 depth → (H, W) float32 nearness."""
+    from faceparse.data.format import read_depth
+    from faceparse.depth.encoding import stored_to_nearness
+
+    if isinstance(image, str | os.PathLike):
+        return read_depth(image)
+    depth = np.asarray(image)
+    if depth.ndim == 3 and depth.shape[2] == 1:
+        depth = depth[..., 0]
+    if depth.ndim != 2:
+        raise ValueError(f"a depth image must be (H, W), got shape {depth.shape}")
+    if depth.dtype in (np.uint8, np.uint16):
+        return stored_to_nearness(depth)
+    if np.issubdtype(depth.dtype, np.floating):
+        _check_unit_range(depth, "depth nearness")
+        return depth.astype(np.float32)
+    raise ValueError(f"depth must be float nearness in [0, 1], uint16 or uint8, got {depth.dtype}")
+
+
+def _check_unit_range(values: np.ndarray, what: str) -> None:
+    if values.size and (not np.isfinite(values).all() or values.min() < 0.0 or values.max() > 1.0):
+        raise ValueError(f"{what} values must lie in [0, 1], got [{np.nanmin(values):.4g}, {np.nanmax(values):.4g}]")
+
+
+def _resize_rgb(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    import cv2
+
+    height, width = size
+    if rgb.shape[:2] == (height, width):
+        return rgb
+    shrink = height < rgb.shape[0] and width < rgb.shape[1]
+    return cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
+def _resize_nearness(depth: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    import cv2
+
+    from faceparse.data.transforms import resize_depth
+
+    height, width = size
+    if depth.shape == (height, width):
+        return depth
+    shrink = height < depth.shape[0] and width < depth.shape[1]
+    return resize_depth(depth, (width, height), cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
+def crop_square(image: np.ndarray, box: Box) -> np.ndarray:
+    """The (side, side) crop at ``box``; parts outside the image are 0 (black / no depth)."""
+    x0, y0, side = box
+    height, width = image.shape[:2]
+    out = np.zeros((side, side, *image.shape[2:]), dtype=image.dtype)
+    sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x0 + side, width), min(y0 + side, height)
+    if sx1 > sx0 and sy1 > sy0:
+        out[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = image[sy0:sy1, sx0:sx1]
+    return out
+
+
+def paste_logits(crop_logits: torch.Tensor, box: Box, image_size: tuple[int, int]) -> torch.Tensor:
+    """(C, side, side) crop logits → (C, H, W) full-frame logits; outside the crop only background scores.
+
+    Outside the crop every foreground class gets :data:`OUTSIDE_LOGIT` and background 0, so softmax and
+    argmax both say background there.
+    """
+    x0, y0, side = box
+    height, width = image_size
+    num_classes = crop_logits.shape[0]
+    full = crop_logits.new_full((num_classes, height, width), OUTSIDE_LOGIT)
+    full[0] = 0.0
+    sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x0 + side, width), min(y0 + side, height)
+    if sx1 > sx0 and sy1 > sy0:
+        full[:, sy0:sy1, sx0:sx1] = crop_logits[:, sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0]
+    return full
+
+
+# --- face detection -------------------------------------------------------------------------------------
+
+
+def mediapipe_detector(margin: float = DEFAULT_MARGIN) -> Detector:
+    """MediaPipe's offline face detector (the ``depth`` extra): largest face → (square box, score).
+
+    Raises RuntimeError naming ``make depth-extra`` when mediapipe 0.10.14 is not installed.
+    """
+    from faceparse.depth.estimate import INSTALL_HINT, FaceMeshEstimator
+
+    try:
+        estimator = FaceMeshEstimator(margin=margin)
+    except RuntimeError as e:
+        raise RuntimeError(f"face detection needs MediaPipe: {INSTALL_HINT} ({e})") from None
+    return estimator.detect
+
+
+# --- the parser -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class FaceParser:
+    """A face parser ready for inference: ``parser(images) -> dict``. Build one with :func:`face_parser`.
+
+    The returned dict holds
+
+    * ``logits``: main logits at each image's own size, float32 on the CPU: a (B, C, H, W) tensor when
+      all images share a size, otherwise a list of (C, H_i, W_i) tensors (omitted with ``keep_logits=False``);
+    * ``labels``: argmax class ids, uint8: (B, H, W) array, or a list of (H_i, W_i) arrays;
+    * ``classes``: the class names in id order; ``scheme``: the :class:`~faceparse.labels.LabelScheme`;
+    * ``sizes``: each image's (H, W); with ``detect=True`` also ``boxes`` (square crop per image, ``None``
+      where no face was found and the whole image was parsed) and ``scores`` (detector confidence).
+    """
+
+    model: nn.Module
+    info: NetworkInfo
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    batch_size: int = 8
+    detector: Detector | None = None  # used when called with detect=True; MediaPipe when left None
+
+    def __post_init__(self) -> None:
+        if self.info.scheme is None:
+            raise ValueError(f"{self.info.source}: a {self.info.role} is not a face parser")
+        self.device = torch.device(self.device)
+        self.model = self.model.to(self.device).eval()
+
+    @property
+    def scheme(self) -> LabelScheme:
+        assert self.info.scheme is not None
+        return self.info.scheme
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.scheme.classes
+
+    @property
+    def modality(self) -> str:
+        return self.info.modality
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return self.info.input_size
+
+    def __call__(
+        self,
+        images: ImageInput | Sequence[ImageInput],
+        *,
+        detect: bool = False,
+        keep_logits: bool = True,
+    ) -> dict[str, Any]:
+        """Parse one image or a list of images (arrays or file paths) of any sizes; see the class docstring."""
+        single = isinstance(images, np.ndarray | str | os.PathLike)
+        batch = [images] if single else list(images)  # type: ignore[list-item]
+        if not batch:
+            raise ValueError("no images given")
+        arrays = [as_rgb(im) if self.modality == "rgb" else as_nearness(im) for im in batch]
+        sizes = [a.shape[:2] for a in arrays]
+        boxes: list[Box | None] = [None] * len(arrays)
+        scores: list[float] = [0.0] * len(arrays)
+        if detect:
+            boxes, scores = self._detect(arrays)
+        crops = [a if box is None else crop_square(a, box) for a, box in zip(arrays, boxes, strict=True)]
+        logits = [
+            lg if box is None else paste_logits(lg, box, size)
+            for lg, box, size in zip(self.predict_logits(crops), boxes, sizes, strict=True)
+        ]
+        labels = [lg.argmax(0).to(torch.uint8).numpy() for lg in logits]  # each (H_i, W_i)
+        same_size = len(set(sizes)) == 1
+        out: dict[str, Any] = {
+            "labels": np.stack(labels) if same_size else labels,
+            "classes": self.classes,
+            "scheme": self.scheme,
+            "sizes": [tuple(int(s) for s in size) for size in sizes],
+        }
+        if keep_logits:
+            out["logits"] = torch.stack(logits) if same_size else logits
+        if detect:
+            out["boxes"], out["scores"] = boxes, scores
+        return out
+
+    def _detect(self, arrays: list[np.ndarray]) -> tuple[list[Box | None], list[float]]:
+        if self.modality != "rgb":
+            raise ValueError("face detection works on RGB images; depth maps are parsed whole")
+        if self.detector is None:
+            self.detector = mediapipe_detector()
+        found = [self.detector(rgb) for rgb in arrays]
+        return [f[0] if f else None for f in found], [f[1] if f else 0.0 for f in found]
+
+    def predict_logits(self, images: Sequence[np.ndarray]) -> list[torch.Tensor]:
+        """Prepared arrays (uint8 RGB or nearness) → list of (C, H_i, W_i) float32 CPU logits, in batches."""
+        out: list[torch.Tensor] = []
+        for start in range(0, len(images), self.batch_size):
+            chunk = images[start : start + self.batch_size]
+            logits = self.forward(self.prepare(chunk))  # (b, C, h, w) at the network's output size
+            for lg, image in zip(logits, chunk, strict=True):
+                size = image.shape[:2]
+                resized = F.interpolate(lg[None], size=size, mode="bilinear", align_corners=True)
+                out.append(resized[0].float().cpu())  # (C, H_i, W_i)
+        return out
+
+    def prepare(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+        """Resize to the network size, stack and normalise → (B, C, H, W) on the parser's device."""
+        from faceparse.data.normalize import NORMALIZATIONS
+
+        if self.modality == "rgb":
+            arrays = [_resize_rgb(im, self.input_size) for im in images]
+            pixels = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float() / 255.0  # (B, 3, H, W)
+        else:
+            arrays = [_resize_nearness(im, self.input_size) for im in images]
+            pixels = torch.from_numpy(np.stack(arrays))[:, None].float()  # (B, 1, H, W)
+        return NORMALIZATIONS[self.info.normalization](pixels.to(self.device))
+
+    @torch.inference_mode()
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Normalised (B, C, H, W) → the main logits (B, classes, h, w) (1/4 size for EAGRNet)."""
+        from faceparse.losses import main_logits
+
+        return main_logits(self.model(inputs))
+
+
+def face_parser(
+    source: str | os.PathLike,
+    modality: str = "rgb",
+    device: str | torch.device = "cpu",
+    *,
+    size: int | Sequence[int] | None = None,
+    batch_size: int = 8,
+    detector: Detector | None = None,
+) -> FaceParser:
+    """Load a face parser from an engine checkpoint, a faceparse ``.safetensors`` file or a
+    face-parsing.PyTorch ``.pth``; ``modality`` picks the RGB or the depth parser of a checkpoint.
+
+    >>> parser = face_parser("runs/celeba/joint", modality="rgb")       # doctest: +SKIP
+    >>> out = parser(["a.jpg", "b.png"], detect=True)                  # doctest: +SKIP
+    >>> out["classes"][out["labels"][0][100, 100]]                       # doctest: +SKIP
+    'skin'
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    loaded = load_network(source, _role_for(modality), size)
+    return FaceParser(loaded.model, loaded.info, torch.device(device), batch_size, detector)
+
+
+# --- whole folders (the `faceparse predict` command) ---------------------------------------------------
+
+RGB_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+DEPTH_SUFFIXES = (".png", ".tif", ".tiff")
+
+
+@dataclass
+class PredictReport:
+    written: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)  # outputs that already existed
+    failed: list[tuple[Path, str]] = field(default_factory=list)  # (input, problem)
+
+
+def list_inputs(path: str | os.PathLike, modality: str = "rgb") -> list[Path]:
+    """A single image file, or the image files directly inside a folder (sorted by name)."""
+    path = Path(path)
+    suffixes = RGB_SUFFIXES if modality == "rgb" else DEPTH_SUFFIXES
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise DataError(path, "input not found")
+    found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
+    if not found:
+        raise DataError(path, f"no {modality} images ({', '.join(suffixes)}) in this folder")
+    return found
+
+
+def predict_files(
+    parser: FaceParser,
+    inputs: Iterable[Path],
+    out_dir: str | os.PathLike,
+    *,
+    detect: bool = False,
+    overlay: bool = False,
+    overwrite: bool = False,
+    on_image: Callable[[Path], None] | None = None,
+) -> PredictReport:
+    """Predict label maps for image files: ``out_dir/<stem>.png`` (8-bit class ids, what ``score-masks``
+    reads) and with ``overlay`` a colour overlay ``out_dir/overlay/<stem>.png``.
+
+    Unreadable inputs are recorded in ``report.failed`` (file and problem) and skipped; existing outputs
+    are kept unless ``overwrite`` (so an interrupted run resumes). Writes are atomic.
+    """
+    from faceparse.data.format import write_label
+
+    out_dir = Path(out_dir)
+    report = PredictReport()
+    pending: list[tuple[Path, np.ndarray]] = []
+    seen: dict[str, Path] = {}
+
+    def flush() -> None:
+        if not pending:
+            return
+        paths, arrays = zip(*pending, strict=True)
+        result = parser(list(arrays), detect=detect, keep_logits=False)
+        for path, image, label in zip(paths, arrays, result["labels"], strict=True):
+            target = out_dir / f"{path.stem}.png"
+            write_label(target, np.ascontiguousarray(label))
+            if overlay:
+                _write_overlay(out_dir / "overlay" / f"{path.stem}.png", image, label, parser)
+            report.written.append(target)
+            if on_image:
+                on_image(path)
+        pending.clear()
+
+    for path in inputs:
+        target = out_dir / f"{path.stem}.png"
+        if path.stem in seen:
+            report.failed.append((path, f"same name as {seen[path.stem].name}: both would write {target.name}"))
+        elif target.exists() and not overwrite:
+            report.skipped.append(target)
+        else:
+            seen[path.stem] = path
+            try:
+                pending.append((path, as_rgb(path) if parser.modality == "rgb" else as_nearness(path)))
+            except DataError as e:
+                report.failed.append((path, e.problem))
+            else:
+                if len(pending) >= parser.batch_size:
+                    flush()
+                continue  # reported by flush() once written
+        if on_image:
+            on_image(path)
+    flush()
+    return report
+
+
+def _write_overlay(path: Path, image: np.ndarray, label: np.ndarray, parser: FaceParser) -> None:
+    from PIL import Image
+
+    from faceparse.inference.visualize import depth_to_rgb, overlay
+    from faceparse.utils.io import atomic_save
+
+    base = image if parser.modality == "rgb" else depth_to_rgb(image)
+    picture = overlay(base, label, parser.scheme)
+    atomic_save(path, lambda p: Image.fromarray(picture).save(p, format="PNG"))
