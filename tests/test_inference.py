@@ -270,11 +270,24 @@ def test_predict_cli_exit_codes_and_outputs(run_dir, tmp_path):
     depth_dir = tmp_path / "depth"
     write_depth(depth_dir / "d0.png", np.full((20, 30), 0.5, np.float32))
     result = runner.invoke(
-        app, ["predict", "-c", str(run_dir), "-i", str(depth_dir), "-o", str(tmp_path / "dp"), "--modality", "depth"]
+        app,
+        [
+            "predict",
+            "-c",
+            str(run_dir),
+            "-i",
+            str(depth_dir),
+            "-o",
+            str(tmp_path / "dp"),
+            "--modality",
+            "depth",
+        ],
     )
     assert result.exit_code == 0, result.output
     assert read_label(tmp_path / "dp" / "d0.png").shape == (20, 30)
-    result = runner.invoke(app, ["predict", "-c", str(tmp_path / "none"), "-i", str(images), "-o", str(tmp_path)])
+    result = runner.invoke(
+        app, ["predict", "-c", str(tmp_path / "none"), "-i", str(images), "-o", str(tmp_path)]
+    )
     assert result.exit_code == 2 and "none" in result.output
 
 
@@ -301,3 +314,24 @@ def test_side_by_side_writes_a_png(tmp_path):
     picture = side_by_side(np.zeros((32, 32, 3), np.uint8), label, SCHEME, path=tmp_path / "p.png")
     assert np.array_equal(np.asarray(Image.open(tmp_path / "p.png")), picture)
     assert picture.shape[0] > 32  # legend strip
+
+
+@pytest.mark.slow
+def test_mediapipe_detection_on_a_synthetic_head(rgb_parser):
+    pytest.importorskip("mediapipe")
+    from faceparse.data.synth import generate_sample
+    from faceparse.inference import mediapipe_detector
+
+    rgb = generate_sample(0, 256, 0)["rgb"]  # a head MediaPipe finds (score ≈ 0.8)
+    rgb_parser.detector = mediapipe_detector(margin=0.1)  # a tight box, so part of the frame is outside
+    try:
+        out = rgb_parser(rgb, detect=True)
+    finally:
+        rgb_parser.detector = None
+    (x0, y0, side), score = out["boxes"][0], out["scores"][0]
+    assert score > 0.5 and side > 64
+    assert out["labels"].shape == (1, 256, 256)
+    outside = np.ones((256, 256), bool)
+    outside[max(y0, 0) : y0 + side, max(x0, 0) : x0 + side] = False
+    assert outside.any()
+    assert (out["labels"][0][outside] == 0).all()

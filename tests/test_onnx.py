@@ -1,4 +1,4 @@
-"""ONNX export: the graph reproduces PyTorch in onnxruntime, carries its metadata, and takes any batch size."""
+"""ONNX export: the graph reproduces PyTorch in onnxruntime, carries its metadata, takes any batch size."""
 
 from __future__ import annotations
 
@@ -77,7 +77,9 @@ def test_depth_parser_export(checkpoint, tmp_path):
     export_onnx(parser, tmp_path / "depth.onnx", dynamic_batch=False)
     meta = read_onnx_metadata(tmp_path / "depth.onnx")
     assert meta["faceparse.role"] == "parser_depth" and meta["faceparse.input_channels"] == "1"
-    assert json.loads(meta["faceparse.input_mean"]) == [0.5] and json.loads(meta["faceparse.input_std"]) == [0.5]
+    assert json.loads(meta["faceparse.input_mean"]) == [0.5] and json.loads(meta["faceparse.input_std"]) == [
+        0.5
+    ]
     session = _session(tmp_path / "depth.onnx")
     assert session.get_inputs()[0].shape == [1, 1, SIZE, SIZE]  # static batch
 
@@ -110,11 +112,15 @@ def test_export_cli(checkpoint, tmp_path):
 
     runner = CliRunner()
     out = tmp_path / "g.onnx"
-    result = runner.invoke(app, ["export-onnx", "-c", str(checkpoint.parent.parent), "-o", str(out), "--network", "generator"])
+    result = runner.invoke(
+        app, ["export-onnx", "-c", str(checkpoint.parent.parent), "-o", str(out), "--network", "generator"]
+    )
     assert result.exit_code == 0, result.output
     assert "max |onnxruntime - PyTorch|" in result.output
     assert read_onnx_metadata(out)["faceparse.role"] == "generator"
-    result = runner.invoke(app, ["export-onnx", "-c", str(checkpoint), "-o", str(out), "--network", "discriminator"])
+    result = runner.invoke(
+        app, ["export-onnx", "-c", str(checkpoint), "-o", str(out), "--network", "discriminator"]
+    )
     assert result.exit_code == 2 and "parser or generator" in result.output
 
 

@@ -26,25 +26,34 @@ def predict_command(
     checkpoint: Path = typer.Option(..., "--checkpoint", "-c", help=_CHECKPOINT_HELP),
     input_path: Path = typer.Option(..., "--input", "-i", help="An image file or a folder of images."),
     out: Path = typer.Option(
-        ..., "--out", "-o", help="Output folder: <stem>.png label maps (8-bit class ids, as score-masks reads)."
+        ...,
+        "--out",
+        "-o",
+        help="Output folder: <stem>.png label maps (8-bit class ids, as score-masks reads).",
     ),
     modality: str = typer.Option(
         "rgb", "--modality", help="rgb: colour images; depth: 16/8-bit nearness PNGs (near = bright)."
     ),
     batch: int = typer.Option(8, "--batch", min=1, help="Images per forward pass."),
     detect: bool = typer.Option(
-        False, "--detect", help="RGB only: crop to the detected face (MediaPipe, `make depth-extra`), paste back."
+        False,
+        "--detect",
+        help="RGB only: crop to the detected face (MediaPipe, `make depth-extra`), paste back.",
     ),
-    overlay: bool = typer.Option(False, "--overlay", help="Also write colour overlays to OUT/overlay/<stem>.png."),
+    overlay: bool = typer.Option(
+        False, "--overlay", help="Also write colour overlays to OUT/overlay/<stem>.png."
+    ),
     size: int = typer.Option(
         None, "--size", help="Network input side in pixels (default: the training size, 512 for .pth)."
     ),
     device: str = typer.Option("cpu", "--device", help="torch device, e.g. cpu or cuda:0."),
     overwrite: bool = typer.Option(
-        False, "--overwrite", help="Redo images whose label map exists (default: skip them, so reruns resume)."
+        False,
+        "--overwrite",
+        help="Redo images whose label map exists (default: skip them, so reruns resume).",
     ),
 ) -> None:
-    """Predict face-parsing label maps for an image or a folder; unreadable images are reported and skipped."""
+    """Predict label maps for an image or a folder; unreadable images are reported and skipped."""
     from faceparse.inference.predictor import face_parser, list_inputs, predict_files
 
     if modality not in ("rgb", "depth"):
@@ -87,7 +96,9 @@ def export_onnx_command(
     checkpoint: Path = typer.Option(..., "--checkpoint", "-c", help=_CHECKPOINT_HELP),
     out: Path = typer.Option(..., "--out", "-o", help="Output .onnx file (written only once verified)."),
     network: str = typer.Option(
-        "parser", "--network", help="parser (the RGB or depth parser, see --modality) or generator (RGB→depth)."
+        "parser",
+        "--network",
+        help="parser (the RGB or depth parser, see --modality) or generator (RGB→depth).",
     ),
     modality: str = typer.Option("rgb", "--modality", help="Which parser to export: rgb or depth."),
     size: int = typer.Option(None, "--size", help="Input side in pixels (default: the recorded input size)."),
@@ -99,7 +110,7 @@ def export_onnx_command(
         1e-4, "--tolerance", help="Largest accepted |onnxruntime - PyTorch| on the random check input."
     ),
 ) -> None:
-    """Export a parser's main logits (or the generator's depth) to ONNX, with its metadata, checked with onnxruntime."""
+    """Export a parser's main logits (or the generator's depth) to ONNX, verified in onnxruntime."""
     from faceparse.inference.export import ExportError, export_onnx
     from faceparse.inference.predictor import load_network
 
@@ -109,12 +120,16 @@ def export_onnx_command(
         raise typer.BadParameter(f"must be rgb or depth, got {modality!r}", param_hint="--modality")
     role = "generator" if network == "generator" else f"parser_{modality}"
     loaded = load_network(checkpoint, role, size)
-    with console.status(f"exporting {loaded.info.arch} ({role}) at {loaded.info.input_size[1]}x{loaded.info.input_size[0]}"):
+    with console.status(
+        f"exporting {loaded.info.arch} ({role}) at {loaded.info.input_size[1]}x{loaded.info.input_size[0]}"
+    ):
         try:
-            report = export_onnx(loaded, out, opset=opset, dynamic_batch=not static_batch, tolerance=tolerance)
+            report = export_onnx(
+                loaded, out, opset=opset, dynamic_batch=not static_batch, tolerance=tolerance
+            )
         except ExportError as e:
             _fail(str(e))
     console.print(
-        f"wrote {report.path}; checked on input {list(report.input_shape)} → output {list(report.output_shape)}, "
+        f"wrote {report.path}; checked on input {list(report.input_shape)} → {list(report.output_shape)}, "
         f"max |onnxruntime - PyTorch| = {report.max_abs_diff:.3g}"
     )

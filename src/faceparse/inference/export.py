@@ -50,7 +50,7 @@ class ExportReport:
 
 
 class MainOutput(nn.Module):
-    """Wraps a network so the graph returns one tensor: the main logits at input size, or the generator's output."""
+    """A network whose graph returns one tensor: main logits at input size, or the generator's output."""
 
     def __init__(self, model: nn.Module, is_parser: bool):
         super().__init__()
@@ -76,7 +76,9 @@ def onnx_metadata(info: NetworkInfo, size: tuple[int, int]) -> dict[str, str]:
         "faceparse.input_name": "input",
         "faceparse.input_channels": str(info.in_channels),
         "faceparse.input_size": json.dumps(list(size)),  # [H, W]
-        "faceparse.input_range": "rgb/255 in [0, 1]" if info.modality == "rgb" else "depth nearness in [0, 1]",
+        "faceparse.input_range": "rgb/255 in [0, 1]"
+        if info.modality == "rgb"
+        else "depth nearness in [0, 1]",
         "faceparse.normalization": info.normalization,
         "faceparse.input_mean": json.dumps(list(mean)),
         "faceparse.input_std": json.dumps(list(std)),
@@ -141,9 +143,7 @@ def export_onnx(
             "nothing was written"
         )
     atomic_write_bytes(path, data)
-    return ExportReport(
-        Path(path), diff, tuple(check.shape), tuple(expected.shape), onnx_metadata(info, hw)
-    )
+    return ExportReport(Path(path), diff, tuple(check.shape), tuple(expected.shape), onnx_metadata(info, hw))
 
 
 def _random_input(info: NetworkInfo, size: tuple[int, int], batch: int, seed: int) -> torch.Tensor:

@@ -153,7 +153,7 @@ def _scheme_from_meta(meta: dict, checkpoint: Path) -> LabelScheme:
     if "classes" in stored and list(stored["classes"]) != list(scheme.classes):
         raise DataError(
             checkpoint / "meta.json",
-            f"its classes {stored['classes']} differ from faceparse's {scheme.name} scheme {list(scheme.classes)}",
+            f"its classes {stored['classes']} differ from the {scheme.name} scheme's {list(scheme.classes)}",
         )
     return scheme
 
@@ -237,7 +237,9 @@ def as_nearness(image: ImageInput) -> np.ndarray:
 
 def _check_unit_range(values: np.ndarray, what: str) -> None:
     if values.size and (not np.isfinite(values).all() or values.min() < 0.0 or values.max() > 1.0):
-        raise ValueError(f"{what} values must lie in [0, 1], got [{np.nanmin(values):.4g}, {np.nanmax(values):.4g}]")
+        raise ValueError(
+            f"{what} values must lie in [0, 1], got [{np.nanmin(values):.4g}, {np.nanmax(values):.4g}]"
+        )
 
 
 def _resize_rgb(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -360,7 +362,7 @@ class FaceParser:
         detect: bool = False,
         keep_logits: bool = True,
     ) -> dict[str, Any]:
-        """Parse one image or a list of images (arrays or file paths) of any sizes; see the class docstring."""
+        """Parse one image or a list of images (arrays or paths) of any sizes; see the class docstring."""
         single = isinstance(images, np.ndarray | str | os.PathLike)
         batch = [images] if single else list(images)  # type: ignore[list-item]
         if not batch:
@@ -521,7 +523,9 @@ def predict_files(
     for path in inputs:
         target = out_dir / f"{path.stem}.png"
         if path.stem in seen:
-            report.failed.append((path, f"same name as {seen[path.stem].name}: both would write {target.name}"))
+            report.failed.append(
+                (path, f"same name as {seen[path.stem].name}: both would write {target.name}")
+            )
         elif target.exists() and not overwrite:
             report.skipped.append(target)
         else:

@@ -19,13 +19,13 @@ def colorize(label: np.ndarray, scheme: str | LabelScheme) -> np.ndarray:
 
 
 def depth_to_rgb(nearness: np.ndarray) -> np.ndarray:
-    """(H, W) nearness in [0, 1] → (H, W, 3) uint8 gray picture: near = bright, background black (paper Fig. 2)."""
+    """(H, W) nearness in [0, 1] → (H, W, 3) uint8 gray: near = bright, background black (paper Fig. 2)."""
     gray = np.rint(np.clip(nearness, 0.0, 1.0) * 255.0).astype(np.uint8)
     return np.repeat(gray[..., None], 3, axis=2)
 
 
 def overlay(rgb: np.ndarray, label: np.ndarray, scheme: str | LabelScheme, alpha: float = 0.5) -> np.ndarray:
-    """Blend class colours over ``rgb`` (H, W, 3) uint8 with weight ``alpha``; background pixels stay as they are."""
+    """Blend class colours over ``rgb`` (H, W, 3) uint8 with weight ``alpha``; background stays as it is."""
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
     if rgb.shape[:2] != label.shape:
@@ -37,7 +37,7 @@ def overlay(rgb: np.ndarray, label: np.ndarray, scheme: str | LabelScheme, alpha
 
 
 def legend(scheme: str | LabelScheme, width: int, classes: Sequence[int] | None = None) -> np.ndarray:
-    """A strip of colour swatches with class names (those in ``classes``, default all), ``width`` pixels wide."""
+    """A ``width``-pixel strip of colour swatches with class names (those in ``classes``, default all)."""
     from PIL import Image, ImageDraw, ImageFont
 
     scheme = get_scheme(scheme)
