@@ -177,27 +177,32 @@ def cpu_name() -> str:
 
 
 def benchmark_model(
-    name: str, spec: tuple[dict, int, int], size: int, settings: list[Setting], repeats: int, table: Table
+    name: str,
+    spec: tuple[dict, int, int],
+    size: int,
+    settings: list[Setting],
+    repeats: int,
+    table: Table,
+    forward_only: bool = False,
 ) -> None:
     kwargs, channels, train_batch = spec
     torch.manual_seed(0)
     model = build_model(name, **kwargs)
     x = torch.randn(1, channels, size, size)
-    x_train = torch.randn(train_batch, channels, size, size)
     base = SETTINGS["fp32"]
+
     fwd_flops = count_flops(forward_fn(*prepare(model, x, base, train=False), base))
-    step_flops = count_flops(train_step_fn(*prepare(model, x_train, base, train=True), base))
-
     fwd = {s.name: forward_fn(*prepare(model, x, s, train=False), s) for s in settings}
-    fwd_times = interleaved_medians(fwd, repeats)
+    rows = [("forward", 1, interleaved_medians(fwd, repeats), fwd_flops)]
     del fwd
-    step = {
-        s.name: train_step_fn(*prepare(model, x_train, s, train=True), s) for s in settings if not s.frozen
-    }
-    step_times = interleaved_medians(step, repeats)
-    del step
+    if not forward_only:
+        x_train = torch.randn(train_batch, channels, size, size)
+        step_flops = count_flops(train_step_fn(*prepare(model, x_train, base, train=True), base))
+        trainable = [s for s in settings if not s.frozen]
+        step = {s.name: train_step_fn(*prepare(model, x_train, s, train=True), s) for s in trainable}
+        rows.append(("fwd+bwd", train_batch, interleaved_medians(step, repeats), step_flops))
+        del step
 
-    rows = (("forward", 1, fwd_times, fwd_flops), ("fwd+bwd", train_batch, step_times, step_flops))
     for mode, batch, times, flops in rows:
         for setting_name, seconds in times.items():
             table.add_row(
@@ -224,6 +229,7 @@ def main() -> None:
     parser.add_argument("--models", default=None, help="comma-separated subset of models to run")
     parser.add_argument("--include-eagrnet", action="store_true", help="also time EAGRNet (slow)")
     parser.add_argument("--explore", action="store_true", help="also time cl_fp32, bf16 and frozen_fp32")
+    parser.add_argument("--forward-only", action="store_true", help="time inference only")
     parser.add_argument("--label-inputs", type=int, default=3, help="inputs for the BiSeNet label check")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     args = parser.parse_args()
@@ -240,7 +246,7 @@ def main() -> None:
     )
     table = Table("model", "mode", "batch", "setting", "median s", "GFLOP", "GFLOP/s", "speed-up vs fp32")
     for name, spec in specs.items():
-        benchmark_model(name, spec, args.size, settings, args.repeats, table)
+        benchmark_model(name, spec, args.size, settings, args.repeats, table, args.forward_only)
     console.print(table)
 
     fractions = label_disagreement(args.size, settings, args.label_inputs, seed=0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,14 @@ from faceparse.data.format import read_label, write_depth, write_rgb
 from faceparse.engine import checkpoint as ckpt
 from faceparse.engine.config import Config, resolve, to_dict
 from faceparse.engine.networks import network_specs
-from faceparse.inference import colorize, face_parser, overlay, predict_files, side_by_side
+from faceparse.inference import (
+    DetectorUnavailable,
+    colorize,
+    face_parser,
+    overlay,
+    predict_files,
+    side_by_side,
+)
 from faceparse.inference.predictor import OUTSIDE_LOGIT, crop_square, paste_logits
 from faceparse.labels import get_scheme
 from faceparse.models import build_model
@@ -102,6 +110,9 @@ def test_batching_and_order_do_not_change_results(rgb_parser):
     again = rgb_parser(images)
     for a, b in zip(together["logits"], again["logits"], strict=True):
         assert torch.equal(a, b)  # deterministic
+    from PIL import Image
+
+    assert torch.equal(rgb_parser(Image.fromarray(images[0]))["logits"], alone[0]["logits"])
 
 
 def test_same_size_images_are_stacked_and_match_the_network(rgb_parser):
@@ -176,6 +187,11 @@ def test_missing_sources_and_roles_are_named(tmp_path, run_dir):
     ckpt.save_checkpoint(stage, 1, {}, {}, meta)
     with pytest.raises(DataError, match="no parser_rgb network"):
         face_parser(stage.parent)
+    # a run folder whose last stage has no RGB parser gives the stage that trained one
+    shutil.copytree(
+        ckpt.latest_checkpoint(run_dir / "joint"), tmp_path / "pretrain-rgb" / "checkpoints" / "iter-0000003"
+    )
+    assert "pretrain-rgb" in face_parser(tmp_path).info.source
 
 
 def test_detection_crops_and_pastes_back(rgb_parser):
@@ -213,16 +229,31 @@ def test_paste_and_crop_are_inverse_inside_the_image():
     assert (full[1, :3] == OUTSIDE_LOGIT).all() and (full[0, :3] == 0).all()
 
 
-def test_detection_without_mediapipe_names_the_extra(rgb_parser, monkeypatch):
+def test_detection_without_mediapipe_names_the_extra(rgb_parser, run_dir, tmp_path, monkeypatch):
     import faceparse.depth.estimate as estimate
 
     def missing():
         raise RuntimeError(f"{estimate.INSTALL_HINT} (No module named 'mediapipe')")
 
     monkeypatch.setattr(estimate, "import_mediapipe", missing)
-    with pytest.raises(RuntimeError, match="make depth-extra"):
+    with pytest.raises(DetectorUnavailable, match="make depth-extra"):
         rgb_parser(_images()[0], detect=True)
     assert rgb_parser.detector is None
+    from faceparse.cli import app
+
+    write_rgb(tmp_path / "a.png", _images()[1])
+    args = [
+        "predict",
+        "-c",
+        str(run_dir),
+        "-i",
+        str(tmp_path / "a.png"),
+        "-o",
+        str(tmp_path / "p"),
+        "--detect",
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "make depth-extra" in result.output
 
 
 def _folder(root: Path) -> Path:
@@ -250,6 +281,8 @@ def test_predict_files_writes_readable_labels_and_reports_bad_files(rgb_parser, 
     assert (tmp_path / "out" / "overlay" / "img0.png").is_file()
     again = predict_files(rgb_parser, inputs, tmp_path / "out")  # resumes: nothing to redo
     assert not again.written and len(again.skipped) == 3
+    into_inputs = predict_files(rgb_parser, [images / "img0.png"], images, overwrite=True)
+    assert "overwrite it" in into_inputs.failed[0][1] and not into_inputs.written  # never clobbers an input
 
 
 def test_predict_cli_exit_codes_and_outputs(run_dir, tmp_path):

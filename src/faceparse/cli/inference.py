@@ -54,7 +54,7 @@ def predict_command(
     ),
 ) -> None:
     """Predict label maps for an image or a folder; unreadable images are reported and skipped."""
-    from faceparse.inference.predictor import face_parser, list_inputs, predict_files
+    from faceparse.inference.predictor import DetectorUnavailable, face_parser, list_inputs, predict_files
 
     if modality not in ("rgb", "depth"):
         raise typer.BadParameter(f"must be rgb or depth, got {modality!r}", param_hint="--modality")
@@ -78,7 +78,7 @@ def predict_command(
                 overwrite=overwrite,
                 on_image=lambda path: bar.update(task, advance=1, info=path.name),
             )
-    except RuntimeError as e:  # e.g. detection asked for without mediapipe
+    except DetectorUnavailable as e:
         _fail(str(e))
     console.print(f"wrote {len(report.written)} label maps to {out}")
     if report.skipped:

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from faceparse.engine import checkpoint as ckpt
 from faceparse.engine.config import STAGES, Config, OptimConfig, load_config, resolve, to_dict, to_yaml
@@ -241,31 +240,16 @@ def run_stage(fabric: Any, cfg: Config, stage: str, resume: bool = False) -> Pat
     init_sources = (
         _init_from_pretrained(cfg, networks, specs) if stage == "joint" and existing is None else {}
     )
-    start = 0
-    state: dict[str, Any] | None = None
+    state = ckpt.read_state(existing) if existing is not None else None
+    start = int(state["iteration"]) if state is not None else 0
     if existing is not None:
-        state = ckpt.read_state(existing)
-        start = int(state["iteration"])
         for role, module in networks.items():
             ckpt.load_weights(module, existing, role)
         if start >= plan.iterations:
             if rank0:
                 console.print(f"[green]{stage}[/green]: already complete at iteration {start} ({existing})")
             return existing
-
-    optimizers, schedulers = Optimizers(), {}
-    for role, module in networks.items():
-        optim_cfg, scale = plan.optim[role]
-        optimizer = make_optimizer(module.parameters(), optim_cfg, scale)
-        schedulers[role] = make_poly_scheduler(optimizer, plan.iterations, optim_cfg.poly_power)
-        wrapped, wrapped_optimizer = fabric.setup(module, optimizer)
-        setattr(networks, role, wrapped)
-        setattr(optimizers, role, wrapped_optimizer)
-    if state is not None:  # after setup, so optimiser state lands on the parameters' device
-        for role, optimizer in optimizers.items():
-            optimizer.load_state_dict(state["optimizers"][role])
-            schedulers[role].load_state_dict(state["schedulers"][role])
-        ckpt.restore_rng(state["rng"])
+    optimizers, schedulers = _setup_optimization(fabric, networks, plan, state)
 
     loss_fn = parser_loss(cfg.model.arch)
     weights = JointWeights(
@@ -314,6 +298,26 @@ def run_stage(fabric: Any, cfg: Config, stage: str, resume: bool = False) -> Pat
         log.close()
     assert last is not None
     return last
+
+
+def _setup_optimization(
+    fabric: Any, networks: Networks, plan: StagePlan, state: dict[str, Any] | None
+) -> tuple[Optimizers, dict[str, Any]]:
+    """Optimisers and poly schedulers per network, set up by Fabric; restored from ``state`` on resume."""
+    optimizers, schedulers = Optimizers(), {}
+    for role, module in networks.items():
+        optim_cfg, scale = plan.optim[role]
+        optimizer = make_optimizer(module.parameters(), optim_cfg, scale)
+        schedulers[role] = make_poly_scheduler(optimizer, plan.iterations, optim_cfg.poly_power)
+        wrapped, wrapped_optimizer = fabric.setup(module, optimizer)
+        setattr(networks, role, wrapped)
+        setattr(optimizers, role, wrapped_optimizer)
+    if state is not None:  # after setup, so optimiser state lands on the parameters' device
+        for role, optimizer in optimizers.items():
+            optimizer.load_state_dict(state["optimizers"][role])
+            schedulers[role].load_state_dict(state["schedulers"][role])
+        ckpt.restore_rng(state["rng"])
+    return optimizers, schedulers
 
 
 def _stage_step(
@@ -426,7 +430,3 @@ def _stop_requests() -> Iterator[Callable[[], bool]]:
 def request_stop() -> None:
     """Ask a running loop (in this process) to save and stop, as SIGTERM would."""
     os.kill(os.getpid(), signal.SIGTERM)
-
-
-def parameters_of(networks: Networks) -> dict[str, nn.Module]:
-    return {role: unwrap(module) for role, module in networks.items()}

@@ -9,6 +9,7 @@ predictions, and ONNX export.
 """
 
 from faceparse.inference.predictor import (
+    DetectorUnavailable,
     FaceParser,
     LoadedNetwork,
     NetworkInfo,
@@ -30,6 +31,7 @@ def export_onnx(*args, **kwargs):  # noqa: ANN002, ANN003 - forwards to facepars
 
 
 __all__ = [
+    "DetectorUnavailable",
     "FaceParser",
     "LoadedNetwork",
     "NetworkInfo",

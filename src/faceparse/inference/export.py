@@ -13,6 +13,7 @@ and atomically, so a failed or interrupted export never leaves a file behind.
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import os
@@ -126,7 +127,8 @@ def export_onnx(
 
     model, info = network.model, network.info
     hw = info.input_size if size is None else ((size, size) if isinstance(size, int) else tuple(size))
-    wrapper = MainOutput(model, is_parser=info.scheme is not None).cpu().eval()  # eval: see _trace
+    # a CPU copy: the caller's model keeps its device and mode (see _trace on modes)
+    wrapper = MainOutput(copy.deepcopy(model), is_parser=info.scheme is not None).cpu().eval()
     example = _random_input(info, hw, batch=1, seed=seed)
     graph = onnx.load_from_string(_trace(wrapper, example, opset, dynamic_batch, info))
     for key, value in onnx_metadata(info, hw).items():

@@ -20,6 +20,7 @@ kept (face-parsing.PyTorch does the same). Logits come back to each image's size
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -106,21 +107,29 @@ def load_network(
     else:
         raise DataError(path, "unknown weights format (expected a checkpoint folder, .safetensors or .pth)")
     if size is not None:
-        loaded.info = _replace(loaded.info, input_size=_square(size))
+        loaded.info = dataclasses.replace(loaded.info, input_size=_square(size))
     return loaded
 
 
-def _replace(info: NetworkInfo, **changes: Any) -> NetworkInfo:
-    import dataclasses
+def _checkpoint_with(path: Path, role: str) -> Path:
+    """The checkpoint to read ``role`` from: a run folder gives its LAST stage that trained ``role``
+    (e.g. the RGB parser of pretrain-rgb when the last stage is pretrain-translator)."""
+    from faceparse.engine.checkpoint import META_FILE, find_checkpoint, latest_checkpoint, read_meta
+    from faceparse.engine.config import STAGES
 
-    return dataclasses.replace(info, **changes)
+    if not (path / META_FILE).is_file() and latest_checkpoint(path) is None:
+        for stage in reversed(STAGES):
+            checkpoint = latest_checkpoint(path / stage)
+            if checkpoint is not None and role in read_meta(checkpoint).get("networks", {}):
+                return checkpoint
+    return find_checkpoint(path)
 
 
 def _load_engine_checkpoint(path: Path, role: str) -> LoadedNetwork:
-    from faceparse.engine.checkpoint import find_checkpoint, load_weights, read_meta
+    from faceparse.engine.checkpoint import load_weights, read_meta
     from faceparse.models import build_model
 
-    checkpoint = find_checkpoint(path)
+    checkpoint = _checkpoint_with(path, role)
     meta = read_meta(checkpoint)
     specs = meta.get("networks", {})
     if role not in specs:
@@ -295,24 +304,29 @@ def paste_logits(crop_logits: torch.Tensor, box: Box, image_size: tuple[int, int
 # --- face detection -------------------------------------------------------------------------------------
 
 
+class DetectorUnavailable(RuntimeError):
+    """Face detection was asked for but MediaPipe (the optional ``depth`` extra) is not installed."""
+
+
 def mediapipe_detector(margin: float = DEFAULT_MARGIN) -> Detector:
     """MediaPipe's offline face detector (the ``depth`` extra): largest face → (square box, score).
 
-    Raises RuntimeError naming ``make depth-extra`` when mediapipe 0.10.14 is not installed.
+    The box is the detector's, grown by ``margin`` times its size on every side and made square.
+    Raises :class:`DetectorUnavailable` naming ``make depth-extra`` when mediapipe 0.10.14 is missing.
     """
-    from faceparse.depth.estimate import INSTALL_HINT, FaceMeshEstimator
+    from faceparse.depth.estimate import FaceMeshEstimator
 
     try:
         estimator = FaceMeshEstimator(margin=margin)
-    except RuntimeError as e:
-        raise RuntimeError(f"face detection needs MediaPipe: {INSTALL_HINT} ({e})") from None
+    except RuntimeError as e:  # import_mediapipe's error carries the install hint
+        raise DetectorUnavailable(f"face detection needs MediaPipe: {e}") from None
     return estimator.detect
 
 
 # --- the parser -----------------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(eq=False)
 class FaceParser:
     """A face parser ready for inference: ``parser(images) -> dict``. Build one with :func:`face_parser`.
 
@@ -326,7 +340,7 @@ class FaceParser:
       where no face was found and the whole image was parsed) and ``scores`` (detector confidence).
     """
 
-    model: nn.Module
+    model: nn.Module = field(repr=False)
     info: NetworkInfo
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     batch_size: int = 8
@@ -363,7 +377,8 @@ class FaceParser:
         keep_logits: bool = True,
     ) -> dict[str, Any]:
         """Parse one image or a list of images (arrays or paths) of any sizes; see the class docstring."""
-        single = isinstance(images, np.ndarray | str | os.PathLike)
+        # one image: a path, an array, or anything numpy can view as one (a PIL image)
+        single = isinstance(images, str | os.PathLike) or hasattr(images, "__array_interface__")
         batch = [images] if single else list(images)  # type: ignore[list-item]
         if not batch:
             raise ValueError("no images given")
@@ -522,7 +537,9 @@ def predict_files(
 
     for path in inputs:
         target = out_dir / f"{path.stem}.png"
-        if path.stem in seen:
+        if target.resolve() == path.resolve():
+            report.failed.append((path, "its label map would overwrite it; choose another output folder"))
+        elif path.stem in seen:
             report.failed.append(
                 (path, f"same name as {seen[path.stem].name}: both would write {target.name}")
             )

@@ -1,0 +1,376 @@
+"""``faceparse study``: baseline vs joint over several seeds, with the loss ablation, a same-length control
+and the depth-label fractions (paper §4.3 Tables 2-4, §4.4 Table 7 and Figure 7).
+
+For every seed (``data.seed`` = ``run.seed`` = seed: the depth subset, the initialisation and the data
+order all change with it), on one shared dataset::
+
+    OUT/seed-S/pretrain-rgb/                       F_R pre-training (does not depend on the depth fraction)
+    OUT/seed-S/depth-P/pretrain-{depth,translator} F_D and G+D on the P% depth-annotated subset
+    OUT/seed-S/depth-P/joint/                      joint training, Eq. 4 with every term (λ1 = λ2 = 1)
+    OUT/seed-S/depth-10/{no-e2e,no-ml,control}/joint/   λ2 = 0 (+L_ML), λ1 = 0 (+L_E2E), λ1 = λ2 = 0
+
+The control is joint training with the base losses only, for the same number of iterations at the same
+learning rates: "joint − control" is what L_ML and L_E2E add, "control − baseline" what simply training
+longer (at lr ÷ 10, with G's depths in F_D's batch) adds. Every run is evaluated on the test split
+(cached as ``eval-test.json`` beside it); ``OUT/study.md``, ``OUT/study.json``, ``OUT/fraction.png``
+(Figure 7) and ``OUT/ablation-*.png`` (Table 7) aggregate the seeds as mean ± sample std.
+
+Resumable: finished stages and evaluations are skipped, unfinished stages continue from their last
+checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from faceparse.engine.config import Config, load_config
+from faceparse.engine.logging import console
+
+FRACTIONS = (0.01, 0.1, 1.0)  # Figure 7
+MAIN_FRACTION = 0.1  # paper §4.1
+VARIANTS: dict[str, tuple[str, ...]] = {  # Table 7 rows + the control, as λ overrides (configs, not branches)
+    "joint": (),
+    "no-e2e": ("joint.lambda2=0",),  # + L_ML only
+    "no-ml": ("joint.lambda1=0",),  # + L_E2E only
+    "control": ("joint.lambda1=0", "joint.lambda2=0"),  # same iterations, base losses only
+}
+VARIANT_LABELS = {
+    "baseline": "pre-trained (baseline)",
+    "control": "joint, λ1 = λ2 = 0 (control)",
+    "no-e2e": "joint + L_ML (λ2 = 0)",
+    "no-ml": "joint + L_E2E (λ1 = 0)",
+    "joint": "joint + L_ML + L_E2E (our method)",
+}
+STUDY_SAMPLES = 600
+
+
+def fraction_dir(fraction: float) -> str:
+    return f"depth-{fraction * 100:g}"
+
+
+def _evaluate_cached(path: Path, checkpoints: Sequence[Path], data: str) -> dict[str, Any]:
+    """Evaluate once; reuse ``path`` if it was computed from the same checkpoint folders."""
+    from faceparse.engine.checkpoint import find_checkpoint
+    from faceparse.eval.run import evaluate_checkpoint, scores_only
+    from faceparse.utils.io import atomic_write_json, read_json
+
+    sources = sorted(str(find_checkpoint(c)) for c in checkpoints)
+    if path.is_file():
+        cached = read_json(path)
+        if sorted(set(cached.get("sources", {}).values())) == sources:
+            return cached
+    result = scores_only(evaluate_checkpoint([Path(s) for s in sources], data, "test"))
+    atomic_write_json(path, result)
+    return result
+
+
+class Study:
+    """The runs of one study: where each lives, how to train it, and its evaluation."""
+
+    def __init__(
+        self,
+        out: str | os.PathLike,
+        preset: str | os.PathLike = "study",
+        overrides: Sequence[str] = (),
+        fractions: Sequence[float] = FRACTIONS,
+        main_fraction: float = MAIN_FRACTION,
+        progress: bool = True,
+    ):
+        self.out = Path(out)
+        self.preset = preset
+        self.overrides = list(overrides)
+        self.fractions = tuple(sorted(set(fractions) | {main_fraction}))
+        self.main_fraction = main_fraction
+        self.progress = progress
+        self.base = load_config(preset, self.overrides)  # validates the overrides up front
+        self.seconds: dict[str, float] = {}
+
+    def config(self, seed: int, run_out: Path, extra: Sequence[str] = ()) -> Config:
+        fixed = [
+            f"data.root={self.data_root}",
+            f"data.seed={seed}",
+            f"run.seed={seed}",
+            f"run.out={run_out}",
+            f"run.progress={str(self.progress).lower()}",
+        ]
+        return load_config(self.preset, [*self.overrides, *fixed, *extra])
+
+    @property
+    def data_root(self) -> Path:
+        root = self.base.data.root
+        if root and (Path(root) / "dataset.json").is_file():
+            return Path(root)  # an existing dataset (e.g. a real one) is used as is
+        return self.out / "data"
+
+    def prepare_data(self, samples: int, workers: int | None = None) -> None:
+        from faceparse.data.synth import generate_dataset
+
+        if self.data_root != self.out / "data":
+            console.print(f"using the dataset in {self.data_root}")
+            return
+        console.rule(f"[bold]study[/bold] synthetic dataset: {samples} heads at {self.base.data.size}²")
+        generate_dataset(
+            self.data_root, samples, self.base.data.size, seed=0, workers=workers, progress=self.progress
+        )
+
+    def _train(self, cfg: Config, stage: str, what: str) -> None:
+        from faceparse.engine.loop import train
+
+        tic = time.perf_counter()
+        train(cfg, stage, resume=True)
+        self.seconds[what] = self.seconds.get(what, 0.0) + time.perf_counter() - tic
+
+    def variants_for(self, fraction: float) -> tuple[str, ...]:
+        return tuple(VARIANTS) if math.isclose(fraction, self.main_fraction) else ("joint",)
+
+    def run_seed(self, seed: int) -> dict[str, Any]:
+        """Train and evaluate every run of one seed; returns ``{fraction label: {variant: scores}}``."""
+        seed_dir = self.out / f"seed-{seed}"
+        rgb_dir = seed_dir / "pretrain-rgb"
+        console.rule(f"[bold]study seed {seed}[/bold]: F_R pre-training (shared by every depth fraction)")
+        self._train(self.config(seed, seed_dir), "pretrain-rgb", "pretrain-rgb")
+        results: dict[str, Any] = {}
+        for fraction in self.fractions:
+            fdir = seed_dir / fraction_dir(fraction)
+            label = f"{fraction * 100:g}%"
+            cfg = self.config(seed, fdir, [f"data.depth_fraction={fraction}"])
+            for stage in ("pretrain-depth", "pretrain-translator"):
+                console.rule(f"[bold]study seed {seed}[/bold]: {stage}, {label} depth labels")
+                self._train(cfg, stage, stage)
+            data = str(self.data_root)
+            pretrained = [rgb_dir, fdir / "pretrain-depth", fdir / "pretrain-translator"]
+            scores = {"baseline": _evaluate_cached(fdir / "eval-test.json", pretrained, data)}
+            inits = [
+                f"joint.init_rgb={rgb_dir}",
+                f"joint.init_depth={fdir / 'pretrain-depth'}",
+                f"joint.init_translator={fdir / 'pretrain-translator'}",
+            ]
+            for variant in self.variants_for(fraction):
+                run_out = fdir if variant == "joint" else fdir / variant
+                console.rule(f"[bold]study seed {seed}[/bold]: joint ({VARIANT_LABELS[variant]}), {label}")
+                extra = [f"data.depth_fraction={fraction}", *inits, *VARIANTS[variant]]
+                self._train(self.config(seed, run_out, extra), "joint", f"joint-{variant}")
+                joint_dir = run_out / "joint"
+                scores[variant] = _evaluate_cached(joint_dir / "eval-test.json", [joint_dir], data)
+            results[label] = scores
+        return results
+
+
+# --- aggregation ------------------------------------------------------------------------------------------
+
+
+def _metric(scores: Mapping[str, Any], task: str) -> float:
+    if task == "translation":
+        value = (scores.get("translation") or {}).get("l1")
+    else:
+        value = (scores.get(task) or {}).get("mean_f1")
+    return math.nan if value is None else float(value)
+
+
+def paired_deltas(
+    per_seed: Mapping[int, Mapping[str, Any]], label: str, pairs: Sequence[tuple[str, str]]
+) -> dict[str, dict[str, Any]]:
+    """Per-seed differences ``a − b`` of RGB F1, depth F1 and L1, with mean, sample std and the sign count."""
+    table: dict[str, dict[str, Any]] = {}
+    for a, b in pairs:
+        for task in ("rgb", "depth", "translation"):
+            diffs = []
+            for results in per_seed.values():
+                runs = results[label]
+                if a in runs and b in runs:
+                    diffs.append(_metric(runs[a], task) - _metric(runs[b], task))
+            arr = np.array([d for d in diffs if math.isfinite(d)])
+            better = int((arr < 0).sum() if task == "translation" else (arr > 0).sum())
+            table[f"{a} − {b} / {task}"] = {
+                "values": arr.tolist(),
+                "mean": float(arr.mean()) if arr.size else math.nan,
+                "std": float(arr.std(ddof=1)) if arr.size > 1 else math.nan,
+                "improved_in": f"{better}/{arr.size}",
+            }
+    return table
+
+
+def aggregate_study(per_seed: Mapping[int, Mapping[str, Any]], main_label: str) -> dict[str, Any]:
+    """``aggregate_seeds`` of every (fraction, variant) cell across seeds, plus the paired deltas."""
+    from faceparse.eval.report import aggregate_seeds
+
+    first = next(iter(per_seed.values()))
+    cells: dict[str, dict[str, Any]] = {}
+    for label, runs in first.items():
+        cells[label] = {}
+        for variant in runs:
+            seeds = [per_seed[s][label][variant] for s in per_seed if variant in per_seed[s].get(label, {})]
+            keep = ("rgb", "depth", "translation")
+            cells[label][variant] = aggregate_seeds([{k: v[k] for k in keep if k in v} for v in seeds])
+    pairs = (("joint", "baseline"), ("control", "baseline"), ("joint", "control"))
+    pairs += (("no-e2e", "control"), ("no-ml", "control"))
+    deltas = paired_deltas(per_seed, main_label, pairs)
+    for label in first:
+        if label != main_label:
+            deltas |= {f"{k} @ {label}": v for k, v in paired_deltas(per_seed, label, pairs[:1]).items()}
+    return {"cells": cells, "deltas": deltas}
+
+
+def study_tables(summary: Mapping[str, Any], arch: str, scheme: str, main_label: str) -> list:
+    """Tables 2-4 (baseline / control / joint), Table 7 (+ control), Figure 7's numbers, paired deltas."""
+    from faceparse.eval.report import (
+        ReportTable,
+        ablation_table,
+        fraction_table,
+        parsing_table,
+        translation_table,
+    )
+    from faceparse.eval.run import ARCH_NAMES
+
+    name = ARCH_NAMES.get(arch, arch)
+    cells = summary["cells"][main_label]
+    order = [v for v in ("baseline", "control", "joint") if v in cells]
+    tables = []
+    for task, modality in (("rgb", "RGB"), ("depth", "Depth")):
+        rows = {f"{name}_{modality} {VARIANT_LABELS[v]}": _task(cells[v], task) for v in order}
+        tables.append(
+            parsing_table(rows, scheme, title=f"{modality} parsing F1 (%), {main_label} depth labels")
+        )
+    tables.append(
+        translation_table(
+            {f"Pix2Pix {VARIANT_LABELS[v]}": _task(cells[v], "translation") for v in order},
+            title=f"RGB→depth L1 (nearness), {main_label} depth labels",
+        )
+    )
+    ablation_order = [v for v in ("baseline", "control", "no-e2e", "no-ml", "joint") if v in cells]
+    for task, modality in (("rgb", "RGB"), ("depth", "Depth")):
+        tables.append(
+            ablation_table(
+                {f"{name}_{modality} {VARIANT_LABELS[v]}": _task(cells[v], task) for v in ablation_order},
+                title=f"Loss ablation (Table 7), {modality} mean F1 (%)",
+            )
+        )
+    tables.append(
+        translation_table(
+            {f"Pix2Pix {VARIANT_LABELS[v]}": _task(cells[v], "translation") for v in ablation_order},
+            title="Loss ablation, RGB→depth L1",
+        )
+    )
+    tables.append(fraction_table(summary["curves"], title="Depth-label fraction (Figure 7), mean F1 (%)"))
+    rows = [
+        [
+            key,
+            f"{d['mean']:+.2f}" if math.isfinite(d["mean"]) else "N/A",
+            f"{d['std']:.2f}" if math.isfinite(d["std"]) else "N/A",
+            d["improved_in"],
+        ]
+        for key, d in summary["deltas"].items()
+    ]
+    tables.append(
+        ReportTable(
+            headers=["Paired difference (per seed) / metric", "mean", "std", "seeds improved"],
+            rows=rows,
+            title="Paired differences across seeds (F1 in points; L1: negative = better)",
+        )
+    )
+    return tables
+
+
+def _task(cell: Mapping[str, Any], task: str) -> dict[str, Any] | None:
+    if task not in cell["mean"]:
+        return None
+    return {"mean": cell["mean"][task], "std": cell["std"][task], "n": cell["n"]}
+
+
+def fraction_runs(per_seed: Mapping[int, Mapping[str, Any]]) -> dict[str, dict[float, list[dict]]]:
+    """Figure 7's inputs for ``fraction_curves``: RGB/depth × baseline/joint → fraction → per-seed scores."""
+    runs: dict[str, dict[float, list[dict]]] = {}
+    for results in per_seed.values():
+        for label, cells in results.items():
+            fraction = float(label.rstrip("%")) / 100.0
+            for task, modality in (("rgb", "RGB"), ("depth", "Depth")):
+                for variant, what in (("baseline", "baseline"), ("joint", "+ our method")):
+                    if task in cells.get(variant, {}):
+                        key = f"{modality} {what}"
+                        runs.setdefault(key, {}).setdefault(fraction, []).append(cells[variant][task])
+    return runs
+
+
+def run_study(
+    preset: str | os.PathLike = "study",
+    seeds: Sequence[int] = (0, 1, 2),
+    out: str | os.PathLike = "runs/study",
+    overrides: Sequence[str] = (),
+    *,
+    samples: int = STUDY_SAMPLES,
+    fractions: Sequence[float] = FRACTIONS,
+    workers: int | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run (or resume) the whole study and write ``study.md``, ``study.json`` and the plots into ``out``."""
+    from faceparse.eval.figures import ablation_plot, fraction_plot
+    from faceparse.eval.metrics import jsonable
+    from faceparse.eval.report import fraction_curves, render_markdown
+    from faceparse.utils.io import atomic_write_json, atomic_write_text
+
+    if len(seeds) < 1:
+        raise ValueError("the study needs at least one seed (3 or more for a standard deviation)")
+    study = Study(out, preset, overrides, fractions, progress=progress)
+    study.out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    study.prepare_data(samples, workers)
+    per_seed = {int(seed): study.run_seed(int(seed)) for seed in seeds}
+
+    main_label = f"{study.main_fraction * 100:g}%"
+    summary = aggregate_study(per_seed, main_label)
+    summary["curves"] = {
+        **fraction_curves({k: v for k, v in fraction_runs(per_seed).items() if k.startswith("RGB")}),
+        **fraction_curves({k: v for k, v in fraction_runs(per_seed).items() if k.startswith("Depth")}),
+    }
+    first = per_seed[int(seeds[0])][main_label]["joint"]
+    tables = study_tables(summary, first["arch"], first["scheme"], main_label)
+
+    cells = summary["cells"][main_label]
+    order = [v for v in ("baseline", "control", "no-e2e", "no-ml", "joint") if v in cells]
+    for task in ("rgb", "depth"):
+        ablation_plot(
+            study.out / f"ablation-{task}.png",
+            {VARIANT_LABELS[v]: _task(cells[v], task) for v in order},
+            title=f"Loss ablation, {task.upper() if task == 'rgb' else 'depth'} parser ({len(seeds)} seeds)",
+        )
+    fraction_plot(
+        study.out / "fraction.png", summary["curves"], title=f"Depth-label fraction ({len(seeds)} seeds)"
+    )
+
+    cfg = study.config(int(seeds[0]), study.out)
+    result = {
+        "preset": str(preset),
+        "overrides": list(overrides),
+        "seeds": [int(s) for s in seeds],
+        "samples": samples,
+        "data": str(study.data_root),
+        "size": cfg.data.size,
+        "iterations": {
+            "parsers": cfg.parsers.iterations,
+            "translator": cfg.translator.iterations,
+            "joint": cfg.joint.iterations,
+        },
+        "per_seed": per_seed,
+        "summary": summary,
+        "seconds": {**study.seconds, "total_this_call": time.perf_counter() - started},
+    }
+    atomic_write_json(study.out / "study.json", jsonable(result))
+    header = [
+        f"# Study: {len(seeds)} seeds, preset {preset}, overrides {' '.join(overrides) or '(none)'}",
+        "",
+        f"Data {study.data_root} ({cfg.data.size}²), test split; "
+        f"iterations: parsers {cfg.parsers.iterations}, "
+        f"translator {cfg.translator.iterations}, joint {cfg.joint.iterations}. Values: mean ± sample std "
+        "over seeds. Figures: fraction.png (Figure 7), ablation-rgb.png, ablation-depth.png (Table 7).",
+        "",
+    ]
+    atomic_write_text(study.out / "study.md", "\n".join(header) + render_markdown(tables))
+    result["tables"] = tables
+    return result

@@ -1,0 +1,122 @@
+"""`faceparse demo` end to end (tiny settings) and the seeds study's bookkeeping and aggregation."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from faceparse.engine.demo import run_demo
+from faceparse.engine.study import aggregate_study, fraction_runs, paired_deltas, run_study, study_tables
+
+TINY = ["parsers.iterations=2", "translator.iterations=2", "joint.iterations=2", "run.ckpt_every=1"]
+
+
+def test_demo_end_to_end_writes_the_report_and_resumes(tmp_path):
+    report, tables = run_demo(tmp_path, workers=1, quick=True, overrides=TINY, samples=12, progress=False)
+    saved = json.loads((tmp_path / "report.json").read_text())
+    for task in ("rgb", "depth"):
+        for which in ("baseline", "joint"):
+            assert 0.0 <= saved[task][which]["mean_f1"] <= 100.0
+            assert "skin" in saved[task][which]["per_class"]
+    for which in ("baseline", "joint"):
+        assert 0.0 <= saved["translation"][which]["l1"] <= 1.0
+    assert saved["checkpoints"]["joint"]["parser_rgb"].endswith("iter-0000002")
+    assert "pretrain-rgb" in saved["checkpoints"]["baseline"]["parser_rgb"]
+    assert saved["data"]["test_images"] == 1 and saved["data"]["size"] == 32
+    assert (tmp_path / "qualitative.png").stat().st_size > 1000
+    assert "BiSeNet_RGB + our method" in (tmp_path / "report.md").read_text()
+    assert [t.rows[0][0] for t in tables] == ["BiSeNet_RGB", "BiSeNet_Depth", "Pix2Pix"]
+
+    # re-running resumes: every stage is already complete, the numbers are identical
+    again, _ = run_demo(tmp_path, workers=1, quick=True, overrides=TINY, samples=12, progress=False)
+    assert again["rgb"] == report["rgb"] and again["translation"] == report["translation"]
+
+
+def fake_scores(rgb: float, depth: float, l1: float) -> dict:
+    per_class = {"skin": rgb, "nose": rgb - 10}
+    return {
+        "arch": "bisenet",
+        "scheme": "celebamask13",
+        "rgb": {"per_class": per_class, "mean_f1": rgb - 5},
+        "depth": {"per_class": {"skin": depth, "nose": depth}, "mean_f1": depth},
+        "translation": {"l1": l1, "l1_fg": 2 * l1},
+    }
+
+
+def fake_per_seed() -> dict:
+    per_seed = {}
+    for seed, shift in ((0, 0.0), (1, 1.0), (2, -1.0)):
+        main = {
+            "baseline": fake_scores(60 + shift, 50 + shift, 0.10),
+            "control": fake_scores(62 + shift, 51 + shift, 0.09),
+            "no-e2e": fake_scores(63 + shift, 52 + shift, 0.09),
+            "no-ml": fake_scores(62 + shift, 52 + shift, 0.08),
+            "joint": fake_scores(64 + shift, 53 + 2 * shift, 0.08),
+        }
+        low = {"baseline": fake_scores(60 + shift, 40, 0.2), "joint": fake_scores(61 + shift, 41, 0.19)}
+        per_seed[seed] = {"10%": main, "1%": low}
+    return per_seed
+
+
+def test_paired_deltas_are_per_seed_differences():
+    deltas = paired_deltas(fake_per_seed(), "10%", [("joint", "baseline"), ("joint", "control")])
+    rgb = deltas["joint − baseline / rgb"]
+    assert rgb["values"] == pytest.approx([4.0, 4.0, 4.0]) and rgb["std"] == pytest.approx(0.0)
+    depth = deltas["joint − baseline / depth"]
+    assert depth["values"] == pytest.approx([3.0, 4.0, 2.0])
+    assert depth["mean"] == pytest.approx(3.0) and depth["std"] == pytest.approx(1.0)
+    assert depth["improved_in"] == "3/3"
+    l1 = deltas["joint − control / translation"]
+    assert l1["mean"] == pytest.approx(-0.01) and l1["improved_in"] == "3/3"  # lower L1 is better
+
+
+def test_aggregate_tables_and_fraction_curves():
+    from faceparse.eval.report import fraction_curves
+
+    per_seed = fake_per_seed()
+    summary = aggregate_study(per_seed, "10%")
+    joint = summary["cells"]["10%"]["joint"]
+    assert joint["n"] == 3 and joint["mean"]["rgb"]["per_class"]["skin"] == pytest.approx(64.0)
+    assert joint["std"]["rgb"]["per_class"]["skin"] == pytest.approx(1.0)
+    assert "joint − baseline / rgb @ 1%" in summary["deltas"]
+    runs = fraction_runs(per_seed)
+    assert set(runs) == {"RGB baseline", "RGB + our method", "Depth baseline", "Depth + our method"}
+    summary["curves"] = fraction_curves(runs)
+    assert summary["curves"]["Depth + our method"]["fraction"] == [0.01, 0.1]
+    assert summary["curves"]["Depth + our method"]["mean"] == pytest.approx([41.0, 53.0])
+    tables = study_tables(summary, "bisenet", "celebamask13", "10%")
+    text = "\n".join(t.markdown() for t in tables)
+    assert "joint, λ1 = λ2 = 0 (control)" in text and "64.0 ± 1.0" in text
+    assert math.isnan(summary["deltas"]["no-ml − control / rgb"]["std"]) is False
+
+
+@pytest.mark.slow
+def test_study_runs_resumes_and_aggregates(tmp_path):
+    overrides = ["data.size=32", "data.workers=0", *TINY, "parsers.batch_size=2", "translator.batch_size=2"]
+    overrides += ["joint.batch_size=4", "model.generator_ngf=4", "model.discriminator_ndf=4"]
+    kwargs = {"samples": 20, "fractions": (0.1, 1.0), "workers": 1, "progress": False}
+    result = run_study("study", (0, 1), tmp_path, overrides, **kwargs)
+    assert (tmp_path / "seed-1" / "depth-10" / "control" / "joint" / "eval-test.json").is_file()
+    assert not (tmp_path / "seed-0" / "depth-100" / "pretrain-rgb").exists()  # F_R is shared across fractions
+    saved = json.loads((tmp_path / "study.json").read_text())
+    assert saved["summary"]["cells"]["10%"]["joint"]["n"] == 2
+    assert set(saved["per_seed"]["0"]) == {"10%", "100%"}
+    for name in ("study.md", "fraction.png", "ablation-rgb.png", "ablation-depth.png"):
+        assert (tmp_path / name).stat().st_size > 100
+    again = run_study("study", (0, 1), tmp_path, overrides, **kwargs)  # everything cached
+    assert again["per_seed"] == result["per_seed"]
+
+
+@pytest.mark.slow
+def test_demo_cli_quick(tmp_path):
+    from faceparse.cli import app
+
+    res = CliRunner().invoke(app, ["demo", "--out", str(tmp_path), "--quick", "--workers", "1"])
+    assert res.exit_code == 0, res.output
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert {"rgb", "depth", "translation"} <= set(report)
+    assert Path(tmp_path / "report.md").is_file()

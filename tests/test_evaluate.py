@@ -1,0 +1,296 @@
+"""Checkpoint evaluation (faceparse.eval.run, `faceparse evaluate`): dataset-level protocol, known values."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from typer.testing import CliRunner
+
+from faceparse.data.format import (
+    DatasetInfo,
+    read_depth,
+    read_label,
+    read_rgb,
+    write_info,
+    write_sample,
+    write_split,
+)
+from faceparse.data.normalize import depth_for_network, depth_from_network, rgb_for_generator, rgb_for_parser
+from faceparse.data.transforms import build_transform
+from faceparse.engine.checkpoint import save_checkpoint
+from faceparse.engine.config import load_config, resolve, to_dict
+from faceparse.engine.networks import network_specs
+from faceparse.eval.metrics import ConfusionMatrix, DepthL1, parsing_scores
+from faceparse.eval.run import checkpoint_paths, evaluate_checkpoint, evaluate_networks, evaluate_report
+from faceparse.labels import get_scheme
+from faceparse.losses import main_logits
+from faceparse.utils.io import DataError
+
+NET_SIZE, LABEL_SIZE, CLASSES = 32, 40, 13
+SCHEME = get_scheme("celebamask13")
+
+
+def make_dataset(root: Path, n: int = 8) -> Path:
+    """Discs with skin / nose / hair at 40² (labels larger than the 32² network input); s001, s004 have
+    no depth."""
+    rng = np.random.default_rng(0)
+    size = LABEL_SIZE
+    yy, xx = np.mgrid[:size, :size]
+    ids = []
+    for i in range(n):
+        cx, cy = rng.uniform(0.4, 0.6, 2) * size
+        r = rng.uniform(0.25, 0.35) * size
+        d = np.hypot(xx - cx, yy - cy)
+        label = np.zeros((size, size), np.uint8)
+        label[d < r] = 1
+        label[d < 0.3 * r] = 8
+        label[(d < r) & (yy < cy - 0.5 * r)] = 12
+        label[0, :3] = 255  # a few ignored pixels
+        rgb = (rng.uniform(0, 60, (size, size, 3)) + label[..., None] % 100 * np.array([14, 8, 4])).clip(
+            0, 255
+        )
+        depth = np.where(d < r, 0.4 + 0.6 * np.sqrt(np.clip(1 - (d / r) ** 2, 0, 1)), 0).astype(np.float32)
+        sid = f"s{i:03d}"
+        write_sample(root, sid, rgb=rgb.astype(np.uint8), depth=None if i in (1, 4) else depth, label=label)
+        ids.append(sid)
+    info = DatasetInfo(name="tiny", scheme="celebamask13", image_size=[size, size])
+    info.depth.coverage = "partial"
+    write_info(root, info)
+    write_split(root, "train", ids)
+    write_split(root, "test", ids[:6])
+    return root
+
+
+def make_run(root: Path, data: Path, seed: int = 0, arch: str = "bisenet") -> Path:
+    """Untrained networks saved as the four stage checkpoints of a run folder (no training needed)."""
+    overrides = [
+        f"data.root={data}",
+        f"data.size={NET_SIZE}",
+        f"model.arch={arch}",
+        "model.generator_ngf=4",
+        "model.discriminator_ndf=4",
+    ]
+    cfg = resolve(load_config("base", overrides), CLASSES)
+    specs = network_specs(cfg)
+    torch.manual_seed(seed)
+    modules = {role: spec.build() for role, spec in specs.items()}
+    stages = {
+        "pretrain-rgb": ("parser_rgb",),
+        "pretrain-depth": ("parser_depth",),
+        "pretrain-translator": ("generator", "discriminator"),
+        "joint": tuple(modules),
+    }
+    for stage, roles in stages.items():
+        if stage == "joint":  # the joint model differs from the pre-trained one
+            for module in modules.values():
+                with torch.no_grad():
+                    for p in module.parameters():
+                        p.add_(0.01 * torch.randn_like(p))
+        meta = {
+            "stage": stage,
+            "config": to_dict(cfg),
+            "scheme": {"name": SCHEME.name, **SCHEME.to_dict()},
+            "networks": {role: specs[role].to_json() for role in roles},
+        }
+        save_checkpoint(root / stage / "checkpoints", 5, {r: modules[r] for r in roles}, {}, meta)
+    return root
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    return make_dataset(tmp_path_factory.mktemp("evaldata"))
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, dataset) -> Path:
+    return make_run(tmp_path_factory.mktemp("evalrun"), dataset)
+
+
+def direct_scores(run: Path, data: Path) -> tuple[ConfusionMatrix, ConfusionMatrix, DepthL1]:
+    """The protocol written out by hand, one image at a time."""
+    from faceparse.engine.checkpoint import load_checkpoint
+
+    nets, _ = load_checkpoint(run / "joint")
+    resize = build_transform("bisenet", NET_SIZE, SCHEME, train=False)
+    cm_rgb, cm_depth, l1 = ConfusionMatrix(CLASSES), ConfusionMatrix(CLASSES), DepthL1()
+    for sid in [f"s{i:03d}" for i in range(6)]:
+        label = read_label(data / "label" / f"{sid}.png")
+        depth_path = data / "depth" / f"{sid}.png"
+        depth = read_depth(depth_path) if depth_path.is_file() else np.zeros(label.shape, np.float32)
+        sample = {"rgb": read_rgb(data / "rgb" / f"{sid}.png"), "depth": depth, "label": label.copy()}
+        small = resize({**sample, "has_depth": depth_path.is_file(), "id": sid}, np.random.default_rng(0))
+        rgb = torch.from_numpy(small["rgb"]).permute(2, 0, 1)[None].float() / 255  # (1, 3, 32, 32)
+        with torch.no_grad():
+            logits = main_logits(nets["parser_rgb"](rgb_for_parser(rgb)), label.shape)
+            cm_rgb.update(logits.argmax(1)[0].numpy(), label)
+            if depth_path.is_file():
+                depth_real = torch.from_numpy(np.ascontiguousarray(small["depth"]))[None, None]  # (1,1,32,32)
+                logits = main_logits(nets["parser_depth"](depth_for_network(depth_real)), label.shape)
+                cm_depth.update(logits.argmax(1)[0].numpy(), label)
+                fake = depth_from_network(nets["generator"](rgb_for_generator(rgb))).clamp(0, 1)
+                l1.update(fake, depth_real)
+    return cm_rgb, cm_depth, l1
+
+
+def test_checkpoint_scores_equal_a_direct_confusion_matrix(run, dataset):
+    result = evaluate_checkpoint(run / "joint", dataset, "test", batch_size=4)
+    cm_rgb, cm_depth, l1 = direct_scores(run, dataset)
+    assert result["images"] == 6 and result["images_with_depth"] == 4
+    assert np.array_equal(np.array(result["confusion_rgb"]), cm_rgb.compute())
+    assert np.array_equal(np.array(result["confusion_depth"]), cm_depth.compute())
+    # every non-ignored label pixel at label resolution (40²), not the 32² network size
+    assert cm_rgb.total == 6 * (LABEL_SIZE**2 - 3)
+    assert result["rgb"]["mean_f1"] == pytest.approx(parsing_scores(cm_rgb, SCHEME)["mean_f1"], nan_ok=True)
+    assert result["depth"]["per_class"] == pytest.approx(
+        parsing_scores(cm_depth, SCHEME)["per_class"], nan_ok=True
+    )
+    assert result["translation"]["l1"] == pytest.approx(l1.compute()["l1"], rel=1e-6)
+    assert result["translation"]["l1_fg"] == pytest.approx(l1.compute()["l1_fg"], rel=1e-6)
+
+
+def test_result_keys_ranges_examples_and_determinism(run, dataset):
+    first = evaluate_checkpoint(run / "joint", dataset, "test", batch_size=3, num_examples=3)
+    again = evaluate_checkpoint(run / "joint", dataset, "test", batch_size=5, num_examples=3)
+    for key in ("rgb", "depth", "translation", "scheme", "size", "split", "sources", "examples"):
+        assert key in first
+    assert first["size"] == NET_SIZE and first["scheme"] == "celebamask13" and first["split"] == "test"
+    for task in ("rgb", "depth"):
+        values = [v for v in first[task]["per_class"].values() if not math.isnan(v)]
+        assert all(0.0 <= v <= 100.0 for v in values) and 0.0 <= first[task]["mean_f1"] <= 100.0
+        assert first[task]["per_class"] == pytest.approx(again[task]["per_class"], nan_ok=True)  # batch-free
+    assert 0.0 <= first["translation"]["l1_fg"] <= 1.0
+    assert first["translation"]["l1"] == pytest.approx(again["translation"]["l1"], rel=1e-9)
+    examples = first["examples"]
+    assert [e["id"] for e in examples] == ["s000", "s001", "s002"]
+    assert examples[0]["label_rgb"].shape == (LABEL_SIZE, LABEL_SIZE)
+    assert examples[0]["depth_fake"].shape == (NET_SIZE, NET_SIZE)
+    assert "depth_gt" not in examples[1] and "label_depth" not in examples[1]  # s001 has no depth
+
+
+class ConstantParser(nn.Module):
+    """Predicts ``cls`` everywhere, at 1/4 resolution like EAGRNet (parsing, edge)."""
+
+    def __init__(self, cls: int):
+        super().__init__()
+        self.cls = cls
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        b, _, h, w = x.shape
+        logits = torch.zeros(b, CLASSES, h // 4, w // 4)
+        logits[:, self.cls] = 1.0
+        return logits, torch.zeros(b, 2, h // 4, w // 4)
+
+
+class ConstantGenerator(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(x.shape[0], 1, *x.shape[2:])  # tanh 0 → nearness 0.5
+
+
+def test_known_values_from_constant_networks(dataset):
+    meta = {
+        "path": "stand-in",
+        "config": {"data": {"size": NET_SIZE}, "model": {"arch": "eagrnet", "num_classes": CLASSES}},
+        "scheme": {"name": "celebamask13"},
+        "networks": {
+            "parser_rgb": {"normalization": "imagenet"},
+            "parser_depth": {"normalization": "depth"},
+            "generator": {"normalization": "symmetric"},
+        },
+    }
+    nets = {
+        "parser_rgb": ConstantParser(1),
+        "parser_depth": ConstantParser(12),
+        "generator": ConstantGenerator(),
+    }
+    result = evaluate_networks(nets, meta, dataset, "test", batch_size=4)
+    labels = np.stack([read_label(dataset / "label" / f"s{i:03d}.png") for i in range(6)])
+    valid = labels != 255
+    skin = (labels == 1).sum()
+    # F_R says "skin" everywhere: F1(skin) = 2TP / (2TP + FP), FN = 0; nose/hair are present → 0; others NaN
+    assert result["rgb"]["per_class"]["skin"] == pytest.approx(
+        100 * 2 * skin / (2 * skin + valid.sum() - skin)
+    )
+    assert result["rgb"]["per_class"]["nose"] == 0.0 and result["rgb"]["per_class"]["hair"] == 0.0
+    assert math.isnan(result["rgb"]["per_class"]["l_eye"])
+    assert result["rgb"]["mean_f1"] == pytest.approx(result["rgb"]["per_class"]["skin"] / 3)
+    # F_D runs only on the 4 samples with depth
+    with_depth = [i for i in range(6) if i not in (1, 4)]
+    hair = (labels[with_depth] == 12).sum()
+    assert result["depth"]["pixels"] == valid[with_depth].sum()
+    expect = 100 * 2 * hair / (2 * hair + valid[with_depth].sum() - hair)
+    assert result["depth"]["per_class"]["hair"] == pytest.approx(expect)
+    # G says nearness 0.5 everywhere: L1 = mean |0.5 − depth| at the network size
+    resize = build_transform("bisenet", NET_SIZE, SCHEME, train=False)
+    depths = []
+    for i in with_depth:
+        sid = f"s{i:03d}"
+        sample = {
+            "rgb": read_rgb(dataset / "rgb" / f"{sid}.png"),
+            "depth": read_depth(dataset / "depth" / f"{sid}.png"),
+            "label": read_label(dataset / "label" / f"{sid}.png"),
+            "has_depth": True,
+            "id": sid,
+        }
+        depths.append(resize(sample, np.random.default_rng(0))["depth"])
+    depths = np.stack(depths).astype(np.float64)
+    assert result["translation"]["l1"] == pytest.approx(np.abs(0.5 - depths).mean(), rel=1e-6)
+    assert result["translation"]["l1_fg"] == pytest.approx(np.abs(0.5 - depths[depths > 0]).mean(), rel=1e-6)
+
+
+def test_scheme_mismatch_and_duplicate_networks_are_clear_errors(run, dataset, tmp_path):
+    other = make_dataset(tmp_path / "lapa", n=6)
+    info = json.loads((other / "dataset.json").read_text())
+    info["scheme"] = "lapa11"
+    (other / "dataset.json").write_text(json.dumps(info))
+    with pytest.raises(DataError, match="lapa11"):
+        evaluate_checkpoint(run / "joint", other, "test")
+    with pytest.raises(DataError, match="give each network once"):
+        evaluate_checkpoint([run / "joint", run / "pretrain-rgb"], dataset, "test")
+
+
+def test_run_folder_means_joint_or_the_three_pretrained_stages(run):
+    assert [p.parents[1].name for p in checkpoint_paths(run)] == ["joint"]
+    stages = [p.parents[1].name for p in checkpoint_paths(run, pretrained=True)]
+    assert stages == ["pretrain-rgb", "pretrain-depth", "pretrain-translator"]
+
+
+def test_report_baseline_vs_joint_and_cli(run, dataset, tmp_path):
+    result, tables = evaluate_report(run / "joint", dataset, "test", tmp_path / "lib", baseline=run)
+    assert set(result) == {"joint", "baseline"}
+    assert result["baseline"]["stages"] == ["pretrain-depth", "pretrain-rgb", "pretrain-translator"]
+    assert result["joint"]["rgb"]["mean_f1"] != result["baseline"]["rgb"]["mean_f1"] or (
+        result["joint"]["confusion_rgb"] != result["baseline"]["confusion_rgb"]
+    )
+    assert [t.rows[0][0] for t in tables] == ["BiSeNet_RGB", "BiSeNet_Depth", "Pix2Pix"]
+    assert tables[0].rows[1][0] == "BiSeNet_RGB + our method"
+
+    from faceparse.cli import app
+
+    out = tmp_path / "cli"
+    args = [
+        "evaluate",
+        "--checkpoint",
+        str(run),
+        "--data",
+        str(dataset),
+        "--baseline",
+        str(run),
+        "--out",
+        str(out),
+    ]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "BiSeNet_Depth + our method" in res.output
+    saved = json.loads((out / "evaluation.json").read_text())
+    assert saved["joint"]["rgb"]["mean_f1"] == pytest.approx(result["joint"]["rgb"]["mean_f1"])
+    assert "| BiSeNet_RGB + our method |" in (out / "evaluation.md").read_text()
+    assert (out / "qualitative.png").stat().st_size > 1000
+
+    missing = CliRunner().invoke(app, ["evaluate", "--checkpoint", str(tmp_path / "nope")])
+    assert missing.exit_code == 2 and "nope" in missing.output
