@@ -1,4 +1,4 @@
-"""Converters from the official raw datasets to the faceparse layout (docs/real_datasets.md).
+"""Converters from the official raw datasets to the faceparse layout (docs/datasets.md, "Real datasets").
 
 * :func:`convert_celebamask` — CelebAMask-HQ (``celebamask13`` / ``celebamask19``), 512², CelebA splits.
 * :func:`convert_lapa` — LaPa at native resolution, landmarks kept.
