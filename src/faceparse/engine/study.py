@@ -130,37 +130,38 @@ class Study:
     def variants_for(self, fraction: float) -> tuple[str, ...]:
         return tuple(VARIANTS) if math.isclose(fraction, self.main_fraction) else ("joint",)
 
-    def run_seed(self, seed: int) -> dict[str, Any]:
-        """Train and evaluate every run of one seed; returns ``{fraction label: {variant: scores}}``."""
+    def ordered_fractions(self) -> list[float]:
+        """The main fraction first: its cells (Tables 2-4 and 7) finish before Figure 7's others."""
+        return sorted(self.fractions, key=lambda f: (not math.isclose(f, self.main_fraction), f))
+
+    def run_cell(self, seed: int, fraction: float) -> dict[str, Any]:
+        """Train and evaluate the runs of one (seed, fraction); returns ``{variant: scores}``."""
         seed_dir = self.out / f"seed-{seed}"
         rgb_dir = seed_dir / "pretrain-rgb"
+        label = f"{fraction * 100:g}%"
         console.rule(f"[bold]study seed {seed}[/bold]: F_R pre-training (shared by every depth fraction)")
         self._train(self.config(seed, seed_dir), "pretrain-rgb", "pretrain-rgb")
-        results: dict[str, Any] = {}
-        for fraction in self.fractions:
-            fdir = seed_dir / fraction_dir(fraction)
-            label = f"{fraction * 100:g}%"
-            cfg = self.config(seed, fdir, [f"data.depth_fraction={fraction}"])
-            for stage in ("pretrain-depth", "pretrain-translator"):
-                console.rule(f"[bold]study seed {seed}[/bold]: {stage}, {label} depth labels")
-                self._train(cfg, stage, stage)
-            data = str(self.data_root)
-            pretrained = [rgb_dir, fdir / "pretrain-depth", fdir / "pretrain-translator"]
-            scores = {"baseline": _evaluate_cached(fdir / "eval-test.json", pretrained, data)}
-            inits = [
-                f"joint.init_rgb={rgb_dir}",
-                f"joint.init_depth={fdir / 'pretrain-depth'}",
-                f"joint.init_translator={fdir / 'pretrain-translator'}",
-            ]
-            for variant in self.variants_for(fraction):
-                run_out = fdir if variant == "joint" else fdir / variant
-                console.rule(f"[bold]study seed {seed}[/bold]: joint ({VARIANT_LABELS[variant]}), {label}")
-                extra = [f"data.depth_fraction={fraction}", *inits, *VARIANTS[variant]]
-                self._train(self.config(seed, run_out, extra), "joint", f"joint-{variant}")
-                joint_dir = run_out / "joint"
-                scores[variant] = _evaluate_cached(joint_dir / "eval-test.json", [joint_dir], data)
-            results[label] = scores
-        return results
+        fdir = seed_dir / fraction_dir(fraction)
+        cfg = self.config(seed, fdir, [f"data.depth_fraction={fraction}"])
+        for stage in ("pretrain-depth", "pretrain-translator"):
+            console.rule(f"[bold]study seed {seed}[/bold]: {stage}, {label} depth labels")
+            self._train(cfg, stage, stage)
+        data = str(self.data_root)
+        pretrained = [rgb_dir, fdir / "pretrain-depth", fdir / "pretrain-translator"]
+        scores = {"baseline": _evaluate_cached(fdir / "eval-test.json", pretrained, data)}
+        inits = [
+            f"joint.init_rgb={rgb_dir}",
+            f"joint.init_depth={fdir / 'pretrain-depth'}",
+            f"joint.init_translator={fdir / 'pretrain-translator'}",
+        ]
+        for variant in self.variants_for(fraction):
+            run_out = fdir if variant == "joint" else fdir / variant
+            console.rule(f"[bold]study seed {seed}[/bold]: joint ({VARIANT_LABELS[variant]}), {label}")
+            extra = [f"data.depth_fraction={fraction}", *inits, *VARIANTS[variant]]
+            self._train(self.config(seed, run_out, extra), "joint", f"joint-{variant}")
+            joint_dir = run_out / "joint"
+            scores[variant] = _evaluate_cached(joint_dir / "eval-test.json", [joint_dir], data)
+        return scores
 
 
 # --- aggregation ------------------------------------------------------------------------------------------
@@ -321,7 +322,10 @@ def run_study(
     study.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     study.prepare_data(samples, workers)
-    per_seed = {int(seed): study.run_seed(int(seed)) for seed in seeds}
+    per_seed: dict[int, dict[str, Any]] = {int(seed): {} for seed in seeds}
+    for fraction in study.ordered_fractions():  # every seed of the main fraction first
+        for seed in per_seed:
+            per_seed[seed][f"{fraction * 100:g}%"] = study.run_cell(seed, fraction)
 
     main_label = f"{study.main_fraction * 100:g}%"
     summary = aggregate_study(per_seed, main_label)
