@@ -11,6 +11,12 @@ from faceparse.cli import app
 from faceparse.cli.common import console, friendly_errors, progress
 
 
+def _stopped(error: Exception) -> typer.Exit:
+    """A training stage stopped (interrupted after saving, or a non-finite loss): one line, an exit code."""
+    console.print(f"[red]stopped:[/red] {error} (run the same command again to resume)")
+    return typer.Exit(130 if "interrupted" in str(error) else 1)
+
+
 def _print_tables(tables: list) -> None:
     from rich.console import Console
 
@@ -100,9 +106,12 @@ def demo_command(
     baselines vs joint on the test split, and write OUT/report.md, report.json and qualitative.png.
     Needs no data and no download; re-running resumes."""
     from faceparse.engine.demo import run_demo
+    from faceparse.engine.loop import TrainingStopped
 
     try:
         report, tables = run_demo(out, workers, quick, list(overrides or []), samples)
+    except TrainingStopped as e:
+        raise _stopped(e) from None
     except ValueError as e:
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from None
@@ -133,6 +142,7 @@ def study_command(
     """Baseline vs joint vs a same-length control (λ1 = λ2 = 0), the loss ablation (Table 7) and the
     depth-label fractions (Figure 7) over several seeds;
     writes OUT/study.md, study.json and plots. Resumable."""
+    from faceparse.engine.loop import TrainingStopped
     from faceparse.engine.study import run_study
 
     if len(seeds) < 3:
@@ -141,6 +151,8 @@ def study_command(
         result = run_study(
             preset, seeds, out, list(overrides or []), samples=samples, fractions=fractions, workers=workers
         )
+    except TrainingStopped as e:
+        raise _stopped(e) from None
     except ValueError as e:
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from None
