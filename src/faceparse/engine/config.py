@@ -30,8 +30,9 @@ AUGMENTATIONS = ("bisenet", "eagrnet", "none")
 # paper §4.2: "an initial learning rate of 1e-3 for EAGRNet and 1e-2 for BiSeNet"
 PARSER_LR = {"bisenet": 1e-2, "eagrnet": 1e-3}
 
-CONFIG_DIR = Path(__file__).resolve().parents[3] / "configs"  # the repository's configs/ (editable install)
-PACKAGED_CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"  # a wheel's copy (package-data)
+# The presets ship inside the package (src/faceparse/configs; the repository's configs/ links to it), so
+# preset names work from an editable install and from a wheel alike.
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 
 @dataclass
@@ -144,10 +145,9 @@ def find_config(name: str | os.PathLike) -> Path:
     path = Path(name)
     if path.is_file():
         return path.resolve()
-    for directory in (CONFIG_DIR, PACKAGED_CONFIG_DIR):
-        for candidate in (directory / f"{name}.yaml", directory / str(name)):
-            if candidate.is_file():
-                return candidate
+    for candidate in (CONFIG_DIR / f"{name}.yaml", CONFIG_DIR / str(name)):
+        if candidate.is_file():
+            return candidate
     presets = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))) if CONFIG_DIR.is_dir() else "none"
     raise DataError(path, f"config file not found (presets in {CONFIG_DIR}: {presets})")
 
