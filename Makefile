@@ -22,8 +22,9 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/faceparse demo --out $(OUT)
 
+# The fast suite plus the 2-process DDP test (about 15 s).
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not slow or ddp"
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow

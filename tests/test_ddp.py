@@ -52,6 +52,7 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.ddp
 def test_two_ranks_stay_in_sync(tmp_path: Path):
     sys.path.insert(0, str(Path(__file__).parent))
     from test_resume import fake_pretrained, make_dataset, overrides
