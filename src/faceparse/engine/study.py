@@ -261,12 +261,7 @@ def study_tables(summary: Mapping[str, Any], arch: str, scheme: str, main_label:
     )
     tables.append(fraction_table(summary["curves"], title="Depth-label fraction (Figure 7), mean F1 (%)"))
     rows = [
-        [
-            key,
-            f"{d['mean']:+.2f}" if math.isfinite(d["mean"]) else "N/A",
-            f"{d['std']:.2f}" if math.isfinite(d["std"]) else "N/A",
-            d["improved_in"],
-        ]
+        [key, *_delta_cells(d, digits=4 if "translation" in key else 2)]
         for key, d in summary["deltas"].items()
     ]
     tables.append(
@@ -277,6 +272,15 @@ def study_tables(summary: Mapping[str, Any], arch: str, scheme: str, main_label:
         )
     )
     return tables
+
+
+def _delta_cells(delta: Mapping[str, Any], digits: int) -> list[str]:
+    mean, std = delta["mean"], delta["std"]
+    return [
+        f"{mean:+.{digits}f}" if math.isfinite(mean) else "N/A",
+        f"{std:.{digits}f}" if math.isfinite(std) else "N/A",
+        delta["improved_in"],
+    ]
 
 
 def _task(cell: Mapping[str, Any], task: str) -> dict[str, Any] | None:
@@ -373,6 +377,7 @@ def run_study(
         f"iterations: parsers {cfg.parsers.iterations}, "
         f"translator {cfg.translator.iterations}, joint {cfg.joint.iterations}. Values: mean ± sample std "
         "over seeds. Figures: fraction.png (Figure 7), ablation-rgb.png, ablation-depth.png (Table 7).",
+        "",
         "",
     ]
     atomic_write_text(study.out / "study.md", "\n".join(header) + render_markdown(tables))
