@@ -1,6 +1,6 @@
 """`faceparse score-masks`: score folders of predicted label PNGs with the dataset-level F1 protocol.
 
-(`faceparse evaluate`, which runs a checkpoint over a dataset split, lives with the engine.)
+(`faceparse evaluate`, which runs a checkpoint over a dataset split, is in `cli/run.py`.)
 """
 
 from __future__ import annotations
