@@ -12,7 +12,8 @@ import typer
 
 app = typer.Typer(
     name="faceparse",
-    help="Face parsing from RGB and depth (Lee, Bhattarai, Kim, CVPRW 2021): data, training, evaluation, inference.",
+    help="Face parsing from RGB and depth (Lee, Bhattarai, Kim, CVPRW 2021): "
+    "data, training, evaluation, inference.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,
@@ -24,8 +25,10 @@ def _root() -> None:
     """Face parsing from RGB and depth: synthetic data, dataset tools, training, evaluation, inference."""
 
 
-# Modules that add commands to `app`. Imported lazily-enough: each keeps heavy imports inside commands.
-_COMMAND_MODULES = ("info", "synth", "data", "models", "train", "evaluate", "prepare", "depth", "inference", "run")
+# Modules that add commands to `app`; each keeps its heavy imports (torch, cv2, trimesh) inside commands.
+_COMMAND_MODULES = (
+    "info", "synth", "data", "models", "train", "evaluate", "prepare", "depth", "inference", "run",
+)  # fmt: skip
 
 
 def _register() -> None:
