@@ -7,36 +7,14 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import typer
-from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from faceparse.utils.io import DataError
+from faceparse.utils.progress import console, progress
 
-console = Console(stderr=True)
+__all__ = ["console", "friendly_errors", "progress"]
+
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def progress(transient: bool = False) -> Progress:
-    """The standard progress bar: description, bar, n/N, elapsed, ETA."""
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[info]}"),
-        console=console,
-        transient=transient,
-    )
 
 
 def friendly_errors(fn: F) -> F:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from faceparse.engine.config import STAGES, Config, load_config
-from faceparse.engine.logging import console
+from faceparse.utils.progress import console
 
 DEMO_SAMPLES = 300  # 240 train / 30 val / 30 test (synth's 80/10/10 split)
 QUICK_SAMPLES = 40

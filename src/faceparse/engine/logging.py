@@ -7,19 +7,8 @@ import io
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-
 from faceparse.utils.io import atomic_write_text
-
-console = Console(stderr=True)
+from faceparse.utils.progress import progress
 
 
 class MetricsLog:
@@ -85,17 +74,7 @@ class StageProgress:
 
     def __init__(self, description: str, total: int, start: int, enabled: bool = True):
         self.enabled = enabled
-        self._progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[info]}"),
-            console=console,
-            disable=not enabled,
-        )
+        self._progress = progress(disable=not enabled)
         self._task = self._progress.add_task(description, total=total, completed=start, info="")
 
     def __enter__(self) -> StageProgress:

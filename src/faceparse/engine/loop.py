@@ -29,7 +29,7 @@ import torch
 from faceparse.engine import checkpoint as ckpt
 from faceparse.engine.config import STAGES, Config, OptimConfig, load_config, resolve, to_dict, to_yaml
 from faceparse.engine.joint import joint_step
-from faceparse.engine.logging import MetricsLog, StageProgress, console
+from faceparse.engine.logging import MetricsLog, StageProgress
 from faceparse.engine.networks import STAGE_ROLES, Networks, NetworkSpec, Optimizers, network_specs
 from faceparse.engine.pretrain import (
     NonFiniteLoss,
@@ -41,6 +41,7 @@ from faceparse.engine.pretrain import (
 from faceparse.engine.sampling import IterationBatches, Pool, SeededItems, mix_seed, seed_everything
 from faceparse.engine.schedule import make_optimizer, make_poly_scheduler
 from faceparse.utils.io import DataError, atomic_write_text
+from faceparse.utils.progress import console
 
 STAGE_INIT = {
     "parser_rgb": "pretrain-rgb",

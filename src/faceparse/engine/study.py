@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from faceparse.engine.config import Config, load_config
-from faceparse.engine.logging import console
+from faceparse.utils.progress import console
 
 FRACTIONS = (0.01, 0.1, 1.0)  # Figure 7
 MAIN_FRACTION = 0.1  # paper §4.1

@@ -31,9 +31,7 @@ from faceparse.data.convert.common import (
     Job,
     Outcome,
     check_options,
-    default_workers,
-    finish_dataset,
-    run_jobs,
+    convert_and_finish,
 )
 from faceparse.data.format import SPLITS, _open, write_label, write_rgb
 from faceparse.labels import CELEBAMASK13_RETAINED, CELEBAMASK_PARTS, get_scheme
@@ -187,22 +185,8 @@ def convert_celebamask(
         o = report.discarded[0]
         raise DataError(o.path, f"{o.problem} (--strict)")
 
-    report.outcomes = run_jobs(
-        jobs,
-        convert_one,
-        workers=workers or default_workers(),
-        strict=strict,
-        overwrite=overwrite,
-        description="CelebAMask-HQ",
-        show_progress=show_progress,
-    )
-    finish_dataset(
-        out,
-        report,
-        name="CelebAMask-HQ",
-        scheme=scheme,
-        converter="celebamask-hq",
-        options=options,
-        source=str(root.resolve()),
-    )
-    return report
+    return convert_and_finish(
+        jobs, convert_one, report, out, root,
+        name="CelebAMask-HQ", scheme=scheme, converter="celebamask-hq", options=options,
+        workers=workers, strict=strict, overwrite=overwrite, show_progress=show_progress,
+    )  # fmt: skip

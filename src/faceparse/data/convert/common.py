@@ -286,3 +286,41 @@ def copy_file(src: Path, dst: Path) -> None:
     """Copy bytes unchanged (no re-encoding), atomically."""
     with atomic_path(dst) as tmp:
         shutil.copyfile(src, tmp)
+
+
+def convert_and_finish(
+    jobs: Sequence[Job],
+    convert_one: Callable[[Job], Outcome],
+    report: ConvertReport,
+    out: Path,
+    root: Path,
+    *,
+    name: str,
+    scheme: str,
+    converter: str,
+    options: dict[str, Any],
+    workers: int | None,
+    strict: bool,
+    overwrite: bool,
+    show_progress: bool,
+) -> ConvertReport:
+    """The tail every converter shares: run the jobs, then write splits, dataset.json and the report."""
+    report.outcomes = run_jobs(
+        jobs,
+        convert_one,
+        workers=workers or default_workers(),
+        strict=strict,
+        overwrite=overwrite,
+        description=name,
+        show_progress=show_progress,
+    )
+    finish_dataset(
+        out,
+        report,
+        name=name,
+        scheme=scheme,
+        converter=converter,
+        options=options,
+        source=str(root.resolve()),
+    )
+    return report

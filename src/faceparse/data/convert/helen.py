@@ -27,10 +27,8 @@ from faceparse.data.convert.common import (
     Job,
     Outcome,
     check_options,
+    convert_and_finish,
     copy_file,
-    default_workers,
-    finish_dataset,
-    run_jobs,
 )
 from faceparse.data.format import _open, read_depth, write_depth, write_label
 from faceparse.labels import get_scheme
@@ -124,22 +122,8 @@ def convert_helen(
             if drop_hair:
                 outputs = (dropped_mask_path(out, name), *outputs)
             jobs.append(Job(name, split, out, outputs, {"root": str(root), "drop_hair": drop_hair}))
-    report.outcomes = run_jobs(
-        jobs,
-        convert_one,
-        workers=workers or default_workers(),
-        strict=strict,
-        overwrite=overwrite,
-        description="Helen",
-        show_progress=show_progress,
-    )
-    finish_dataset(
-        out,
-        report,
-        name="Helen-D" if drop_hair else "Helen",
-        scheme="helen11",
-        converter="helen",
-        options=options,
-        source=str(root.resolve()),
-    )
-    return report
+    return convert_and_finish(
+        jobs, convert_one, report, out, root,
+        name="Helen-D" if drop_hair else "Helen", scheme="helen11", converter="helen", options=options,
+        workers=workers, strict=strict, overwrite=overwrite, show_progress=show_progress,
+    )  # fmt: skip

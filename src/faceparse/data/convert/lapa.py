@@ -20,10 +20,8 @@ from faceparse.data.convert.common import (
     Job,
     Outcome,
     check_options,
+    convert_and_finish,
     copy_file,
-    default_workers,
-    finish_dataset,
-    run_jobs,
 )
 from faceparse.data.format import SPLITS, _open, read_label, write_label
 from faceparse.labels import get_scheme
@@ -94,16 +92,8 @@ def convert_lapa(
             )
             outputs = (out / "rgb" / f"{sid}.jpg", out / "label" / f"{sid}.png")
             jobs.append(Job(sid, split, out, outputs, {"src": src}))
-    report.outcomes = run_jobs(
-        jobs,
-        convert_one,
-        workers=workers or default_workers(),
-        strict=strict,
-        overwrite=overwrite,
-        description="LaPa",
-        show_progress=show_progress,
-    )
-    finish_dataset(
-        out, report, name="LaPa", scheme="lapa11", converter="lapa", options={}, source=str(root.resolve())
-    )
-    return report
+    return convert_and_finish(
+        jobs, convert_one, report, out, root,
+        name="LaPa", scheme="lapa11", converter="lapa", options={},
+        workers=workers, strict=strict, overwrite=overwrite, show_progress=show_progress,
+    )  # fmt: skip
