@@ -12,9 +12,15 @@ from rich.markup import escape
 from faceparse.utils.io import DataError
 from faceparse.utils.progress import console, progress
 
-__all__ = ["console", "friendly_errors", "progress"]
+__all__ = ["console", "fail", "friendly_errors", "progress"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail(message: object, code: int = 2) -> typer.Exit:
+    """Print ``error: message`` (rich markup escaped, so ``[depth]`` survives); return the Exit to raise."""
+    console.print(f"[red]error:[/red] {escape(str(message))}")
+    return typer.Exit(code)
 
 
 def friendly_errors(fn: F) -> F:
@@ -25,7 +31,6 @@ def friendly_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except (DataError, FileNotFoundError) as e:
-            console.print(f"[red]error:[/red] {escape(str(e))}")
-            raise typer.Exit(2) from None
+            raise fail(e) from None
 
     return wrapper  # type: ignore[return-value]

@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 
 from faceparse.cli import app
-from faceparse.cli.common import console, friendly_errors
+from faceparse.cli.common import console, fail, friendly_errors
 
 depth_app = typer.Typer(
     help="Build depth maps: import the authors' released depth or Deep3dPortrait outputs, render meshes, "
@@ -158,10 +158,7 @@ def estimate_cmd(
             images, out, labels=labels, min_quality=min_quality, overwrite=overwrite, strict=strict
         )
     except RuntimeError as e:
-        from rich.markup import escape
-
-        console.print(f"[red]error:[/red] {escape(str(e))}")
-        raise typer.Exit(2) from None
+        raise fail(e) from None
     console.print(report.table())
     for item in [
         *report.bad,

@@ -7,17 +7,12 @@ from pathlib import Path
 import typer
 
 from faceparse.cli import app
-from faceparse.cli.common import console, friendly_errors, progress
+from faceparse.cli.common import console, fail, friendly_errors, progress
 
 _CHECKPOINT_HELP = (
     "Weights: an engine checkpoint, stage or run folder; a faceparse .safetensors file (convert-fpt); "
     "or a face-parsing.PyTorch .pth."
 )
-
-
-def _fail(message: str) -> None:
-    console.print(f"[red]error:[/red] {message}")
-    raise typer.Exit(2)
 
 
 @app.command("predict")
@@ -79,7 +74,7 @@ def predict_command(
                 on_image=lambda path: bar.update(task, advance=1, info=path.name),
             )
     except DetectorUnavailable as e:
-        _fail(str(e))
+        raise fail(e) from None
     console.print(f"wrote {len(report.written)} label maps to {out}")
     if report.skipped:
         console.print(f"skipped {len(report.skipped)} images already predicted (--overwrite redoes them)")
@@ -128,7 +123,7 @@ def export_onnx_command(
                 loaded, out, opset=opset, dynamic_batch=not static_batch, tolerance=tolerance
             )
         except ExportError as e:
-            _fail(str(e))
+            raise fail(e) from None
     console.print(
         f"wrote {report.path}; checked on input {list(report.input_shape)} → {list(report.output_shape)}, "
         f"max |onnxruntime - PyTorch| = {report.max_abs_diff:.3g}"

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from faceparse.cli import app
-from faceparse.cli.common import console, friendly_errors, progress
+from faceparse.cli.common import console, fail, friendly_errors, progress
 
 
 def _stopped(error: Exception) -> typer.Exit:
@@ -113,8 +113,7 @@ def demo_command(
     except TrainingStopped as e:
         raise _stopped(e) from None
     except ValueError as e:
-        console.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2) from None
+        raise fail(e) from None
     _print_tables(tables)
     console.print(f"[green]demo done[/green] in {report['seconds']['total']:.0f} s: {out}/report.md")
 
@@ -154,7 +153,6 @@ def study_command(
     except TrainingStopped as e:
         raise _stopped(e) from None
     except ValueError as e:
-        console.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2) from None
+        raise fail(e) from None
     _print_tables(result["tables"])
     console.print(f"[green]study done[/green]: {out}/study.md")

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from faceparse.cli import app
-from faceparse.cli.common import console, friendly_errors
+from faceparse.cli.common import console, fail, friendly_errors
 
 _STAGE_HELP = (
     "Stage to run: pretrain-rgb, pretrain-depth, pretrain-translator, joint, or all (the four in order; "
@@ -61,6 +61,5 @@ def train_command(
         console.print(f"[red]stopped:[/red] {e}")
         raise typer.Exit(130 if "interrupted" in str(e) else 1) from None
     except ValueError as e:
-        console.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2) from None
+        raise fail(e) from None
     console.print(f"[green]done[/green]: last checkpoint {Path(last)}")
