@@ -1,8 +1,10 @@
 """Training-step throughput: our engine vs a plain PyTorch loop, and the joint step vs its parts.
 
-1. BiSeNet training step (OHEM loss, SGD) at batch 8, 448²: images/s through the engine's step
-   (Fabric-wrapped model and optimiser, ``rgb_parser_step``, poly scheduler, per-iteration seeding) and
-   through a plain fp32 PyTorch loop of the same model, loss and optimiser. Reported as a ratio.
+1. BiSeNet training step (OHEM loss, SGD) at batch 8, 448²: images/s through the engine's DEFAULT path
+   (``run.precision: auto`` and ``run.channels_last`` as resolved on this machine, Fabric-wrapped model and
+   optimiser with the authors' parameter groups, ``rgb_parser_step``, warm-up/poly scheduler,
+   per-iteration seeding) and through a plain fp32 NCHW PyTorch loop of the same model, loss and SGD.
+   Reported as a ratio (target ≥ 1.5× at 448², batch 8; issue "Competent parsers on a CPU").
 2. One joint step (paper Eq. 4: G forward, D step, F_R + F_D + G step) vs the sum of the three separate
    pre-training steps at the same batch (RGB parser + depth parser + translator).
 
@@ -26,9 +28,10 @@ from faceparse.data.normalize import rgb_for_parser
 from faceparse.engine.config import load_config, resolve
 from faceparse.engine.joint import joint_step
 from faceparse.engine.networks import Networks, Optimizers, network_specs
+from faceparse.engine.precision import cpu_has_native_bf16 as native_bf16
 from faceparse.engine.pretrain import depth_parser_step, plain_backward, rgb_parser_step, translator_step
 from faceparse.engine.sampling import mix_seed
-from faceparse.engine.schedule import make_optimizer, make_poly_scheduler
+from faceparse.engine.schedule import make_optimizer, scheduler_for
 from faceparse.losses import JointWeights, parser_loss
 
 NUM_CLASSES = 13
@@ -62,7 +65,10 @@ def engine_vs_plain(size: int, batch_size: int, steps: int, rounds: int) -> dict
 
     torch.manual_seed(0)
     plain_model = spec.build().train()
-    plain_optimizer = make_optimizer(plain_model.parameters(), cfg.parsers)
+    assert cfg.parsers.lr is not None
+    plain_optimizer = torch.optim.SGD(
+        plain_model.parameters(), lr=cfg.parsers.lr, momentum=0.9, weight_decay=cfg.parsers.weight_decay
+    )
 
     def plain_step() -> None:
         logits = plain_model(rgb_for_parser(batch["rgb"]))
@@ -71,18 +77,23 @@ def engine_vs_plain(size: int, batch_size: int, steps: int, rounds: int) -> dict
         loss.backward()
         plain_optimizer.step()
 
-    fabric = Fabric(accelerator="cpu", devices=1, precision="32-true")
+    fabric = Fabric(accelerator="cpu", devices=1, precision=cfg.run.precision)  # type: ignore[arg-type]
     torch.manual_seed(0)
     model = spec.build()
-    optimizer = make_optimizer(model.parameters(), cfg.parsers)
-    scheduler = make_poly_scheduler(optimizer, 10**6, cfg.parsers.poly_power)
+    engine_batch = batch
+    if cfg.run.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        engine_batch = {k: _channels_last(v) for k, v in batch.items()}
+    optimizer = make_optimizer(model, cfg.parsers)
+    assert cfg.parsers.warmup_iters is not None
+    scheduler = scheduler_for(optimizer, cfg.parsers, 10**6, cfg.parsers.warmup_iters)
     model, optimizer = fabric.setup(model, optimizer)
     iteration = [0]
 
     def engine_step() -> None:  # the body of faceparse.engine.loop._iterate for pretrain-rgb
         torch.manual_seed(mix_seed(0, 0, iteration[0], 7))
         with fabric.autocast():
-            terms = rgb_parser_step(model, optimizer, batch, loss_fn, fabric.backward)
+            terms = rgb_parser_step(model, optimizer, engine_batch, loss_fn, fabric.backward)
         scheduler.step()
         iteration[0] += 1
         {k: float(v) for k, v in terms.items()}  # the loop reads the terms for the progress bar
@@ -92,7 +103,17 @@ def engine_vs_plain(size: int, batch_size: int, steps: int, rounds: int) -> dict
         plain_s.append(timed(plain_step, steps))
         engine_s.append(timed(engine_step, steps))
     plain, engine = statistics.median(plain_s), statistics.median(engine_s)
-    return {"plain_img_s": batch_size / plain, "engine_img_s": batch_size / engine, "ratio": plain / engine}
+    return {
+        "plain_img_s": batch_size / plain,
+        "engine_img_s": batch_size / engine,
+        "ratio": plain / engine,
+        "precision": cfg.run.precision,
+        "channels_last": cfg.run.channels_last,
+    }
+
+
+def _channels_last(value: torch.Tensor) -> torch.Tensor:
+    return value.contiguous(memory_format=torch.channels_last) if value.ndim == 4 else value
 
 
 def joint_vs_separate(size: int, batch_size: int, steps: int, rounds: int) -> dict[str, float]:
@@ -101,10 +122,10 @@ def joint_vs_separate(size: int, batch_size: int, steps: int, rounds: int) -> di
     torch.manual_seed(0)
     nets = Networks(**{role: spec.build() for role, spec in specs.items()})
     opts = Optimizers(
-        parser_rgb=make_optimizer(nets.parser_rgb.parameters(), cfg.parsers, 0.1),
-        parser_depth=make_optimizer(nets.parser_depth.parameters(), cfg.parsers, 0.1),
-        generator=make_optimizer(nets.generator.parameters(), cfg.translator, 0.1),
-        discriminator=make_optimizer(nets.discriminator.parameters(), cfg.translator, 0.1),
+        parser_rgb=make_optimizer(nets.parser_rgb, cfg.parsers, 0.1),
+        parser_depth=make_optimizer(nets.parser_depth, cfg.parsers, 0.1),
+        generator=make_optimizer(nets.generator, cfg.translator, 0.1),
+        discriminator=make_optimizer(nets.discriminator, cfg.translator, 0.1),
     )
     batch = make_batch(batch_size, size)
     loss_fn = parser_loss("bisenet")
@@ -160,8 +181,10 @@ def main() -> None:
     print("| BiSeNet training step | images/s |")
     print("|---|---|")
     print(f"| plain fp32 PyTorch loop | {e['plain_img_s']:.3f} |")
-    print(f"| faceparse engine (Fabric, 32-true) | {e['engine_img_s']:.3f} |")
-    print(f"| engine / plain throughput ratio | {e['ratio']:.3f} |")
+    layout = "channels_last" if e["channels_last"] else "NCHW"
+    print(f"| faceparse default path (Fabric, {e['precision']}, {layout}) | {e['engine_img_s']:.3f} |")
+    print(f"| default / plain fp32 throughput ratio | {e['ratio']:.3f} |")
+    print(f"# run.precision auto resolved to {e['precision']} (native bf16 on this CPU: {native_bf16()})")
     if args.skip_joint:
         return
     j = joint_vs_separate(args.size, args.batch, args.steps, args.rounds)

@@ -52,7 +52,7 @@ def test_base_yaml_equals_the_dataclass_defaults():
 def test_every_preset_loads(name):
     cfg = load_config(name)
     assert cfg.run.out.startswith("runs/")
-    if name not in ("base", "demo", "study"):
+    if name not in ("base", "demo", "study", "synthetic"):
         assert (
             cfg.parsers.iterations == 100_000 and cfg.translator.iterations == 200_000
         )  # the paper's schedule

@@ -325,3 +325,48 @@ def test_bf16_mixed_precision_runs(dataset, tmp_path):
     overrides = [*tiny_overrides(dataset, tmp_path / "run", iterations=2), "run.precision=bf16-mixed"]
     last = train(None, "pretrain-translator", overrides=overrides)
     assert last.name == "iter-0000002"
+
+
+def test_validation_during_training_writes_val_csv_and_resumes(dataset, tmp_path):
+    """run.eval_every: per-class val F1 and the stage's training seconds in <stage>/val.csv; a resumed run
+    keeps its clock and its rows, as one uninterrupted run would."""
+    from faceparse.engine import train
+    from faceparse.engine.checkpoint import latest_checkpoint, read_state
+
+    out = tmp_path / "run"
+    extra = ["run.eval_every=2", "run.ckpt_every=2"]
+    overrides = [*tiny_overrides(dataset, out, iterations=4), *extra]
+    train(None, "pretrain-rgb", overrides=[*tiny_overrides(dataset, out, iterations=2), *extra])
+    rows = read_csv(out / "pretrain-rgb" / "val.csv")
+    assert [int(r["iteration"]) for r in rows] == [2]
+    first_clock = float(rows[0]["train_s"])
+    assert first_clock > 0 and {"rgb_mean_f1", "rgb_skin", "rgb_hair", "rgb_l_eye"} <= set(rows[0])
+    assert 0.0 <= float(rows[0]["rgb_mean_f1"]) <= 100.0
+    state = read_state(latest_checkpoint(out / "pretrain-rgb"))
+    assert state["train_seconds"] >= float(read_csv(out / "pretrain-rgb" / "metrics.csv")[-1]["train_s"])
+
+    train(None, "pretrain-rgb", resume=True, overrides=overrides)  # now to 4 iterations
+    rows = read_csv(out / "pretrain-rgb" / "val.csv")
+    assert [int(r["iteration"]) for r in rows] == [2, 4]
+    assert float(rows[1]["train_s"]) > first_clock  # the clock continued, it did not restart
+
+    train(None, "pretrain-translator", overrides=overrides)
+    rows = read_csv(out / "pretrain-translator" / "val.csv")
+    assert {"translation_l1", "translation_l1_fg"} <= set(rows[0]) and "rgb_mean_f1" not in rows[0]
+
+
+def test_channels_last_and_authors_optimiser_are_saved_resolved(dataset, tmp_path):
+    from faceparse.engine import train
+    from faceparse.engine.checkpoint import latest_checkpoint, read_state
+
+    out = tmp_path / "run"
+    overrides = [*tiny_overrides(dataset, out, iterations=1), "parsers.warmup_iters=3"]
+    train(None, "pretrain-rgb", overrides=overrides)
+    saved = (out / "pretrain-rgb" / "config.yaml").read_text()
+    assert "precision: auto" not in saved and "channels_last: true" in saved
+    assert "head_lr_mult: 10.0" in saved and "decay_norms: false" in saved
+    state = read_state(latest_checkpoint(out / "pretrain-rgb"))
+    groups = state["optimizers"]["parser_rgb"]["param_groups"]
+    assert len(groups) == 4 and {g["name"] for g in groups} == {"wd", "no_wd", "head_wd", "head_no_wd"}
+    lrs = {g["name"]: g["lr"] for g in groups}
+    assert lrs["head_wd"] == pytest.approx(10 * lrs["wd"])  # warm-up scales every group alike

@@ -28,9 +28,12 @@ from faceparse.labels import get_scheme
 
 SCHEME = "celebamask13"
 DEPTH_RANGE_M = 0.3  # metres of depth that nearness 1 → 0 spans (dataset.json depth.range)
-FOV_DEG = 40.0
+# Framing: the camera's vertical field of view sets how large the head is in the frame. 32° frames the
+# faces like CelebAMask-HQ's (median inter-ocular distance / image width 0.22-0.26 by MediaPipe's face
+# mesh, see faceparse.data.framing and docs/datasets.md); version 1 used 40° (0.187, too small).
+FOV_DEG = 32.0
 GENERATOR = "faceparse.data.synth"
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
 
 
@@ -156,23 +159,30 @@ def _posed_meshes(p: sh.HeadParams, scene: dict, shoulder_scale: float, step: fl
 
 
 def generate_sample(
-    index: int, size: int, seed: int, *, pose: tuple[float, float, float] | None = None
+    index: int,
+    size: int,
+    seed: int,
+    *,
+    pose: tuple[float, float, float] | None = None,
+    fov_deg: float = FOV_DEG,
 ) -> dict[str, Any]:
     """One synthetic sample: rgb (H,W,3) uint8, depth nearness (H,W) float32, label (H,W) uint8, meta dict.
 
     ``pose`` = (yaw, pitch, roll) in degrees overrides the random pose (the other draws are unchanged).
+    ``fov_deg`` is the camera's vertical field of view: smaller values frame the head larger.
     """
     from faceparse.depth.render import Camera, render, vertex_normals
 
     if size < 16:
         raise ValueError(f"size must be at least 16 pixels, got {size}")
+    _check_fov(fov_deg)
     rng = np.random.default_rng([seed, index])
     params = sh.sample_params(rng)
     scene = _sample_scene(rng)
     if pose is not None:
         scene["yaw"], scene["pitch"], scene["roll"] = (float(a) for a in pose)
     posed = _posed_meshes(params, scene, shoulder_scale=rng.uniform(0.85, 1.15), step=_mesh_step(size))
-    camera = Camera.from_fov(size, size, FOV_DEG)
+    camera = Camera.from_fov(size, size, fov_deg)
     mesh = sh.Mesh.concat([m.culled(camera.center) for m in posed])
     vertices = mesh.vertices
     smooth_normals = np.concatenate([vertex_normals(m.vertices, m.faces) for m in posed])  # before culling
@@ -213,7 +223,7 @@ def generate_sample(
         },
         "mouth_opening_rad": params.mouth_open,
         "noise_sigma": scene["noise_sigma"],
-        "camera": {"fov_deg": FOV_DEG, "fx": camera.fx, "cx": camera.cx, "cy": camera.cy},
+        "camera": {"fov_deg": float(fov_deg), "fx": camera.fx, "cx": camera.cx, "cy": camera.cy},
         "head": params.to_json(),
     }
     return {"rgb": rgb_u8, "depth": depth, "label": label, "meta": meta}
@@ -321,9 +331,14 @@ def _sample_files(out: Path, sid: str) -> list[Path]:
     ]
 
 
-def _write_one(args: tuple[str, int, int, int]) -> int:
-    out, index, size, seed = args
-    s = generate_sample(index, size, seed)
+def _check_fov(fov_deg: float) -> None:
+    if not 10.0 <= fov_deg <= 90.0:
+        raise ValueError(f"fov_deg must lie in [10, 90] degrees (default {FOV_DEG}), got {fov_deg}")
+
+
+def _write_one(args: tuple[str, int, int, int, float]) -> int:
+    out, index, size, seed, fov_deg = args
+    s = generate_sample(index, size, seed, fov_deg=fov_deg)
     write_sample(out, sample_id(index), rgb=s["rgb"], depth=s["depth"], label=s["label"], meta=s["meta"])
     return index
 
@@ -358,8 +373,12 @@ def generate_dataset(
     seed: int = 0,
     workers: int | None = None,
     progress: bool = True,
+    fov_deg: float = FOV_DEG,
 ) -> DatasetInfo:
     """Write ``num`` synthetic samples into ``out`` (faceparse format). Resumable; returns the dataset info.
+
+    ``fov_deg`` sets the framing (the camera's vertical field of view; see :data:`FOV_DEG`); it is
+    recorded in ``dataset.json`` (``provenance.fov_deg``) and a resumed run must use the same value.
 
     Samples whose four files all exist are skipped; each file is written atomically, so an interrupted
     run leaves only whole files. ``dataset.json`` and the splits are written at the end.
@@ -368,12 +387,13 @@ def generate_dataset(
         raise ValueError(f"num must be positive, got {num}")
     if size < 16:
         raise ValueError(f"size must be at least 16 pixels, got {size}")
+    _check_fov(fov_deg)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    _check_compatible(out, size, seed)
+    _check_compatible(out, size, seed, fov_deg)
     todo = [i for i in range(num) if not all(f.is_file() for f in _sample_files(out, sample_id(i)))]
     workers = max(1, workers or os.cpu_count() or 1)
-    jobs = [(str(out), i, size, seed) for i in todo]
+    jobs = [(str(out), i, size, seed, float(fov_deg)) for i in todo]
 
     _preload()  # import once here: forked workers inherit the modules instead of importing them each
 
@@ -413,6 +433,7 @@ def generate_dataset(
             "seed": seed,
             "num": num,
             "size": size,
+            "fov_deg": float(fov_deg),
         },
     )
     write_info(out, info)
@@ -422,12 +443,13 @@ def generate_dataset(
 MARKER = ".synth.json"  # written first: a resumed run must use the same seed, size and generator
 
 
-def _check_compatible(out: Path, size: int, seed: int) -> None:
-    """Refuse to resume into a folder made with another seed or size (mixed datasets are silent bugs)."""
+def _check_compatible(out: Path, size: int, seed: int, fov_deg: float) -> None:
+    """Refuse to resume into a folder made with another seed, size, framing or generator version (mixed
+    datasets are silent bugs)."""
     from faceparse.data.format import DATASET_JSON, read_info
     from faceparse.utils.io import DataError, atomic_write_json, read_json
 
-    want = {"generator_version": GENERATOR_VERSION, "seed": seed, "size": size}
+    want = {"generator_version": GENERATOR_VERSION, "seed": seed, "size": size, "fov_deg": float(fov_deg)}
     marker = out / MARKER
     if marker.is_file():
         have = read_json(marker)

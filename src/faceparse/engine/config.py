@@ -24,11 +24,19 @@ from faceparse.utils.io import DataError
 STAGES = ("pretrain-rgb", "pretrain-depth", "pretrain-translator", "joint")
 ARCHS = ("bisenet", "eagrnet")
 DISCRIMINATORS = ("pixel", "patch")
-PRECISIONS = ("32-true", "bf16-mixed", "16-mixed")
+PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed")
 AUGMENTATIONS = ("bisenet", "eagrnet", "none")
 
 # paper §4.2: "an initial learning rate of 1e-3 for EAGRNet and 1e-2 for BiSeNet"
 PARSER_LR = {"bisenet": 1e-2, "eagrnet": 1e-3}
+
+# The optimiser of the code each architecture's authors trained with (engine/schedule.py, docs/method.md):
+# face-parsing.PyTorch for BiSeNet (the paper's authors' fork), tegusi/EAGRNet train.py for EAGRNet.
+REFERENCE_OPTIM = {
+    "bisenet": {"head_lr_mult": 10.0, "decay_norms": False, "warmup_iters": 1000},
+    "eagrnet": {"head_lr_mult": 1.0, "decay_norms": True, "warmup_iters": 0},
+}
+TRANSLATOR_OPTIM = {"head_lr_mult": 1.0, "decay_norms": True, "warmup_iters": 0}  # pix2pix: plain Adam
 
 # The presets ship inside the package (src/faceparse/configs; the repository's configs/ links to it), so
 # preset names work from an editable install and from a wheel alike.
@@ -70,6 +78,13 @@ class OptimConfig:
     poly_power: float = 0.9
     iterations: int = 100_000
     batch_size: int = 8
+    # face-parsing.PyTorch's optimiser (FACTS §4; engine/schedule.py). None: the reference code's value
+    # for the architecture (resolve): BiSeNet 10× / no decay on norms and biases / 1,000 warm-up
+    # iterations; EAGRNet and the translator 1× / decay everything / no warm-up.
+    head_lr_mult: float | None = None  # lr multiplier of BiSeNet's fusion module and output heads
+    decay_norms: bool | None = None  # weight decay on normalisation parameters and biases too
+    warmup_iters: int | None = None  # geometric warm-up from warmup_start_lr, then poly
+    warmup_start_lr: float = 1e-5
 
 
 def _translator_optim() -> OptimConfig:
@@ -89,6 +104,7 @@ class JointConfig:
     lambda3: float = 0.5  # L_CLS^RGB
     lambda4: float = 0.5  # L_CLS^Depth
     lambda5: float = 1.0  # L_DT
+    warmup_iters: int = 0  # not in the paper: joint training restarts at lr/10 with no warm-up
     # pre-trained checkpoints (a checkpoint dir or a stage dir); None: <run.out>/<stage>
     init_rgb: str | None = None
     init_depth: str | None = None
@@ -99,7 +115,11 @@ class JointConfig:
 class RunConfig:
     out: str = "runs/default"
     seed: int = 0
-    precision: str = "32-true"
+    # auto: bf16-mixed where the hardware runs bf16 natively (CUDA with bf16, CPUs with AVX512-BF16 or
+    # AMX), else 32-true; the resolved value is saved with the run (engine/precision.py)
+    precision: str = "auto"
+    channels_last: bool | None = None  # None: on for the convolutional parsers (measured faster, CPU)
+    eval_every: int = 0  # evaluate the trained networks on data.val_split every N iterations (0: off)
     accelerator: str = "auto"
     devices: int = 1
     strategy: str = "auto"
@@ -194,6 +214,8 @@ def validate(cfg: Config) -> None:
             "joint.batch_size must be even (half/half)",
         ),
         (cfg.run.ckpt_every >= 1 and cfg.run.log_every >= 1, "run.ckpt_every and run.log_every must be ≥ 1"),
+        (cfg.run.eval_every >= 0, "run.eval_every must be ≥ 0 (0: no validation during training)"),
+        (cfg.joint.warmup_iters >= 0, "joint.warmup_iters must be ≥ 0"),
     ]
     for name in ("parsers", "translator"):
         optim: OptimConfig = getattr(cfg, name)
@@ -201,6 +223,13 @@ def validate(cfg: Config) -> None:
         checks.append(
             (optim.iterations >= 1 and optim.batch_size >= 1, f"{name}.iterations/batch_size must be ≥ 1")
         )
+        checks.append(
+            (optim.head_lr_mult is None or optim.head_lr_mult > 0, f"{name}.head_lr_mult must be > 0")
+        )
+        checks.append(
+            (optim.warmup_iters is None or optim.warmup_iters >= 0, f"{name}.warmup_iters must be ≥ 0")
+        )
+        checks.append((optim.warmup_start_lr > 0, f"{name}.warmup_start_lr must be > 0"))
     for i in range(1, 6):
         checks.append((getattr(cfg.joint, f"lambda{i}") >= 0.0, f"joint.lambda{i} must be ≥ 0"))
     for ok, message in checks:
@@ -215,6 +244,20 @@ def resolve(cfg: Config, num_classes: int) -> Config:
         cfg.parsers.lr = PARSER_LR[cfg.model.arch]
     if cfg.translator.lr is None:
         cfg.translator.lr = 1e-3
+    reference = REFERENCE_OPTIM[cfg.model.arch]
+    for optim, ref in ((cfg.parsers, reference), (cfg.translator, TRANSLATOR_OPTIM)):
+        if optim.head_lr_mult is None:
+            optim.head_lr_mult = ref["head_lr_mult"]
+        if optim.decay_norms is None:
+            optim.decay_norms = ref["decay_norms"]
+        if optim.warmup_iters is None:
+            optim.warmup_iters = ref["warmup_iters"]
+    if cfg.run.precision == "auto":
+        from faceparse.engine.precision import auto_precision
+
+        cfg.run.precision = auto_precision(cfg.run.accelerator)
+    if cfg.run.channels_last is None:
+        cfg.run.channels_last = True
     if cfg.model.generator_num_downs is None:
         from faceparse.models.pix2pix import num_downs_for  # 8 for ≥256², else the most exact halvings
 

@@ -18,8 +18,15 @@ class MetricsLog:
     uninterrupted run.
     """
 
-    def __init__(self, run_dir: Path, resume_from: int = 0, tensorboard: bool = False, enabled: bool = True):
-        self.path = run_dir / "metrics.csv"
+    def __init__(
+        self,
+        run_dir: Path,
+        resume_from: int = 0,
+        tensorboard: bool = False,
+        enabled: bool = True,
+        filename: str = "metrics.csv",
+    ):
+        self.path = run_dir / filename
         self.enabled = enabled
         self.columns: list[str] | None = None
         self._writer = None

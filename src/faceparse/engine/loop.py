@@ -4,6 +4,7 @@
 
     <run.out>/<stage>/config.yaml            the resolved config of that stage
     <run.out>/<stage>/metrics.csv            one row per logged iteration
+    <run.out>/<stage>/val.csv                per-class validation scores every run.eval_every iterations
     <run.out>/<stage>/checkpoints/iter-*/    see faceparse.engine.checkpoint
 
 Lightning Fabric owns devices, precision and distribution (the same code runs on one CPU, one GPU or
@@ -39,7 +40,7 @@ from faceparse.engine.pretrain import (
     unwrap,
 )
 from faceparse.engine.sampling import IterationBatches, Pool, SeededItems, mix_seed, seed_everything
-from faceparse.engine.schedule import make_optimizer, make_poly_scheduler
+from faceparse.engine.schedule import make_optimizer, scheduler_for
 from faceparse.utils.io import DataError, atomic_write_text
 from faceparse.utils.progress import console
 
@@ -63,28 +64,32 @@ class StagePlan:
     iterations: int
     batch_size: int
     optim: dict[str, tuple[OptimConfig, float]]  # role → (optimiser config, lr scale)
+    warmup: dict[str, int]  # role → warm-up iterations of this stage
+
+
+def _pretrain_plan(roles: tuple[str, ...], optim: OptimConfig) -> StagePlan:
+    return StagePlan(
+        roles,
+        optim.iterations,
+        optim.batch_size,
+        {role: (optim, 1.0) for role in roles},
+        {role: optim.warmup_iters or 0 for role in roles},  # None only before resolve()
+    )
 
 
 def stage_plan(cfg: Config, stage: str) -> StagePlan:
     if stage == "pretrain-rgb":
-        p = cfg.parsers
-        return StagePlan(("parser_rgb",), p.iterations, p.batch_size, {"parser_rgb": (p, 1.0)})
+        return _pretrain_plan(("parser_rgb",), cfg.parsers)
     if stage == "pretrain-depth":
-        p = cfg.parsers
-        return StagePlan(("parser_depth",), p.iterations, p.batch_size, {"parser_depth": (p, 1.0)})
+        return _pretrain_plan(("parser_depth",), cfg.parsers)
     if stage == "pretrain-translator":
-        t = cfg.translator
-        return StagePlan(
-            ("generator", "discriminator"),
-            t.iterations,
-            t.batch_size,
-            {"generator": (t, 1.0), "discriminator": (t, 1.0)},
-        )
+        return _pretrain_plan(("generator", "discriminator"), cfg.translator)
     if stage == "joint":
         j = cfg.joint
         optim = {"parser_rgb": (cfg.parsers, j.lr_scale), "parser_depth": (cfg.parsers, j.lr_scale)}
         optim |= {"generator": (cfg.translator, j.lr_scale), "discriminator": (cfg.translator, j.lr_scale)}
-        return StagePlan(STAGE_ROLES["joint"], j.iterations, j.batch_size, optim)
+        roles = STAGE_ROLES["joint"]
+        return StagePlan(roles, j.iterations, j.batch_size, optim, {role: j.warmup_iters for role in roles})
     raise ValueError(f"unknown stage {stage!r}; choose one of {', '.join((*STAGES, 'all'))}")
 
 
@@ -122,11 +127,16 @@ def train(
 def make_fabric(cfg: Config) -> Any:
     from lightning_fabric import Fabric
 
+    from faceparse.engine.precision import auto_precision
+
+    precision = cfg.run.precision
+    if precision == "auto":
+        precision = auto_precision(cfg.run.accelerator)
     return Fabric(
         accelerator=cfg.run.accelerator,
         devices=cfg.run.devices,
         strategy=cfg.run.strategy,
-        precision=cfg.run.precision,  # type: ignore[arg-type]
+        precision=precision,  # type: ignore[arg-type]
     )
 
 
@@ -238,6 +248,10 @@ def run_stage(fabric: Any, cfg: Config, stage: str, resume: bool = False) -> Pat
     seed_everything(mix_seed(cfg.run.seed, STAGES.index(stage)))
     specs = network_specs(cfg)
     networks = Networks(**{role: specs[role].build() for role in plan.roles})
+    if cfg.run.channels_last:  # the parsers are plain conv nets: NHWC is faster on CPU and GPU
+        for role in ("parser_rgb", "parser_depth"):
+            if getattr(networks, role, None) is not None:
+                setattr(networks, role, getattr(networks, role).to(memory_format=torch.channels_last))
     init_sources = (
         _init_from_pretrained(cfg, networks, specs) if stage == "joint" and existing is None else {}
     )
@@ -283,6 +297,7 @@ def run_stage(fabric: Any, cfg: Config, stage: str, resume: bool = False) -> Pat
                 "rng": ckpt.capture_rng(),
                 "sampler": {"seed": cfg.run.seed, "iteration": iteration},
                 "init_from": meta["init_from"],
+                "train_seconds": hooks.train_seconds,
             }
             stamped = {**meta, "saved_at": datetime.now(UTC).isoformat(timespec="seconds")}
             path = ckpt.save_checkpoint(
@@ -292,13 +307,58 @@ def run_stage(fabric: Any, cfg: Config, stage: str, resume: bool = False) -> Pat
         return path
 
     log = MetricsLog(stage_dir, start, cfg.run.tensorboard, enabled=rank0)
+    val_log = MetricsLog(stage_dir, start, enabled=rank0 and cfg.run.eval_every > 0, filename="val.csv")
+
+    def validate(iteration: int) -> None:
+        if rank0:
+            values = validation_scores(cfg, networks, meta, fabric.device)
+            val_log.log(iteration, {"train_s": hooks.train_seconds, **values})
+            scores = ", ".join(f"{k} {v:.1f}" for k, v in values.items() if k.endswith("mean_f1"))
+            console.print(f"{stage} iteration {iteration}: val {scores or values}", soft_wrap=True)
+        fabric.barrier()
+
+    hooks = _Hooks(save, log, validate if cfg.run.eval_every > 0 else None)
+    hooks.train_seconds = float((state or {}).get("train_seconds", 0.0))
     last = existing
     try:
-        last = _iterate(fabric, cfg, stage, plan, step, loader, schedulers, start, save, log, last, rank0)
+        last = _iterate(fabric, cfg, stage, plan, step, loader, schedulers, start, hooks, last, rank0)
     finally:
         log.close()
+        val_log.close()
     assert last is not None
     return last
+
+
+@dataclass
+class _Hooks:
+    """What the loop calls besides the step: checkpoint saving, logging, validation; and its clock."""
+
+    save: Callable[[int], Path]
+    log: MetricsLog
+    validate: Callable[[int], None] | None = None
+    train_seconds: float = 0.0  # wall seconds spent training this stage (excluding validation), resumed
+
+
+def validation_scores(cfg: Config, networks: Networks, meta: dict[str, Any], device: Any) -> dict[str, float]:
+    """Per-class F1 (percent) of the stage's parsers and the translator's L1 on ``data.val_split``."""
+    from faceparse.eval.run import evaluate_networks
+
+    plain = {role: unwrap(module) for role, module in networks.items() if role != "discriminator"}
+    try:
+        result = evaluate_networks(
+            plain, meta, cfg.data.root, cfg.data.val_split, size=cfg.data.size, device=device, num_examples=0
+        )
+    finally:
+        for module in plain.values():
+            module.train()
+    values: dict[str, float] = {}
+    for task in ("rgb", "depth"):
+        if task in result:
+            values[f"{task}_mean_f1"] = result[task]["mean_f1"]
+            values |= {f"{task}_{name}": f1 for name, f1 in result[task]["per_class"].items()}
+    if "translation" in result:
+        values |= {f"translation_{k}": v for k, v in result["translation"].items() if isinstance(v, float)}
+    return values
 
 
 def _setup_optimization(
@@ -308,8 +368,8 @@ def _setup_optimization(
     optimizers, schedulers = Optimizers(), {}
     for role, module in networks.items():
         optim_cfg, scale = plan.optim[role]
-        optimizer = make_optimizer(module.parameters(), optim_cfg, scale)
-        schedulers[role] = make_poly_scheduler(optimizer, plan.iterations, optim_cfg.poly_power)
+        optimizer = make_optimizer(module, optim_cfg, scale)
+        schedulers[role] = scheduler_for(optimizer, optim_cfg, plan.iterations, plan.warmup[role])
         wrapped, wrapped_optimizer = fabric.setup(module, optimizer)
         setattr(networks, role, wrapped)
         setattr(optimizers, role, wrapped_optimizer)
@@ -350,18 +410,20 @@ def _iterate(
     loader: Any,
     schedulers: dict[str, Any],
     start: int,
-    save: Callable[[int], Path],
-    log: MetricsLog,
+    hooks: _Hooks,
     last: Path | None,
     rank0: bool,
 ) -> Path:
     iteration = start
     tic, images_seen = time.perf_counter(), 0
+    clock = time.perf_counter()
     with (
         _stop_requests() as stop_requested,
         StageProgress(stage, plan.iterations, start, rank0 and cfg.run.progress) as bar,
     ):
         for batch in loader:
+            if cfg.run.channels_last:
+                batch = {k: _channels_last(v) for k, v in batch.items()}
             # dropout and other in-step draws: a pure function of (seed, rank, iteration), for exact resume
             torch.manual_seed(mix_seed(cfg.run.seed, fabric.global_rank, iteration, 7))
             try:
@@ -382,19 +444,36 @@ def _iterate(
                 elapsed = time.perf_counter() - tic
                 reduced = {k: float(fabric.all_reduce(v.float(), reduce_op="mean")) for k, v in terms.items()}
                 lr = {f"lr_{role}": s.get_last_lr()[0] for role, s in schedulers.items()}
-                log.log(iteration, {**reduced, **lr, "images_per_s": images_seen / max(elapsed, 1e-9)})
+                now = time.perf_counter()
+                hooks.train_seconds += now - clock
+                clock = now
+                row = {**reduced, **lr, "images_per_s": images_seen / max(elapsed, 1e-9)}
+                hooks.log.log(iteration, {**row, "train_s": hooks.train_seconds})
                 tic, images_seen = time.perf_counter(), 0
             if iteration % cfg.run.ckpt_every == 0 or iteration == plan.iterations:
-                last = save(iteration)
+                hooks.train_seconds += time.perf_counter() - clock
+                clock = time.perf_counter()
+                last = hooks.save(iteration)
+            every = cfg.run.eval_every
+            if hooks.validate is not None and (iteration % every == 0 or iteration == plan.iterations):
+                hooks.train_seconds += time.perf_counter() - clock
+                hooks.validate(iteration)
+                clock, tic = time.perf_counter(), time.perf_counter()
             if _any_rank(fabric, stop_requested()):
                 if iteration % cfg.run.ckpt_every and iteration != plan.iterations:
-                    last = save(iteration)
+                    last = hooks.save(iteration)
                 raise TrainingStopped(
                     f"{stage}: interrupted at iteration {iteration}; checkpoint saved at {last}"
                 )
     if last is None:
         raise TrainingStopped(f"{stage}: no iterations were run")
     return last
+
+
+def _channels_last(value: Any) -> Any:
+    if isinstance(value, torch.Tensor) and value.ndim == 4:
+        return value.contiguous(memory_format=torch.channels_last)
+    return value
 
 
 def _any_rank(fabric: Any, flag: bool) -> bool:
