@@ -49,7 +49,7 @@ def test_nan_fails():
 def test_demo_target_checks_named_classes_only():
     ok = scores(75.0, skin=90.0, hair=90.0, l_ear=0.0, mouth=0.0, l_brow=26.0, r_brow=26.0)
     assert DEMO_TARGET.check(ok, scores(45.0))["passed"]
-    low = DEMO_TARGET.check(scores(60.0, l_eye=39.0, u_lip=10.0), scores(30.0))
+    low = DEMO_TARGET.check(scores(70.0, l_eye=39.0, u_lip=10.0), scores(30.0))
     assert low["rgb"]["failures"] == ["l_eye 39.0 < 40", "u_lip 10.0 < 25"]
     assert low["depth"]["failures"] == ["mean 30.0 < 40"]
 
