@@ -67,3 +67,53 @@ def score_masks_command(
     if json_out is not None:
         atomic_write_json(json_out, jsonable(scores))
         console.print(f"wrote {json_out}")
+
+
+@app.command("curves")
+@friendly_errors
+def curves_command(
+    stages: list[Path] = typer.Argument(
+        ...,
+        help="Stage folders holding a val.csv (run.eval_every), e.g. runs/x/pretrain-rgb; or val.csv files.",
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="PNG to write (one panel per stage)."),
+    task: str = typer.Option("rgb", "--task", help="rgb | depth: which parser's F1 to plot."),
+    scheme: str = typer.Option("celebamask13", "--scheme", help="Label scheme (for the class names)."),
+    markdown: Path = typer.Option(None, "--markdown", help="Also write the table as Markdown to this file."),
+) -> None:
+    """Learning curves: per-class val F1 against training minutes (a plot and a table)."""
+    from rich.table import Table
+
+    from faceparse.eval.figures import learning_curves_plot, read_val_csv
+    from faceparse.labels import get_scheme
+    from faceparse.utils.io import DataError
+
+    if task not in ("rgb", "depth"):
+        raise DataError(None, f"--task must be rgb or depth, got {task!r}")
+    classes = [c for c in get_scheme(scheme).classes[1:]]
+    curves = {}
+    for stage in stages:
+        path = stage if stage.suffix == ".csv" else stage / "val.csv"
+        label = f"{path.parent.parent.name}/{path.parent.name}"
+        curves[label] = read_val_csv(path)
+    learning_curves_plot(curves, out, task, classes)
+    header = ["run", "iteration", "minutes", "mean", *classes]
+    rows = []
+    for label, columns in curves.items():
+        missing = [float("nan")] * len(columns["iteration"])
+        for i, iteration in enumerate(columns["iteration"]):
+            cells = [f"{columns.get(f'{task}_{c}', missing)[i]:.1f}" for c in classes]
+            mean = columns.get(f"{task}_mean_f1", missing)[i]
+            minutes = columns["train_s"][i] / 60
+            rows.append([label, f"{iteration:.0f}", f"{minutes:.1f}", f"{mean:.1f}", *cells])
+    table = Table(*header, title=f"{task} val F1 (%)")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    if markdown is not None:
+        from faceparse.utils.io import atomic_write_text
+
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
+        atomic_write_text(markdown, "\n".join(lines) + "\n")
+    console.print(f"[green]wrote[/green] {out}")

@@ -173,3 +173,56 @@ def ablation_plot(
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return _save(fig, path, dpi)
+
+
+def read_val_csv(path: str | os.PathLike) -> dict[str, list[float]]:
+    """A stage's ``val.csv`` (``run.eval_every``) as columns of floats (empty cells are NaN)."""
+    import csv
+
+    from faceparse.utils.io import DataError
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "no val.csv: train with run.eval_every=N to validate during training")
+    with path.open(encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise DataError(path, "val.csv holds no rows yet")
+    return {key: [float(r[key]) if r[key] not in ("", None) else math.nan for r in rows] for key in rows[0]}
+
+
+def learning_curves_plot(
+    curves: Mapping[str, Mapping[str, Sequence[float]]],
+    path: str | os.PathLike,
+    task: str,
+    classes: Sequence[str],
+    dpi: int = 110,
+) -> Path:
+    """Per-class val F1 against CPU minutes of training, one panel per run (``curves``: label → val.csv
+    columns, see :func:`read_val_csv`); ``task`` is ``rgb`` or ``depth``; the mean is drawn in black."""
+    fig = _new_figure(4.2 * len(curves), 3.6)
+    axes = fig.subplots(1, len(curves), squeeze=False)[0]
+    cmap = _class_colours(len(classes))
+    for ax, (label, columns) in zip(axes, curves.items(), strict=True):
+        minutes = np.asarray(columns["train_s"]) / 60.0
+        for i, name in enumerate(classes):
+            key = f"{task}_{name}"
+            if key in columns:
+                ax.plot(minutes, columns[key], color=cmap[i], lw=1.2, marker=".", label=name)
+        if f"{task}_mean_f1" in columns:
+            ax.plot(minutes, columns[f"{task}_mean_f1"], color="black", lw=2.4, label="mean")
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("training minutes (2 CPU cores)")
+        ax.set_ylim(0, 100)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(f"val F1 (%), {task} parser")
+    axes[-1].legend(fontsize=6, ncol=2, loc="lower right")
+    fig.tight_layout()
+    return _save(fig, path, dpi)
+
+
+def _class_colours(n: int) -> list[Any]:
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab20"]
+    return [cmap(i % 20) for i in range(n)]
