@@ -233,3 +233,18 @@ def test_eagrnet_rotation_stays_within_30_degrees() -> None:
 def test_unknown_preset() -> None:
     with pytest.raises(ValueError, match="bisenet, eagrnet"):
         build_transform("fancy", 32, C13)
+
+
+def test_bisenet_preset_scales_set_the_augmentation_strength():
+    """data.scales: only the listed zoom factors are drawn (here 1.0 only: a pure crop of the full image)."""
+    import numpy as np
+
+    from faceparse.data.transforms import RandomScaleCrop, build_transform
+
+    transform = build_transform("bisenet", 16, "celebamask13", scales=[1.0])
+    crops = [s for s in transform.steps if isinstance(s, RandomScaleCrop)]
+    assert crops and crops[0].scales == (1.0,)
+    label = np.arange(256, dtype=np.uint8).reshape(16, 16) % 13
+    sample = {"rgb": np.zeros((16, 16, 3), np.uint8), "depth": np.zeros((16, 16), np.float32), "label": label}
+    out = crops[0](sample, np.random.default_rng(0))
+    np.testing.assert_array_equal(out["label"], label)  # scale 1, window = image: identity

@@ -327,11 +327,12 @@ def build_transform(
     scheme: str | LabelScheme,
     train: bool = True,
     seed: int | None = None,
+    scales: Sequence[float] | None = None,
 ) -> PairedTransform:
     """The paired transform of a parser's training recipe (``train=False``: resize to ``size`` only).
 
     * ``bisenet`` (face-parsing.PyTorch): colour jitter 0.5/0.5/0.5, flip p=0.5, scale from
-      (0.75, 1, 1.25, 1.5, 1.75, 2), random crop to ``size``.
+      (0.75, 1, 1.25, 1.5, 1.75, 2) (or ``scales``: the augmentation's strength), random crop to ``size``.
     * ``eagrnet`` (tegusi/EAGRNet): flip p=0.5, scale ±0.25, rotation ±30°, fitted to ``size``.
 
     ``size`` is an int (square) or (height, width). ``seed`` seeds the generator used when the caller
@@ -345,7 +346,8 @@ def build_transform(
     if not train:
         return PairedTransform([Resize(hw)], rng)
     if preset == "bisenet":
-        steps: list[Step] = [ColorJitter(0.5, 0.5, 0.5), RandomHFlip(scheme), RandomScaleCrop(hw)]
+        crop = RandomScaleCrop(hw, tuple(float(x) for x in scales) if scales else BISENET_SCALES)
+        steps: list[Step] = [ColorJitter(0.5, 0.5, 0.5), RandomHFlip(scheme), crop]
     else:
         steps = [RandomHFlip(scheme), RandomAffineFit(hw)]
     return PairedTransform(steps, rng)

@@ -50,6 +50,7 @@ class DataConfig:
     val_split: str = "val"
     size: int = 512  # square training crop/resize, pixels
     augment: str = "bisenet"  # transform preset: bisenet | eagrnet | none
+    scales: list[float] | None = None  # bisenet preset's zoom choices; None: face-parsing.PyTorch's 0.75-2
     depth_fraction: float = 0.1  # paper §4.1: 10% of the depth+label pairs
     seed: int = 0  # chooses the depth-annotated subset (independent of run.seed)
     workers: int = 2
@@ -209,6 +210,7 @@ def validate(cfg: Config) -> None:
         (cfg.data.augment in AUGMENTATIONS, f"data.augment must be one of {AUGMENTATIONS}"),
         (0.0 < cfg.data.depth_fraction <= 1.0, "data.depth_fraction must be in (0, 1]"),
         (cfg.data.size >= 16, "data.size must be at least 16"),
+        (not cfg.data.scales or min(cfg.data.scales) > 0, "data.scales must be positive zoom factors"),
         (
             cfg.joint.batch_size >= 2 and cfg.joint.batch_size % 2 == 0,
             "joint.batch_size must be even (half/half)",
