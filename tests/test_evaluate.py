@@ -294,3 +294,27 @@ def test_report_baseline_vs_joint_and_cli(run, dataset, tmp_path):
 
     missing = CliRunner().invoke(app, ["evaluate", "--checkpoint", str(tmp_path / "nope")])
     assert missing.exit_code == 2 and "nope" in missing.output
+
+
+def test_learning_curves_from_val_csv(tmp_path):
+    """faceparse curves: val.csv (run.eval_every) → per-class curves PNG and a Markdown table."""
+    from typer.testing import CliRunner
+
+    from faceparse.cli import app
+
+    stage = tmp_path / "run" / "pretrain-rgb"
+    stage.mkdir(parents=True)
+    (stage / "val.csv").write_text(
+        "iteration,train_s,rgb_mean_f1,rgb_skin,rgb_l_eye\n10,60,20.5,50,0\n20,120,30.25,60,12.5\n"
+    )
+    md = tmp_path / "curves.md"
+    res = CliRunner().invoke(
+        app, ["curves", str(stage), "-o", str(tmp_path / "c.png"), "--markdown", str(md)]
+    )
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "c.png").stat().st_size > 1000
+    lines = md.read_text().splitlines()
+    assert lines[0].startswith("| run | iteration | minutes | mean | skin | l_brow")
+    assert lines[3].startswith("| run/pretrain-rgb | 20 | 2.0 | 30.2 | 60.0 | nan | nan | 12.5 |")
+    missing = CliRunner().invoke(app, ["curves", str(tmp_path), "-o", str(tmp_path / "d.png")])
+    assert missing.exit_code != 0 and "run.eval_every" in missing.output

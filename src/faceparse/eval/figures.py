@@ -200,7 +200,7 @@ def learning_curves_plot(
 ) -> Path:
     """Per-class val F1 against CPU minutes of training, one panel per run (``curves``: label → val.csv
     columns, see :func:`read_val_csv`); ``task`` is ``rgb`` or ``depth``; the mean is drawn in black."""
-    fig = _new_figure(4.2 * len(curves), 3.6)
+    fig = _new_figure(4.2 * len(curves) + 1.2, 3.6)
     axes = fig.subplots(1, len(curves), squeeze=False)[0]
     cmap = _class_colours(len(classes))
     for ax, (label, columns) in zip(axes, curves.items(), strict=True):
@@ -216,7 +216,7 @@ def learning_curves_plot(
         ax.set_ylim(0, 100)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(f"val F1 (%), {task} parser")
-    axes[-1].legend(fontsize=6, ncol=2, loc="lower right")
+    axes[-1].legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return _save(fig, path, dpi)
 
