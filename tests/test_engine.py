@@ -370,3 +370,12 @@ def test_channels_last_and_authors_optimiser_are_saved_resolved(dataset, tmp_pat
     assert len(groups) == 4 and {g["name"] for g in groups} == {"wd", "no_wd", "head_wd", "head_no_wd"}
     lrs = {g["name"]: g["lr"] for g in groups}
     assert lrs["head_wd"] == pytest.approx(10 * lrs["wd"])  # warm-up scales every group alike
+
+
+def test_depth_parser_can_have_its_own_length(dataset, tmp_path):
+    from faceparse.engine import train
+
+    out = tmp_path / "run"
+    overrides = [*tiny_overrides(dataset, out, iterations=2), "parsers.depth_iterations=1"]
+    assert train(None, "pretrain-depth", overrides=overrides).name == "iter-0000001"
+    assert train(None, "pretrain-rgb", overrides=overrides).name == "iter-0000002"

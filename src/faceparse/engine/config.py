@@ -86,6 +86,8 @@ class OptimConfig:
     decay_norms: bool | None = None  # weight decay on normalisation parameters and biases too
     warmup_iters: int | None = None  # geometric warm-up from warmup_start_lr, then poly
     warmup_start_lr: float = 1e-5
+    # parsers only: the depth parser's pre-training length when it should differ (None: iterations)
+    depth_iterations: int | None = None
 
 
 def _translator_optim() -> OptimConfig:
@@ -232,6 +234,12 @@ def validate(cfg: Config) -> None:
             (optim.warmup_iters is None or optim.warmup_iters >= 0, f"{name}.warmup_iters must be ≥ 0")
         )
         checks.append((optim.warmup_start_lr > 0, f"{name}.warmup_start_lr must be > 0"))
+        checks.append(
+            (
+                optim.depth_iterations is None or optim.depth_iterations >= 1,
+                f"{name}.depth_iterations must be ≥ 1",
+            )
+        )
     for i in range(1, 6):
         checks.append((getattr(cfg.joint, f"lambda{i}") >= 0.0, f"joint.lambda{i} must be ≥ 0"))
     for ok, message in checks:

@@ -67,10 +67,10 @@ class StagePlan:
     warmup: dict[str, int]  # role → warm-up iterations of this stage
 
 
-def _pretrain_plan(roles: tuple[str, ...], optim: OptimConfig) -> StagePlan:
+def _pretrain_plan(roles: tuple[str, ...], optim: OptimConfig, iterations: int | None = None) -> StagePlan:
     return StagePlan(
         roles,
-        optim.iterations,
+        iterations or optim.iterations,
         optim.batch_size,
         {role: (optim, 1.0) for role in roles},
         {role: optim.warmup_iters or 0 for role in roles},  # None only before resolve()
@@ -81,7 +81,7 @@ def stage_plan(cfg: Config, stage: str) -> StagePlan:
     if stage == "pretrain-rgb":
         return _pretrain_plan(("parser_rgb",), cfg.parsers)
     if stage == "pretrain-depth":
-        return _pretrain_plan(("parser_depth",), cfg.parsers)
+        return _pretrain_plan(("parser_depth",), cfg.parsers, cfg.parsers.depth_iterations)
     if stage == "pretrain-translator":
         return _pretrain_plan(("generator", "discriminator"), cfg.translator)
     if stage == "joint":
