@@ -116,6 +116,39 @@ def _channels_last(value: torch.Tensor) -> torch.Tensor:
     return value.contiguous(memory_format=torch.channels_last) if value.ndim == 4 else value
 
 
+def precisions(size: int, batch_size: int, steps: int, rounds: int) -> dict[str, float]:
+    """s/step of one BiSeNet training step (OHEM, SGD) under fp32/bf16 autocast × NCHW/channels_last,
+    interleaved rounds in this process: whether bf16 pays on this machine (it does only with native bf16)."""
+    cfg = resolve(load_config(None, [f"data.size={size}"]), NUM_CLASSES)
+    spec = network_specs(cfg)["parser_rgb"]
+    batch = make_batch(batch_size, size)
+    loss_fn = parser_loss("bisenet")
+    settings = {"fp32": (False, False), "fp32 channels_last": (False, True)}
+    settings |= {"bf16 autocast": (True, False), "bf16 autocast channels_last": (True, True)}
+    steps_by_name = {}
+    for name, (bf16, channels_last) in settings.items():
+        torch.manual_seed(0)
+        model = spec.build().train()
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        opt = torch.optim.SGD(model.parameters(), lr=1e-2, momentum=0.9)
+        rgb = batch["rgb"].contiguous(memory_format=torch.channels_last) if channels_last else batch["rgb"]
+
+        def step(model=model, opt=opt, rgb=rgb, bf16=bf16) -> None:
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                loss = loss_fn(model(rgb_for_parser(rgb)), batch["label"])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+        steps_by_name[name] = step
+    times: dict[str, list[float]] = {name: [] for name in settings}
+    for _ in range(rounds):
+        for name, step in steps_by_name.items():
+            times[name].append(timed(step, steps))
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
 def joint_vs_separate(size: int, batch_size: int, steps: int, rounds: int) -> dict[str, float]:
     cfg = resolve(load_config(None, [f"data.size={size}"]), NUM_CLASSES)
     specs = network_specs(cfg)
@@ -171,12 +204,23 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds; the median is reported")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     parser.add_argument("--skip-joint", action="store_true", help="only the engine-vs-plain comparison")
+    parser.add_argument(
+        "--precisions", action="store_true", help="only: fp32 vs bf16 autocast × NCHW vs channels_last"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
     where = f"{args.size}², batch {args.batch}, {args.steps} steps × {args.rounds} rounds"
     where += f", {args.threads} threads, torch {torch.__version__}"
     print(f"# train_step benchmark: {where}")
+    if args.precisions:
+        times = precisions(args.size, args.batch, args.steps, args.rounds)
+        print(f"# native bf16 on this CPU: {native_bf16()}")
+        print("| BiSeNet training step | s/step | vs fp32 |")
+        print("|---|---|---|")
+        for name, seconds in times.items():
+            print(f"| {name} | {seconds:.3f} | {times['fp32'] / seconds:.2f}× |")
+        return
     e = engine_vs_plain(args.size, args.batch, args.steps, args.rounds)
     print("| BiSeNet training step | images/s |")
     print("|---|---|")
