@@ -32,6 +32,7 @@ BUDGET_S = 20 * 60  # the demo's wall-time budget on a 2-core CPU
 QUICK_OVERRIDES = (
     "data.size=32",
     "parsers.iterations=8",
+    "parsers.depth_iterations=8",
     "parsers.batch_size=4",
     "translator.iterations=8",
     "translator.batch_size=2",
@@ -158,8 +159,8 @@ def _gates_note(gates: dict[str, Any], total_s: float) -> str:
             gate_markdown(gates["demo_target_joint"]) + "\n\n(after joint training)",
             f"The demo took {total_s / 60:.1f} min ({within} its {BUDGET_S // 60}-minute budget on "
             "2 CPU cores). "
-            "Synthetic demo preset (configs/demo.yaml): 128² heads and a few hundred iterations, not the "
-            "paper's settings; docs/results.md has the learning curves. `faceparse study` compares baseline, "
+            "Synthetic demo preset (configs/demo.yaml): 128² heads and under a thousand iterations per "
+            "network, not the paper's settings; docs/results.md has the learning curves. `faceparse study` compares baseline, "
             "joint and a same-length control over seeds.\n",
         ]
     )
