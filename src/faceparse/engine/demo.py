@@ -160,7 +160,7 @@ def _gates_note(gates: dict[str, Any], total_s: float) -> str:
             f"The demo took {total_s / 60:.1f} min ({within} its {BUDGET_S // 60}-minute budget on "
             "2 CPU cores). "
             "Synthetic demo preset (configs/demo.yaml): 128² heads and under a thousand iterations per "
-            "network, not the paper's settings; docs/results.md has the learning curves. `faceparse study` compares baseline, "
-            "joint and a same-length control over seeds.\n",
+            "network, not the paper's settings; docs/results.md has the learning curves. "
+            "`faceparse study` compares baseline, joint and a same-length control over seeds.\n",
         ]
     )
