@@ -313,8 +313,9 @@ def run_stage(fabric: Any, cfg: Config, stage: str, resume: bool = False) -> Pat
         if rank0:
             values = validation_scores(cfg, networks, meta, fabric.device)
             val_log.log(iteration, {"train_s": hooks.train_seconds, **values})
-            scores = ", ".join(f"{k} {v:.1f}" for k, v in values.items() if k.endswith("mean_f1"))
-            console.print(f"{stage} iteration {iteration}: val {scores or values}", soft_wrap=True)
+            shown = {k: v for k, v in values.items() if k.endswith(("mean_f1", "translation_l1"))}
+            scores = ", ".join(f"{k} {v:.4g}" for k, v in shown.items())
+            console.print(f"{stage} iteration {iteration}: val {scores}", soft_wrap=True)
         fabric.barrier()
 
     hooks = _Hooks(save, log, validate if cfg.run.eval_every > 0 else None)
