@@ -360,7 +360,11 @@ def test_channels_last_and_authors_optimiser_are_saved_resolved(dataset, tmp_pat
     from faceparse.engine.checkpoint import latest_checkpoint, read_state
 
     out = tmp_path / "run"
-    overrides = [*tiny_overrides(dataset, out, iterations=1), "parsers.warmup_iters=3"]
+    overrides = [
+        *tiny_overrides(dataset, out, iterations=1),
+        "parsers.warmup_iters=3",
+        "run.channels_last=true",
+    ]
     train(None, "pretrain-rgb", overrides=overrides)
     saved = (out / "pretrain-rgb" / "config.yaml").read_text()
     assert "precision: auto" not in saved and "channels_last: true" in saved

@@ -98,7 +98,8 @@ def test_auto_precision_follows_the_hardware(monkeypatch):
     monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
     assert precision.auto_precision("cpu") == "32-true"
     cfg = _resolved("run.accelerator=cpu")
-    assert cfg.run.precision == "32-true" and cfg.run.channels_last is True
+    assert cfg.run.precision == "32-true" and cfg.run.channels_last is False  # NHWC only pays with bf16
+    assert _resolved("run.accelerator=cpu", "run.precision=bf16-mixed").run.channels_last is True
     assert _resolved("run.precision=bf16-mixed").run.precision == "bf16-mixed"  # explicit wins
 
 

@@ -121,7 +121,7 @@ class RunConfig:
     # auto: bf16-mixed where the hardware runs bf16 natively (CUDA with bf16, CPUs with AVX512-BF16 or
     # AMX), else 32-true; the resolved value is saved with the run (engine/precision.py)
     precision: str = "auto"
-    channels_last: bool | None = None  # None: on for the convolutional parsers (measured faster, CPU)
+    channels_last: bool | None = None  # None: on with bf16/fp16 or on CUDA (parsers in NHWC), else off
     eval_every: int = 0  # evaluate the trained networks on data.val_split every N iterations (0: off)
     accelerator: str = "auto"
     devices: int = 1
@@ -266,8 +266,10 @@ def resolve(cfg: Config, num_classes: int) -> Config:
         from faceparse.engine.precision import auto_precision
 
         cfg.run.precision = auto_precision(cfg.run.accelerator)
-    if cfg.run.channels_last is None:
-        cfg.run.channels_last = True
+    if cfg.run.channels_last is None:  # with the fast precision only: fp32 at 448² measured no gain (AVX2)
+        from faceparse.engine.precision import uses_cuda
+
+        cfg.run.channels_last = cfg.run.precision != "32-true" or uses_cuda(cfg.run.accelerator)
     if cfg.model.generator_num_downs is None:
         from faceparse.models.pix2pix import num_downs_for  # 8 for ≥256², else the most exact halvings
 
