@@ -27,6 +27,7 @@ import torch
 from faceparse.data.normalize import rgb_for_parser
 from faceparse.engine.config import load_config, resolve
 from faceparse.engine.joint import joint_step
+from faceparse.engine.loop import channels_last_batch
 from faceparse.engine.networks import Networks, Optimizers, network_specs
 from faceparse.engine.precision import cpu_has_native_bf16 as native_bf16
 from faceparse.engine.pretrain import depth_parser_step, plain_backward, rgb_parser_step, translator_step
@@ -83,7 +84,7 @@ def engine_vs_plain(size: int, batch_size: int, steps: int, rounds: int) -> dict
     engine_batch = batch
     if cfg.run.channels_last:
         model = model.to(memory_format=torch.channels_last)
-        engine_batch = {k: _channels_last(v) for k, v in batch.items()}
+        engine_batch = channels_last_batch(batch)
     optimizer = make_optimizer(model, cfg.parsers)
     assert cfg.parsers.warmup_iters is not None
     scheduler = scheduler_for(optimizer, cfg.parsers, 10**6, cfg.parsers.warmup_iters)
@@ -112,10 +113,6 @@ def engine_vs_plain(size: int, batch_size: int, steps: int, rounds: int) -> dict
     }
 
 
-def _channels_last(value: torch.Tensor) -> torch.Tensor:
-    return value.contiguous(memory_format=torch.channels_last) if value.ndim == 4 else value
-
-
 def precisions(size: int, batch_size: int, steps: int, rounds: int) -> dict[str, float]:
     """s/step of one BiSeNet training step (OHEM, SGD) under fp32/bf16 autocast × NCHW/channels_last,
     interleaved rounds in this process: whether bf16 pays on this machine (it does only with native bf16)."""
@@ -132,7 +129,7 @@ def precisions(size: int, batch_size: int, steps: int, rounds: int) -> dict[str,
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
         opt = torch.optim.SGD(model.parameters(), lr=1e-2, momentum=0.9)
-        rgb = batch["rgb"].contiguous(memory_format=torch.channels_last) if channels_last else batch["rgb"]
+        rgb = channels_last_batch(batch)["rgb"] if channels_last else batch["rgb"]
 
         def step(model=model, opt=opt, rgb=rgb, bf16=bf16) -> None:
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):

@@ -36,15 +36,6 @@ class FramingReport:
             return {q: float("nan") for q in qs}
         return {q: float(np.quantile(self.iod, q)) for q in qs}
 
-    def to_dict(self) -> dict:
-        return {
-            "measure": "inter-ocular distance / image width (MediaPipe face mesh, landmarks 33/133, 362/263)",
-            "median": self.median,
-            "quantiles": {str(q): v for q, v in self.quantiles().items()},
-            "measured": len(self.iod),
-            "missed": len(self.missed),
-        }
-
 
 def interocular_ratio(points: np.ndarray, width: int) -> float:
     """Eye-centre distance / image width from (478, ≥2) face-mesh points in pixels."""

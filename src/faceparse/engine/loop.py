@@ -297,7 +297,7 @@ def run_stage(fabric: Any, cfg: Config, stage: str, resume: bool = False) -> Pat
                 "rng": ckpt.capture_rng(),
                 "sampler": {"seed": cfg.run.seed, "iteration": iteration},
                 "init_from": meta["init_from"],
-                "train_seconds": hooks.train_seconds,
+                "train_seconds": hooks.tick(),
             }
             stamped = {**meta, "saved_at": datetime.now(UTC).isoformat(timespec="seconds")}
             path = ckpt.save_checkpoint(
@@ -312,7 +312,7 @@ def run_stage(fabric: Any, cfg: Config, stage: str, resume: bool = False) -> Pat
     def validate(iteration: int) -> None:
         if rank0:
             values = validation_scores(cfg, networks, meta, fabric.device)
-            val_log.log(iteration, {"train_s": hooks.train_seconds, **values})
+            val_log.log(iteration, {"train_s": hooks.train_seconds, **values})  # ticked by the loop
             shown = {k: v for k, v in values.items() if k.endswith(("mean_f1", "translation_l1"))}
             scores = ", ".join(f"{k} {v:.4g}" for k, v in shown.items())
             console.print(f"{stage} iteration {iteration}: val {scores}", soft_wrap=True)
@@ -320,6 +320,7 @@ def run_stage(fabric: Any, cfg: Config, stage: str, resume: bool = False) -> Pat
 
     hooks = _Hooks(save, log, validate if cfg.run.eval_every > 0 else None)
     hooks.train_seconds = float((state or {}).get("train_seconds", 0.0))
+    hooks.restart_clock()
     last = existing
     try:
         last = _iterate(fabric, cfg, stage, plan, step, loader, schedulers, start, hooks, last, rank0)
@@ -338,6 +339,18 @@ class _Hooks:
     log: MetricsLog
     validate: Callable[[int], None] | None = None
     train_seconds: float = 0.0  # wall seconds spent training this stage (excluding validation), resumed
+    _mark: float = 0.0
+
+    def tick(self) -> float:
+        """Add the time since the last tick to ``train_seconds`` and return it."""
+        now = time.perf_counter()
+        self.train_seconds += now - self._mark
+        self._mark = now
+        return self.train_seconds
+
+    def restart_clock(self) -> None:
+        """Start counting from now (time spent since the last tick, e.g. validating, is not training)."""
+        self._mark = time.perf_counter()
 
 
 def validation_scores(cfg: Config, networks: Networks, meta: dict[str, Any], device: Any) -> dict[str, float]:
@@ -417,14 +430,14 @@ def _iterate(
 ) -> Path:
     iteration = start
     tic, images_seen = time.perf_counter(), 0
-    clock = time.perf_counter()
+    hooks.restart_clock()
     with (
         _stop_requests() as stop_requested,
         StageProgress(stage, plan.iterations, start, rank0 and cfg.run.progress) as bar,
     ):
         for batch in loader:
             if cfg.run.channels_last:
-                batch = {k: _channels_last(v) for k, v in batch.items()}
+                batch = channels_last_batch(batch)
             # dropout and other in-step draws: a pure function of (seed, rank, iteration), for exact resume
             torch.manual_seed(mix_seed(cfg.run.seed, fabric.global_rank, iteration, 7))
             try:
@@ -445,21 +458,17 @@ def _iterate(
                 elapsed = time.perf_counter() - tic
                 reduced = {k: float(fabric.all_reduce(v.float(), reduce_op="mean")) for k, v in terms.items()}
                 lr = {f"lr_{role}": s.get_last_lr()[0] for role, s in schedulers.items()}
-                now = time.perf_counter()
-                hooks.train_seconds += now - clock
-                clock = now
                 row = {**reduced, **lr, "images_per_s": images_seen / max(elapsed, 1e-9)}
-                hooks.log.log(iteration, {**row, "train_s": hooks.train_seconds})
+                hooks.log.log(iteration, {**row, "train_s": hooks.tick()})
                 tic, images_seen = time.perf_counter(), 0
             if iteration % cfg.run.ckpt_every == 0 or iteration == plan.iterations:
-                hooks.train_seconds += time.perf_counter() - clock
-                clock = time.perf_counter()
                 last = hooks.save(iteration)
             every = cfg.run.eval_every
             if hooks.validate is not None and (iteration % every == 0 or iteration == plan.iterations):
-                hooks.train_seconds += time.perf_counter() - clock
+                hooks.tick()
                 hooks.validate(iteration)
-                clock, tic = time.perf_counter(), time.perf_counter()
+                hooks.restart_clock()
+                tic = time.perf_counter()
             if _any_rank(fabric, stop_requested()):
                 if iteration % cfg.run.ckpt_every and iteration != plan.iterations:
                     last = hooks.save(iteration)
@@ -471,10 +480,14 @@ def _iterate(
     return last
 
 
-def _channels_last(value: Any) -> Any:
-    if isinstance(value, torch.Tensor) and value.ndim == 4:
-        return value.contiguous(memory_format=torch.channels_last)
-    return value
+def channels_last_batch(batch: dict[str, Any]) -> dict[str, Any]:
+    """The batch with its image tensors (4-D) in NHWC memory layout; other entries unchanged."""
+    return {
+        key: value.contiguous(memory_format=torch.channels_last)
+        if isinstance(value, torch.Tensor) and value.ndim == 4
+        else value
+        for key, value in batch.items()
+    }
 
 
 def _any_rank(fabric: Any, flag: bool) -> bool:

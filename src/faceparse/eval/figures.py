@@ -212,7 +212,7 @@ def learning_curves_plot(
         if f"{task}_mean_f1" in columns:
             ax.plot(minutes, columns[f"{task}_mean_f1"], color="black", lw=2.4, label="mean")
         ax.set_title(label, fontsize=9)
-        ax.set_xlabel("training minutes (2 CPU cores)")
+        ax.set_xlabel("training minutes (wall clock, validation excluded)")
         ax.set_ylim(0, 100)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(f"val F1 (%), {task} parser")
