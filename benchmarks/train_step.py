@@ -13,6 +13,7 @@ times drift by ±30%. Usage::
 
     python benchmarks/train_step.py                       # 448², batch 8, 3 timed steps per round
     python benchmarks/train_step.py --size 128 --batch 4 --steps 2
+    python benchmarks/train_step.py --device cuda --steps 20 --rounds 3   # on a GPU
 """
 
 from __future__ import annotations
@@ -38,34 +39,46 @@ from faceparse.losses import JointWeights, parser_loss
 NUM_CLASSES = 13
 
 
+DEVICE = torch.device("cpu")
+
+
+def _sync() -> None:
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize(DEVICE)
+
+
 def timed(fn: Callable[[], object], steps: int) -> float:
-    """Seconds per call, after one warm-up call."""
+    """Seconds per call, after one warm-up call (waiting for the GPU's queue to drain on CUDA)."""
     fn()
+    _sync()
     start = time.perf_counter()
     for _ in range(steps):
         fn()
+    _sync()
     return (time.perf_counter() - start) / steps
 
 
 def make_batch(batch: int, size: int) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(0)
-    return {
+    tensors = {
         "rgb": torch.rand(batch, 3, size, size, generator=g),
         "depth": torch.rand(batch, 1, size, size, generator=g),
         "label": torch.randint(0, NUM_CLASSES, (batch, size, size), generator=g),
     }
+    return {key: value.to(DEVICE) for key, value in tensors.items()}
 
 
 def engine_vs_plain(size: int, batch_size: int, steps: int, rounds: int) -> dict[str, float]:
     from lightning_fabric import Fabric
 
-    cfg = resolve(load_config(None, [f"data.size={size}"]), NUM_CLASSES)
+    accelerator = "cuda" if DEVICE.type == "cuda" else "cpu"
+    cfg = resolve(load_config(None, [f"data.size={size}", f"run.accelerator={accelerator}"]), NUM_CLASSES)
     spec = network_specs(cfg)["parser_rgb"]
     batch = make_batch(batch_size, size)
     loss_fn = parser_loss("bisenet")
 
     torch.manual_seed(0)
-    plain_model = spec.build().train()
+    plain_model = spec.build().train().to(DEVICE)
     assert cfg.parsers.lr is not None
     plain_optimizer = torch.optim.SGD(
         plain_model.parameters(), lr=cfg.parsers.lr, momentum=0.9, weight_decay=cfg.parsers.weight_decay
@@ -78,7 +91,7 @@ def engine_vs_plain(size: int, batch_size: int, steps: int, rounds: int) -> dict
         loss.backward()
         plain_optimizer.step()
 
-    fabric = Fabric(accelerator="cpu", devices=1, precision=cfg.run.precision)  # type: ignore[arg-type]
+    fabric = Fabric(accelerator=accelerator, devices=1, precision=cfg.run.precision)  # type: ignore[arg-type]
     torch.manual_seed(0)
     model = spec.build()
     engine_batch = batch
@@ -125,14 +138,14 @@ def precisions(size: int, batch_size: int, steps: int, rounds: int) -> dict[str,
     steps_by_name = {}
     for name, (bf16, channels_last) in settings.items():
         torch.manual_seed(0)
-        model = spec.build().train()
+        model = spec.build().train().to(DEVICE)
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
         opt = torch.optim.SGD(model.parameters(), lr=1e-2, momentum=0.9)
         rgb = channels_last_batch(batch)["rgb"] if channels_last else batch["rgb"]
 
         def step(model=model, opt=opt, rgb=rgb, bf16=bf16) -> None:
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            with torch.autocast(DEVICE.type, dtype=torch.bfloat16, enabled=bf16):
                 loss = loss_fn(model(rgb_for_parser(rgb)), batch["label"])
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -150,7 +163,7 @@ def joint_vs_separate(size: int, batch_size: int, steps: int, rounds: int) -> di
     cfg = resolve(load_config(None, [f"data.size={size}"]), NUM_CLASSES)
     specs = network_specs(cfg)
     torch.manual_seed(0)
-    nets = Networks(**{role: spec.build() for role, spec in specs.items()})
+    nets = Networks(**{role: spec.build().to(DEVICE) for role, spec in specs.items()})
     opts = Optimizers(
         parser_rgb=make_optimizer(nets.parser_rgb, cfg.parsers, 0.1),
         parser_depth=make_optimizer(nets.parser_depth, cfg.parsers, 0.1),
@@ -200,15 +213,22 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3, help="timed steps per round (default 3)")
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds; the median is reported")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda: where both paths run")
     parser.add_argument("--skip-joint", action="store_true", help="only the engine-vs-plain comparison")
     parser.add_argument(
         "--precisions", action="store_true", help="only: fp32 vs bf16 autocast × NCHW vs channels_last"
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    global DEVICE
+    DEVICE = torch.device(args.device)
+    if DEVICE.type == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: torch sees no CUDA device here")
 
     where = f"{args.size}², batch {args.batch}, {args.steps} steps × {args.rounds} rounds"
     where += f", {args.threads} threads, torch {torch.__version__}"
+    if DEVICE.type == "cuda":
+        where += f", {torch.cuda.get_device_name(DEVICE)}"
     print(f"# train_step benchmark: {where}")
     if args.precisions:
         times = precisions(args.size, args.batch, args.steps, args.rounds)
@@ -225,7 +245,8 @@ def main() -> None:
     layout = "channels_last" if e["channels_last"] else "NCHW"
     print(f"| faceparse default path (Fabric, {e['precision']}, {layout}) | {e['engine_img_s']:.3f} |")
     print(f"| default / plain fp32 throughput ratio | {e['ratio']:.3f} |")
-    print(f"# run.precision auto resolved to {e['precision']} (native bf16 on this CPU: {native_bf16()})")
+    native = torch.cuda.is_bf16_supported() if DEVICE.type == "cuda" else native_bf16()
+    print(f"# run.precision auto resolved to {e['precision']} (native bf16 on this {DEVICE.type}: {native})")
     if args.skip_joint:
         return
     j = joint_vs_separate(args.size, args.batch, args.steps, args.rounds)

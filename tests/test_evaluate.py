@@ -318,3 +318,27 @@ def test_learning_curves_from_val_csv(tmp_path):
     assert lines[3].startswith("| run/pretrain-rgb | 20 | 2.0 | 30.2 | 60.0 | nan | nan | 12.5 |")
     missing = CliRunner().invoke(app, ["curves", str(tmp_path), "-o", str(tmp_path / "d.png")])
     assert missing.exit_code != 0 and "run.eval_every" in missing.output
+
+
+def test_learning_curves_of_renamed_csvs_by_iteration(tmp_path):
+    """Copies named NAME-val.csv keep their own labels (not their shared folder's); --x iterations works;
+    two inputs with one label and an unknown --x are refused with a message."""
+    from typer.testing import CliRunner
+
+    from faceparse.cli import app
+
+    body = "iteration,train_s,rgb_mean_f1,rgb_skin\n500,20,14.4,75\n1000,40,26.7,83.7\n"
+    for name in ("gpu-a-val.csv", "gpu-b-val.csv"):
+        (tmp_path / name).write_text(body)
+    md = tmp_path / "t.md"
+    args = ["curves", str(tmp_path / "gpu-a-val.csv"), str(tmp_path / "gpu-b-val.csv")]
+    res = CliRunner().invoke(
+        app, [*args, "-o", str(tmp_path / "c.png"), "--x", "iterations", "--markdown", str(md)]
+    )
+    assert res.exit_code == 0, res.output
+    text = md.read_text()
+    assert "| gpu-a | 1000 | 0.7 | 26.7 | 83.7 |" in text and "| gpu-b | 500 |" in text
+    twice = CliRunner().invoke(app, [*args[:2], args[1], "-o", str(tmp_path / "d.png")])
+    assert twice.exit_code != 0 and "share the label" in twice.output
+    bad_x = CliRunner().invoke(app, [*args, "-o", str(tmp_path / "e.png"), "--x", "hours"])
+    assert bad_x.exit_code != 0 and "--x must be" in bad_x.output

@@ -80,8 +80,11 @@ def curves_command(
     task: str = typer.Option("rgb", "--task", help="rgb | depth: which parser's F1 to plot."),
     scheme: str = typer.Option("celebamask13", "--scheme", help="Label scheme (for the class names)."),
     markdown: Path = typer.Option(None, "--markdown", help="Also write the table as Markdown to this file."),
+    x: str = typer.Option(
+        "minutes", "--x", help="minutes | iterations: the plot's x axis (iterations compare machines)."
+    ),
 ) -> None:
-    """Learning curves: per-class val F1 against training minutes (a plot and a table)."""
+    """Learning curves: per-class val F1 against training minutes or iterations (a plot and a table)."""
     from rich.table import Table
 
     from faceparse.eval.figures import learning_curves_plot, read_val_csv
@@ -90,13 +93,21 @@ def curves_command(
 
     if task not in ("rgb", "depth"):
         raise DataError(None, f"--task must be rgb or depth, got {task!r}")
+    if x not in ("minutes", "iterations"):
+        raise DataError(None, f"--x must be minutes or iterations, got {x!r}")
     classes = [c for c in get_scheme(scheme).classes[1:]]
     curves = {}
     for stage in stages:
         path = stage if stage.suffix == ".csv" else stage / "val.csv"
-        label = f"{path.parent.parent.name}/{path.parent.name}"
+        # a stage folder's val.csv is named by run/stage; a renamed copy (NAME-val.csv) by its own name
+        if path.name == "val.csv":
+            label = f"{path.parent.parent.name}/{path.parent.name}"
+        else:
+            label = path.stem.removesuffix("-val")
+        if label in curves:
+            raise DataError(path, f"two inputs share the label {label!r}: rename one of them")
         curves[label] = read_val_csv(path)
-    learning_curves_plot(curves, out, task, classes)
+    learning_curves_plot(curves, out, task, classes, x=x)
     header = ["run", "iteration", "minutes", "mean", *classes]
     rows = []
     for label, columns in curves.items():

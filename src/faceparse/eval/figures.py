@@ -197,22 +197,32 @@ def learning_curves_plot(
     task: str,
     classes: Sequence[str],
     dpi: int = 110,
+    x: str = "minutes",
 ) -> Path:
-    """Per-class val F1 against CPU minutes of training, one panel per run (``curves``: label → val.csv
-    columns, see :func:`read_val_csv`); ``task`` is ``rgb`` or ``depth``; the mean is drawn in black."""
+    """Per-class val F1 against training minutes (``x="minutes"``) or iterations (``x="iterations"``),
+    one panel per run (``curves``: label → val.csv columns, see :func:`read_val_csv`); ``task`` is
+    ``rgb`` or ``depth``; the mean is drawn in black."""
+    if x not in ("minutes", "iterations"):
+        raise ValueError(f"x must be 'minutes' or 'iterations', got {x!r}")
     fig = _new_figure(4.2 * len(curves) + 1.2, 3.6)
     axes = fig.subplots(1, len(curves), squeeze=False)[0]
     cmap = _class_colours(len(classes))
     for ax, (label, columns) in zip(axes, curves.items(), strict=True):
-        minutes = np.asarray(columns["train_s"]) / 60.0
+        if x == "minutes":
+            xs = np.asarray(columns["train_s"]) / 60.0
+        else:
+            xs = np.asarray(columns["iteration"])
         for i, name in enumerate(classes):
             key = f"{task}_{name}"
             if key in columns:
-                ax.plot(minutes, columns[key], color=cmap[i], lw=1.2, marker=".", label=name)
+                ax.plot(xs, columns[key], color=cmap[i], lw=1.2, marker=".", label=name)
         if f"{task}_mean_f1" in columns:
-            ax.plot(minutes, columns[f"{task}_mean_f1"], color="black", lw=2.4, label="mean")
+            ax.plot(xs, columns[f"{task}_mean_f1"], color="black", lw=2.4, label="mean")
         ax.set_title(label, fontsize=9)
-        ax.set_xlabel("training minutes (wall clock, validation excluded)")
+        if x == "minutes":
+            ax.set_xlabel("training minutes (wall clock, validation excluded)")
+        else:
+            ax.set_xlabel("training iterations")
         ax.set_ylim(0, 100)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(f"val F1 (%), {task} parser")
