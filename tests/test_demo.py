@@ -10,7 +10,16 @@ import pytest
 from typer.testing import CliRunner
 
 from faceparse.engine.demo import run_demo
-from faceparse.engine.study import aggregate_study, fraction_runs, paired_deltas, run_study, study_tables
+from faceparse.engine.study import (
+    GateNotMet,
+    Study,
+    aggregate_study,
+    fraction_runs,
+    paired_class_deltas,
+    paired_deltas,
+    run_study,
+    study_tables,
+)
 
 TINY = ["parsers.iterations=2", "translator.iterations=2", "joint.iterations=2", "run.ckpt_every=1"]
 
@@ -74,6 +83,39 @@ def test_paired_deltas_are_per_seed_differences():
     assert l1["mean"] == pytest.approx(-0.01) and l1["improved_in"] == "3/3"  # lower L1 is better
 
 
+def test_per_class_paired_differences_joint_minus_control():
+    deltas = paired_class_deltas(fake_per_seed(), "10%", "joint", "control")
+    # rgb: joint 64+s vs control 62+s on every class → +2 each seed; depth: (53+2s) − (51+s) = 2+s
+    assert deltas["rgb"]["skin"]["values"] == pytest.approx([2.0, 2.0, 2.0])
+    assert deltas["rgb"]["nose"]["improved_in"] == "3/3"
+    depth = deltas["depth"]["nose"]
+    assert depth["values"] == pytest.approx([2.0, 3.0, 1.0]) and depth["std"] == pytest.approx(1.0)
+    assert paired_class_deltas(fake_per_seed(), "1%", "joint", "control") == {"rgb": {}, "depth": {}}
+
+
+def _val(rgb_mean: float, brow: float, depth_mean: float) -> dict:
+    return {
+        "rgb": {"mean_f1": rgb_mean, "per_class": {"skin": 90.0, "l_brow": brow}},
+        "depth": {"mean_f1": depth_mean, "per_class": {"skin": 95.0, "l_brow": 30.0}},
+    }
+
+
+def test_competence_gate_stops_the_study_naming_what_failed(tmp_path):
+    study = Study(tmp_path, "study", progress=False)
+    assert study.check_gate(0, "10%", _val(75.0, 55.0, 60.0))["passed"]
+    with pytest.raises(GateNotMet) as info:
+        study.check_gate(1, "10%", _val(53.8, 16.8, 60.0))
+    message = str(info.value)
+    assert "seed 1, 10% depth labels" in message and "val split" in message and "--no-gate" in message
+    assert "RGB parser: mean 53.8 < 70, l_brow 16.8 < 50" in message and "depth parser" not in message
+    # gate off: recorded, not raised; the verdicts are kept for study.md/json either way
+    lenient = Study(tmp_path, "study", progress=False, gate=False)
+    verdict = lenient.check_gate(2, "10%", _val(53.8, 16.8, 40.0))
+    assert not verdict["passed"] and verdict["depth"]["failures"] == ["mean 40.0 < 50"]
+    assert lenient.gates[2]["10%"]["val"]["rgb"]["mean_f1"] == 53.8
+    assert set(study.gates) == {0, 1}
+
+
 def test_aggregate_tables_and_fraction_curves():
     from faceparse.eval.report import fraction_curves
 
@@ -91,6 +133,8 @@ def test_aggregate_tables_and_fraction_curves():
     tables = study_tables(summary, "bisenet", "celebamask13", "10%")
     text = "\n".join(t.markdown() for t in tables)
     assert "joint, λ1 = λ2 = 0 (control)" in text and "64.0 ± 1.0" in text
+    assert "Per-class paired differences, joint − control" in text
+    assert "| nose | +2.00 | 0.00 | 3/3 | +2.00 | 1.00 | 3/3 |" in text
     assert math.isnan(summary["deltas"]["no-ml − control / rgb"]["std"]) is False
 
 
@@ -98,17 +142,48 @@ def test_aggregate_tables_and_fraction_curves():
 def test_study_runs_resumes_and_aggregates(tmp_path):
     overrides = ["data.size=32", "data.workers=0", *TINY, "parsers.batch_size=2", "translator.batch_size=2"]
     overrides += ["joint.batch_size=4", "model.generator_ngf=4", "model.discriminator_ndf=4"]
-    kwargs = {"samples": 20, "fractions": (0.1, 1.0), "workers": 1, "progress": False}
+    kwargs = {"samples": 20, "fractions": (0.1, 1.0), "workers": 1, "progress": False, "gate": False}
     result = run_study("study", (0, 1), tmp_path, overrides, **kwargs)
+    assert (tmp_path / "seed-0" / "depth-10" / "eval-val.json").is_file()
     assert (tmp_path / "seed-1" / "depth-10" / "control" / "joint" / "eval-test.json").is_file()
     assert not (tmp_path / "seed-0" / "depth-100" / "pretrain-rgb").exists()  # F_R is shared across fractions
     saved = json.loads((tmp_path / "study.json").read_text())
     assert saved["summary"]["cells"]["10%"]["joint"]["n"] == 2
+    assert saved["gate"]["enabled"] is False and not saved["gate"]["cells"]["0"]["10%"]["gate"]["passed"]
+    assert set(saved["summary"]["class_deltas"]["rgb"]) >= {"skin", "l_eye"}
+    text = (tmp_path / "study.md").read_text()
+    assert "Competence gate: pre-trained parsers on the val split" in text and "fails: mean" in text
+    assert "Per-class paired differences, joint − control" in text
     assert set(saved["per_seed"]["0"]) == {"10%", "100%"}
     for name in ("study.md", "fraction.png", "ablation-rgb.png", "ablation-depth.png"):
         assert (tmp_path / name).stat().st_size > 100
     again = run_study("study", (0, 1), tmp_path, overrides, **kwargs)  # everything cached
     assert again["per_seed"] == result["per_seed"]
+
+
+@pytest.mark.slow
+def test_study_cli_stops_at_the_gate(tmp_path):
+    from faceparse.cli import app
+
+    overrides = ["data.size=32", "data.workers=0", *TINY, "parsers.batch_size=2", "translator.batch_size=2"]
+    overrides += ["model.generator_ngf=4", "model.discriminator_ndf=4"]
+    args = [
+        "study",
+        *overrides,
+        "--out",
+        str(tmp_path),
+        "--seeds",
+        "0",
+        "--samples",
+        "20",
+        "--fraction",
+        "0.1",
+    ]
+    res = CliRunner().invoke(app, [*args, "--workers", "1"])
+    assert res.exit_code == 2, res.output
+    output = " ".join(res.output.split())  # rich wraps long lines
+    assert "miss the competence gate" in output and "RGB parser: mean" in output
+    assert not (tmp_path / "seed-0" / "depth-10" / "joint").exists()  # stopped before any joint run
 
 
 @pytest.mark.slow

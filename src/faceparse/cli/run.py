@@ -140,19 +140,36 @@ def study_command(
         [0.01, 0.1, 1.0], "--fraction", help="Depth-label fractions for Figure 7 (repeat the option)."
     ),
     workers: int = typer.Option(None, "--workers", "-w", min=1, help="Processes for data generation."),
+    no_gate: bool = typer.Option(
+        False,
+        "--no-gate",
+        help="Run joint training even when the pre-trained parsers miss the competence gate (val split: "
+        "RGB ≥ 50 F1 on every class and ≥ 70 mean; depth ≥ 50 mean, no class below 20). By default the "
+        "study stops there, naming the failing classes.",
+    ),
 ) -> None:
     """Baseline vs joint vs a same-length control (λ1 = λ2 = 0), the loss ablation (Table 7) and the
-    depth-label fractions (Figure 7) over several seeds;
-    writes OUT/study.md, study.json and plots. Resumable."""
+    depth-label fractions (Figure 7) over several seeds, after a competence gate on the pre-trained
+    parsers; per-seed and per-class paired differences (joint − control). Writes OUT/study.md,
+    study.json and plots. Resumable."""
     from faceparse.engine.loop import TrainingStopped
-    from faceparse.engine.study import run_study
+    from faceparse.engine.study import GateNotMet, run_study
 
     if len(seeds) < 3:
         console.print("[yellow]note:[/yellow] fewer than 3 seeds: the standard deviations are not meaningful")
     try:
         result = run_study(
-            preset, seeds, out, list(overrides or []), samples=samples, fractions=fractions, workers=workers
+            preset,
+            seeds,
+            out,
+            list(overrides or []),
+            samples=samples,
+            fractions=fractions,
+            workers=workers,
+            gate=not no_gate,
         )
+    except GateNotMet as e:
+        raise fail(e) from None
     except TrainingStopped as e:
         raise _stopped(e) from None
     except ValueError as e:

@@ -15,6 +15,14 @@ longer (at lr ÷ 10, with G's depths in F_D's batch) adds. Every run is evaluate
 (cached as ``eval-test.json`` beside it); ``OUT/study.md``, ``OUT/study.json``, ``OUT/fraction.png``
 (Figure 7) and ``OUT/ablation-*.png`` (Table 7) aggregate the seeds as mean ± sample std.
 
+Competence gate (``gate=True``, the default; ``faceparse study --no-gate`` turns it off): after each
+cell's pre-training, the pre-trained parsers are evaluated on the **val** split (cached as
+``eval-val.json``) and must meet :data:`faceparse.eval.gate.COMPETENCE` (RGB ≥ 50 F1 on every class and
+≥ 70 mean; depth ≥ 50 mean, no class below 20) before any joint run: mutual learning between parsers that
+know only skin and hair tests nothing (SCIENCE.md §3.1). A miss stops the study with :class:`GateNotMet`,
+naming the failing classes and their F1. The val scores and the verdicts go into ``study.json`` and
+``study.md`` either way.
+
 Resumable: finished stages and evaluations are skipped, unfinished stages continue from their last
 checkpoint.
 """
@@ -51,12 +59,18 @@ VARIANT_LABELS = {
 STUDY_SAMPLES = 600
 
 
+class GateNotMet(RuntimeError):
+    """The pre-trained parsers of a study cell miss the competence gate (message names what failed)."""
+
+
 def fraction_dir(fraction: float) -> str:
     return f"depth-{fraction * 100:g}"
 
 
-def _evaluate_cached(path: Path, checkpoints: Sequence[Path], data: str) -> dict[str, Any]:
-    """Evaluate once; reuse ``path`` if it was computed from the same checkpoint folders."""
+def _evaluate_cached(
+    path: Path, checkpoints: Sequence[Path], data: str, split: str = "test"
+) -> dict[str, Any]:
+    """Evaluate once on ``split``; reuse ``path`` if it was computed from the same checkpoint folders."""
     from faceparse.engine.checkpoint import find_checkpoint
     from faceparse.eval.run import evaluate_checkpoint, scores_only
     from faceparse.utils.io import atomic_write_json, read_json
@@ -66,7 +80,7 @@ def _evaluate_cached(path: Path, checkpoints: Sequence[Path], data: str) -> dict
         cached = read_json(path)
         if sorted(set(cached.get("sources", {}).values())) == sources:
             return cached
-    result = scores_only(evaluate_checkpoint([Path(s) for s in sources], data, "test"))
+    result = scores_only(evaluate_checkpoint([Path(s) for s in sources], data, split))
     atomic_write_json(path, result)
     return result
 
@@ -82,6 +96,7 @@ class Study:
         fractions: Sequence[float] = FRACTIONS,
         main_fraction: float = MAIN_FRACTION,
         progress: bool = True,
+        gate: bool = True,
     ):
         self.out = Path(out)
         self.preset = preset
@@ -89,8 +104,10 @@ class Study:
         self.fractions = tuple(sorted(set(fractions) | {main_fraction}))
         self.main_fraction = main_fraction
         self.progress = progress
+        self.gate = gate
         self.base = load_config(preset, self.overrides)  # validates the overrides up front
         self.seconds: dict[str, float] = {}
+        self.gates: dict[int, dict[str, Any]] = {}  # seed → fraction label → {"val": scores, "gate": verdict}
 
     def config(self, seed: int, run_out: Path, extra: Sequence[str] = ()) -> Config:
         fixed = [
@@ -148,6 +165,7 @@ class Study:
             self._train(cfg, stage, stage)
         data = str(self.data_root)
         pretrained = [rgb_dir, fdir / "pretrain-depth", fdir / "pretrain-translator"]
+        self.check_gate(seed, label, _evaluate_cached(fdir / "eval-val.json", pretrained, data, "val"))
         scores = {"baseline": _evaluate_cached(fdir / "eval-test.json", pretrained, data)}
         inits = [
             f"joint.init_rgb={rgb_dir}",
@@ -162,6 +180,55 @@ class Study:
             joint_dir = run_out / "joint"
             scores[variant] = _evaluate_cached(joint_dir / "eval-test.json", [joint_dir], data)
         return scores
+
+    def check_gate(self, seed: int, label: str, val: Mapping[str, Any]) -> dict[str, Any]:
+        """Record the competence verdict of one cell's pre-trained parsers; raise :class:`GateNotMet` on a
+        miss unless the gate is off."""
+        from faceparse.eval.gate import COMPETENCE
+
+        verdict = COMPETENCE.check(val.get("rgb"), val.get("depth"))
+        self.gates.setdefault(seed, {})[label] = {"val": val, "gate": verdict}
+        if verdict["passed"]:
+            console.print(
+                f"seed {seed}, {label} depth labels: the pre-trained parsers meet the competence gate"
+            )
+            return verdict
+        failed = "; ".join(
+            f"{name} parser: " + ", ".join(verdict[task]["failures"])
+            for task, name in (("rgb", "RGB"), ("depth", "depth"))
+            if not verdict[task]["passed"]
+        )
+        message = (
+            f"seed {seed}, {label} depth labels: the pre-trained parsers miss the competence gate on the val "
+            f"split ({failed}). A study of mutual learning between them would test nothing: pre-train longer "
+            "or at a larger size (docs/results.md, 'Learning curves'), or pass --no-gate to run it anyway."
+        )
+        if self.gate:
+            raise GateNotMet(message)
+        console.print(f"[yellow]gate off:[/yellow] {message}")
+        return verdict
+
+
+def gate_tables(gates: Mapping[int, Mapping[str, Any]], scheme: str) -> list:
+    """Per seed and fraction: the pre-trained parsers' val F1 and the competence verdict."""
+    from faceparse.eval.report import ReportTable, parsing_table
+
+    rows = {}
+    verdicts = []
+    for seed, cells in gates.items():
+        for label, entry in cells.items():
+            for task, name in (("rgb", "RGB"), ("depth", "depth")):
+                rows[f"seed {seed}, {label}: {name} parser"] = entry["val"].get(task)
+                gate = entry["gate"][task]
+                verdict = "passes" if gate["passed"] else "fails: " + "; ".join(gate["failures"])
+                verdicts.append([f"seed {seed}, {label}", name, gate["thresholds"], verdict])
+    title = "Competence gate: pre-trained parsers on the val split, F1 (%)"
+    return [
+        parsing_table(rows, scheme, title=title, bold_last=False),
+        ReportTable(
+            headers=["cell", "parser", "gate", "verdict"], rows=verdicts, title="Competence verdicts"
+        ),
+    ]
 
 
 # --- aggregation ------------------------------------------------------------------------------------------
@@ -198,6 +265,52 @@ def paired_deltas(
     return table
 
 
+def paired_class_deltas(
+    per_seed: Mapping[int, Mapping[str, Any]], label: str, a: str = "joint", b: str = "control"
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per-class paired differences ``a − b`` of F1 across seeds: ``{task: {class: {values, mean, std,
+    improved_in}}}``. The paper's idea predicts F_R gains where depth is the better cue (ears, nose) and
+    F_D where RGB is (eyes, brows, lips)."""
+    table: dict[str, dict[str, dict[str, Any]]] = {}
+    for task in ("rgb", "depth"):
+        diffs: dict[str, list[float]] = {}
+        for results in per_seed.values():
+            runs = results.get(label, {})
+            if a not in runs or b not in runs or task not in runs[a] or task not in runs[b]:
+                continue
+            left, right = runs[a][task]["per_class"], runs[b][task]["per_class"]
+            for name in left:
+                if left[name] is not None and right.get(name) is not None:
+                    diffs.setdefault(name, []).append(float(left[name]) - float(right[name]))
+        table[task] = {
+            name: {
+                "values": values,
+                "mean": float(np.mean(values)),
+                "std": float(np.std(values, ddof=1)) if len(values) > 1 else math.nan,
+                "improved_in": f"{sum(v > 0 for v in values)}/{len(values)}",
+            }
+            for name, values in diffs.items()
+        }
+    return table
+
+
+def class_delta_table(deltas: Mapping[str, Mapping[str, Mapping[str, Any]]], title: str) -> Any:
+    """One row per class: RGB and depth paired differences (mean ± std, seeds improved)."""
+    from faceparse.eval.report import ReportTable
+
+    names = list(dict.fromkeys([*deltas.get("rgb", {}), *deltas.get("depth", {})]))
+    rows = []
+    for name in names:
+        row = [name]
+        for task in ("rgb", "depth"):
+            d = deltas.get(task, {}).get(name)
+            row += _delta_cells(d, digits=2) if d else ["N/A", "N/A", "0/0"]
+        rows.append(row)
+    headers = ["class", "RGB mean", "RGB std", "RGB seeds improved"]
+    headers += ["depth mean", "depth std", "depth seeds improved"]
+    return ReportTable(headers=headers, rows=rows, title=title)
+
+
 def aggregate_study(per_seed: Mapping[int, Mapping[str, Any]], main_label: str) -> dict[str, Any]:
     """``aggregate_seeds`` of every (fraction, variant) cell across seeds, plus the paired deltas."""
     from faceparse.eval.report import aggregate_seeds
@@ -216,7 +329,8 @@ def aggregate_study(per_seed: Mapping[int, Mapping[str, Any]], main_label: str) 
     for label in first:
         if label != main_label:
             deltas |= {f"{k} @ {label}": v for k, v in paired_deltas(per_seed, label, pairs[:1]).items()}
-    return {"cells": cells, "deltas": deltas}
+    class_deltas = paired_class_deltas(per_seed, main_label, "joint", "control")
+    return {"cells": cells, "deltas": deltas, "class_deltas": class_deltas}
 
 
 def study_tables(summary: Mapping[str, Any], arch: str, scheme: str, main_label: str) -> list:
@@ -271,6 +385,9 @@ def study_tables(summary: Mapping[str, Any], arch: str, scheme: str, main_label:
             title="Paired differences across seeds (F1 in points; L1: negative = better)",
         )
     )
+    if summary.get("class_deltas"):
+        title = f"Per-class paired differences, joint − control, {main_label} depth labels (F1 points)"
+        tables.append(class_delta_table(summary["class_deltas"], title))
     return tables
 
 
@@ -313,8 +430,12 @@ def run_study(
     fractions: Sequence[float] = FRACTIONS,
     workers: int | None = None,
     progress: bool = True,
+    gate: bool = True,
 ) -> dict[str, Any]:
-    """Run (or resume) the whole study and write ``study.md``, ``study.json`` and the plots into ``out``."""
+    """Run (or resume) the whole study and write ``study.md``, ``study.json`` and the plots into ``out``.
+
+    With ``gate`` (default) it stops with :class:`GateNotMet` at the first cell whose pre-trained parsers
+    miss the competence gate on the val split."""
     from faceparse.eval.figures import ablation_plot, fraction_plot
     from faceparse.eval.metrics import jsonable
     from faceparse.eval.report import fraction_curves, render_markdown
@@ -322,7 +443,7 @@ def run_study(
 
     if len(seeds) < 1:
         raise ValueError("the study needs at least one seed (3 or more for a standard deviation)")
-    study = Study(out, preset, overrides, fractions, progress=progress)
+    study = Study(out, preset, overrides, fractions, progress=progress, gate=gate)
     study.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     study.prepare_data(samples, workers)
@@ -338,7 +459,8 @@ def run_study(
         **fraction_curves({k: v for k, v in fraction_runs(per_seed).items() if k.startswith("Depth")}),
     }
     first = per_seed[int(seeds[0])][main_label]["joint"]
-    tables = study_tables(summary, first["arch"], first["scheme"], main_label)
+    tables = gate_tables(study.gates, first["scheme"])
+    tables += study_tables(summary, first["arch"], first["scheme"], main_label)
 
     cells = summary["cells"][main_label]
     order = [v for v in ("baseline", "control", "no-e2e", "no-ml", "joint") if v in cells]
@@ -365,6 +487,7 @@ def run_study(
             "translator": cfg.translator.iterations,
             "joint": cfg.joint.iterations,
         },
+        "gate": {"enabled": gate, "cells": study.gates},
         "per_seed": per_seed,
         "summary": summary,
         "seconds": {**study.seconds, "total_this_call": time.perf_counter() - started},
