@@ -11,9 +11,12 @@ from typer.testing import CliRunner
 
 from faceparse.engine.demo import run_demo
 from faceparse.engine.study import (
+    LR_CLASSES,
     GateNotMet,
     Study,
     aggregate_study,
+    flip_diagnostic,
+    flip_table,
     fraction_runs,
     paired_class_deltas,
     paired_deltas,
@@ -93,6 +96,38 @@ def test_per_class_paired_differences_joint_minus_control():
     assert paired_class_deltas(fake_per_seed(), "1%", "joint", "control") == {"rgb": {}, "depth": {}}
 
 
+def _scores_lr(lr: float, other: float) -> dict:
+    per_class = {c: lr for c in LR_CLASSES} | {"skin": other, "nose": other}
+    return {
+        "rgb": {"per_class": per_class, "mean_f1": 0.0},
+        "depth": {"per_class": per_class, "mean_f1": 0.0},
+    }
+
+
+def test_flip_diagnostic_separates_left_right_classes_from_the_others():
+    # correct-flip arm: nothing moves; no-swap arm: the paper's pattern in joint AND control vs baseline
+    main = {s: {"10%": {v: _scores_lr(70, 80) for v in ("baseline", "control", "joint")}} for s in (0, 1)}
+    noswap = {
+        0: {"baseline": _scores_lr(50, 80), "control": _scores_lr(66, 80), "joint": _scores_lr(67, 80.5)},
+        1: {"baseline": _scores_lr(52, 80), "control": _scores_lr(66, 80), "joint": _scores_lr(67, 80.5)},
+    }
+    rows = flip_diagnostic(main, noswap, "10%")
+    by = {(r["arm"], r["pair"], r["task"]): r for r in rows}
+    assert by[("correct flip", "joint − baseline", "rgb")]["left_right"]["mean"] == pytest.approx(0.0)
+    jb = by[("no-swap pre-training", "joint − baseline", "rgb")]
+    assert jb["left_right"]["mean"] == pytest.approx(16.0) and jb["left_right"]["std"] == pytest.approx(
+        2**0.5
+    )
+    assert jb["others"]["mean"] == pytest.approx(0.5) and jb["n"] == 2
+    jc = by[("no-swap pre-training", "joint − control", "depth")]
+    assert jc["left_right"]["mean"] == pytest.approx(1.0) and jc["others"]["mean"] == pytest.approx(0.5)
+    text = flip_table(rows).markdown()
+    assert (
+        "| no-swap pre-training | joint − baseline | RGB | +16.00 ± 1.41 | +0.50 ± 0.00 | +15.50 | 2 |"
+        in text
+    )
+
+
 def _val(rgb_mean: float, brow: float, depth_mean: float) -> dict:
     return {
         "rgb": {"mean_f1": rgb_mean, "per_class": {"skin": 90.0, "l_brow": brow}},
@@ -143,8 +178,13 @@ def test_study_runs_resumes_and_aggregates(tmp_path):
     overrides = ["data.size=32", "data.workers=0", *TINY, "parsers.batch_size=2", "translator.batch_size=2"]
     overrides += ["joint.batch_size=4", "model.generator_ngf=4", "model.discriminator_ndf=4"]
     kwargs = {"samples": 20, "fractions": (0.1, 1.0), "workers": 1, "progress": False, "gate": False}
-    result = run_study("study", (0, 1), tmp_path, overrides, **kwargs)
+    result = run_study("study", (0, 1), tmp_path, overrides, flip=True, **kwargs)
     assert (tmp_path / "seed-0" / "depth-10" / "eval-val.json").is_file()
+    flip_arm = tmp_path / "seed-1" / "flip-noswap"
+    assert "flip_swap: false" in (flip_arm / "pretrain-rgb" / "config.yaml").read_text()
+    assert "flip_swap: true" in (flip_arm / "depth-10" / "control" / "joint" / "config.yaml").read_text()
+    assert set(result["flip_per_seed"][0]) == {"baseline", "control", "joint"}
+    assert "Left/right-flip diagnostic" in (tmp_path / "study.md").read_text()
     assert (tmp_path / "seed-1" / "depth-10" / "control" / "joint" / "eval-test.json").is_file()
     assert not (tmp_path / "seed-0" / "depth-100" / "pretrain-rgb").exists()  # F_R is shared across fractions
     saved = json.loads((tmp_path / "study.json").read_text())
@@ -157,7 +197,7 @@ def test_study_runs_resumes_and_aggregates(tmp_path):
     assert set(saved["per_seed"]["0"]) == {"10%", "100%"}
     for name in ("study.md", "fraction.png", "ablation-rgb.png", "ablation-depth.png"):
         assert (tmp_path / name).stat().st_size > 100
-    again = run_study("study", (0, 1), tmp_path, overrides, **kwargs)  # everything cached
+    again = run_study("study", (0, 1), tmp_path, overrides, flip=True, **kwargs)  # everything cached
     assert again["per_seed"] == result["per_seed"]
 
 

@@ -9,6 +9,7 @@ import pytest
 from faceparse.data.transforms import (
     ColorJitter,
     RandomAffineFit,
+    RandomHFlip,
     RandomScaleCrop,
     build_transform,
     fit_matrix,
@@ -81,6 +82,27 @@ def test_hflip_subject_side_swaps_and_mirrors() -> None:
     twice = hflip(out, C13)
     for key in ("rgb", "depth", "label"):
         np.testing.assert_array_equal(twice[key], s[key])
+
+
+def test_hflip_without_swap_reproduces_the_reference_flip() -> None:
+    """flip_swap=False (the left/right diagnostic): the label map is only mirrored, so the subject's left
+    eye, now on the image's left, keeps the label l_eye, as face-parsing.PyTorch's flip leaves it."""
+    s = _face()
+    out = hflip(s, C13, swap=False)
+    np.testing.assert_array_equal(out["label"], s["label"][:, ::-1])
+    ys, xs = np.nonzero(s["label"] == C13.index("l_eye"))
+    assert (out["label"][ys, 63 - xs] == C13.index("l_eye")).all()
+    np.testing.assert_array_equal(out["rgb"], hflip(s, C13)["rgb"])
+    flips = [build_transform("bisenet", 64, C13, flip_swap=swap).steps[1] for swap in (True, False)]
+    assert [f.swap for f in flips] == [True, False]
+    # always flipping (p=1): the pipelines differ only on the left/right labels
+    rng = np.random.default_rng(0)
+    mirrored = RandomHFlip(C13, p=1.0, swap=False)(s, rng)["label"]
+    swapped = RandomHFlip(C13, p=1.0)(s, rng)["label"]
+    differs = mirrored != swapped
+    assert differs.any() and set(np.unique(mirrored[differs])) <= {
+        C13.index(n) for n in ("l_brow", "r_brow", "l_eye", "r_eye", "l_ear", "r_ear")
+    }
 
 
 def test_hflip_image_side_convention_lapa() -> None:

@@ -147,6 +147,13 @@ def study_command(
         "RGB ≥ 50 F1 on every class and ≥ 70 mean; depth ≥ 50 mean, no class below 20). By default the "
         "study stops there, naming the failing classes.",
     ),
+    flip_diagnostic: bool = typer.Option(
+        False,
+        "--flip-diagnostic",
+        help="Also pre-train each seed with the reference code's flip (no left/right label swap, FACTS §5), "
+        "then run the control and joint phases with the correct flip, and report the change on the six "
+        "left/right classes vs the others in both arms (SCIENCE.md: the paper's largest gain).",
+    ),
 ) -> None:
     """Baseline vs joint vs a same-length control (λ1 = λ2 = 0), the loss ablation (Table 7) and the
     depth-label fractions (Figure 7) over several seeds, after a competence gate on the pre-trained
@@ -167,6 +174,7 @@ def study_command(
             fractions=fractions,
             workers=workers,
             gate=not no_gate,
+            flip=flip_diagnostic,
         )
     except GateNotMet as e:
         raise fail(e) from None

@@ -178,14 +178,19 @@ def resize_sample(sample: Sample, size: int | Sequence[int]) -> Sample:
     return _with(sample, rgb=rgb, depth=depth, label=label)
 
 
-def hflip(sample: Sample, scheme: str | LabelScheme) -> Sample:
-    """Mirror RGB, depth and label left-right, swapping left/right classes (FACTS §5)."""
+def hflip(sample: Sample, scheme: str | LabelScheme, swap: bool = True) -> Sample:
+    """Mirror RGB, depth and label left-right, swapping left/right classes (FACTS §5).
+
+    ``swap=False`` mirrors the label map without swapping, as face-parsing.PyTorch's flip does: a
+    mirrored left eye keeps the label "left eye". Only for the left/right-flip diagnostic (SCIENCE.md).
+    """
     _check_sample(sample)
+    label = get_scheme(scheme).flip_label(sample["label"]) if swap else cv2.flip(sample["label"], 1)
     return _with(
         sample,
         rgb=cv2.flip(sample["rgb"], 1),  # 1 = around the vertical axis (5x faster than a numpy copy)
         depth=cv2.flip(sample["depth"], 1),
-        label=get_scheme(scheme).flip_label(sample["label"]),
+        label=label,
     )
 
 
@@ -236,13 +241,14 @@ class ColorJitter:
 
 @dataclass(frozen=True)
 class RandomHFlip:
-    """Flip with probability ``p`` (left/right classes swapped)."""
+    """Flip with probability ``p`` (left/right classes swapped unless ``swap`` is False)."""
 
     scheme: LabelScheme
     p: float = 0.5
+    swap: bool = True
 
     def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
-        return hflip(sample, self.scheme) if rng.random() < self.p else sample
+        return hflip(sample, self.scheme, self.swap) if rng.random() < self.p else sample
 
 
 @dataclass(frozen=True)
@@ -328,6 +334,7 @@ def build_transform(
     train: bool = True,
     seed: int | None = None,
     scales: Sequence[float] | None = None,
+    flip_swap: bool = True,
 ) -> PairedTransform:
     """The paired transform of a parser's training recipe (``train=False``: resize to ``size`` only).
 
@@ -336,7 +343,8 @@ def build_transform(
     * ``eagrnet`` (tegusi/EAGRNet): flip p=0.5, scale ±0.25, rotation ±30°, fitted to ``size``.
 
     ``size`` is an int (square) or (height, width). ``seed`` seeds the generator used when the caller
-    passes none; the Dataset always passes a per-sample generator.
+    passes none; the Dataset always passes a per-sample generator. ``flip_swap=False`` reproduces the
+    reference code's flip, which does not swap left/right labels (FACTS §5; the flip diagnostic only).
     """
     if preset not in PRESETS:
         raise ValueError(f"unknown augmentation preset {preset!r}; known: {', '.join(PRESETS)}")
@@ -347,7 +355,7 @@ def build_transform(
         return PairedTransform([Resize(hw)], rng)
     if preset == "bisenet":
         crop = RandomScaleCrop(hw, tuple(float(x) for x in scales) if scales else BISENET_SCALES)
-        steps: list[Step] = [ColorJitter(0.5, 0.5, 0.5), RandomHFlip(scheme), crop]
+        steps: list[Step] = [ColorJitter(0.5, 0.5, 0.5), RandomHFlip(scheme, swap=flip_swap), crop]
     else:
-        steps = [RandomHFlip(scheme), RandomAffineFit(hw)]
+        steps = [RandomHFlip(scheme, swap=flip_swap), RandomAffineFit(hw)]
     return PairedTransform(steps, rng)

@@ -54,6 +54,9 @@ class DataConfig:
     depth_fraction: float = 0.1  # paper §4.1: 10% of the depth+label pairs
     seed: int = 0  # chooses the depth-annotated subset (independent of run.seed)
     workers: int = 2
+    # False: the flip mirrors labels without swapping left/right classes, as face-parsing.PyTorch's does
+    # (FACTS §5): only for the left/right-flip diagnostic (SCIENCE.md), never a recipe
+    flip_swap: bool = True
 
 
 @dataclass

@@ -153,7 +153,9 @@ def _open_dataset(cfg: Config) -> Any:
     scheme = open_layout(cfg.data.root).scheme
     train_aug = cfg.data.augment != "none"
     preset = cfg.data.augment if train_aug else "bisenet"
-    transform = build_transform(preset, cfg.data.size, scheme, train=train_aug, scales=cfg.data.scales)
+    transform = build_transform(
+        preset, cfg.data.size, scheme, train=train_aug, scales=cfg.data.scales, flip_swap=cfg.data.flip_swap
+    )
     return FaceParsingDataset(
         cfg.data.root,
         cfg.data.train_split,

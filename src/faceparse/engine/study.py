@@ -23,6 +23,16 @@ know only skin and hair tests nothing (SCIENCE.md §3.1). A miss stops the study
 naming the failing classes and their F1. The val scores and the verdicts go into ``study.json`` and
 ``study.md`` either way.
 
+Left/right-flip diagnostic (``flip=True``, ``faceparse study --flip-diagnostic``; SCIENCE.md): the paper's
+BiSeNet "+ our method" gains concentrate on the six left/right classes, and the authors' training code
+flips images without swapping left/right labels (FACTS §5). For each seed, a second arm pre-trains all
+three networks with ``data.flip_swap=false`` under ``OUT/seed-S/flip-noswap/`` (main fraction only), then
+runs the control and the joint phase with the correct flip. The report gives, for both arms, the mean
+change on the left/right classes and on the other classes (joint − baseline, control − baseline,
+joint − control): the explanation predicts the paper's pattern in joint − baseline AND control − baseline
+of the no-swap arm, and nothing left in joint − control. Its pre-trained parsers are gated by nothing
+(they are meant to confuse left and right); their val verdicts are recorded.
+
 Resumable: finished stages and evaluations are skipped, unfinished stages continue from their last
 checkpoint.
 """
@@ -57,6 +67,8 @@ VARIANT_LABELS = {
     "joint": "joint + L_ML + L_E2E (our method)",
 }
 STUDY_SAMPLES = 600
+LR_CLASSES = ("l_brow", "r_brow", "l_eye", "r_eye", "l_ear", "r_ear")  # the paper's left/right classes
+FLIP_DIR = "flip-noswap"
 
 
 class GateNotMet(RuntimeError):
@@ -153,28 +165,53 @@ class Study:
 
     def run_cell(self, seed: int, fraction: float) -> dict[str, Any]:
         """Train and evaluate the runs of one (seed, fraction); returns ``{variant: scores}``."""
-        seed_dir = self.out / f"seed-{seed}"
+        return self._cell(seed, fraction, self.out / f"seed-{seed}", self.variants_for(fraction))
+
+    def run_flip_cell(self, seed: int) -> dict[str, Any]:
+        """The flip diagnostic's arm: pre-training with the reference code's flip (no left/right swap),
+        then the control and the joint phase with the correct flip; ``{variant: scores}``."""
+        pre = ["data.flip_swap=false"]
+        root = self.out / f"seed-{seed}" / FLIP_DIR
+        return self._cell(seed, self.main_fraction, root, ("control", "joint"), pre, gated=False)
+
+    def _cell(
+        self,
+        seed: int,
+        fraction: float,
+        seed_dir: Path,
+        variants: Sequence[str],
+        pretrain_extra: Sequence[str] = (),
+        gated: bool = True,
+    ) -> dict[str, Any]:
         rgb_dir = seed_dir / "pretrain-rgb"
         label = f"{fraction * 100:g}%"
-        console.rule(f"[bold]study seed {seed}[/bold]: F_R pre-training (shared by every depth fraction)")
-        self._train(self.config(seed, seed_dir), "pretrain-rgb", "pretrain-rgb")
+        where = f"study seed {seed}" + ("" if gated else f" ({FLIP_DIR})")
+        console.rule(f"[bold]{where}[/bold]: F_R pre-training (shared by every depth fraction)")
+        self._train(self.config(seed, seed_dir, pretrain_extra), "pretrain-rgb", "pretrain-rgb")
         fdir = seed_dir / fraction_dir(fraction)
-        cfg = self.config(seed, fdir, [f"data.depth_fraction={fraction}"])
+        cfg = self.config(seed, fdir, [f"data.depth_fraction={fraction}", *pretrain_extra])
         for stage in ("pretrain-depth", "pretrain-translator"):
-            console.rule(f"[bold]study seed {seed}[/bold]: {stage}, {label} depth labels")
+            console.rule(f"[bold]{where}[/bold]: {stage}, {label} depth labels")
             self._train(cfg, stage, stage)
         data = str(self.data_root)
         pretrained = [rgb_dir, fdir / "pretrain-depth", fdir / "pretrain-translator"]
-        self.check_gate(seed, label, _evaluate_cached(fdir / "eval-val.json", pretrained, data, "val"))
+        val = _evaluate_cached(fdir / "eval-val.json", pretrained, data, "val")
+        if gated:
+            self.check_gate(seed, label, val)
+        else:
+            from faceparse.eval.gate import COMPETENCE
+
+            verdict = COMPETENCE.check(val.get("rgb"), val.get("depth"))
+            self.gates.setdefault(seed, {})[f"{label} {FLIP_DIR}"] = {"val": val, "gate": verdict}
         scores = {"baseline": _evaluate_cached(fdir / "eval-test.json", pretrained, data)}
         inits = [
             f"joint.init_rgb={rgb_dir}",
             f"joint.init_depth={fdir / 'pretrain-depth'}",
             f"joint.init_translator={fdir / 'pretrain-translator'}",
         ]
-        for variant in self.variants_for(fraction):
+        for variant in variants:
             run_out = fdir if variant == "joint" else fdir / variant
-            console.rule(f"[bold]study seed {seed}[/bold]: joint ({VARIANT_LABELS[variant]}), {label}")
+            console.rule(f"[bold]{where}[/bold]: joint ({VARIANT_LABELS[variant]}), {label}")
             extra = [f"data.depth_fraction={fraction}", *inits, *VARIANTS[variant]]
             self._train(self.config(seed, run_out, extra), "joint", f"joint-{variant}")
             joint_dir = run_out / "joint"
@@ -292,6 +329,72 @@ def paired_class_deltas(
             for name, values in diffs.items()
         }
     return table
+
+
+def flip_diagnostic(
+    per_seed: Mapping[int, Mapping[str, Any]], flip_per_seed: Mapping[int, Mapping[str, Any]], main_label: str
+) -> list[dict[str, Any]]:
+    """Mean F1 change on the six left/right classes vs the other classes, per arm (correct flip; no-swap
+    pre-training), pair (joint − baseline, control − baseline, joint − control) and parser; mean and sample
+    std over seeds. The paper's Table 2 pattern is +16.2 on the left/right classes, +0.1 on the others."""
+    arms = {
+        "correct flip": {seed: results[main_label] for seed, results in per_seed.items()},
+        "no-swap pre-training": dict(flip_per_seed),
+    }
+    rows = []
+    for arm, runs_by_seed in arms.items():
+        for a, b in (("joint", "baseline"), ("control", "baseline"), ("joint", "control")):
+            for task in ("rgb", "depth"):
+                lr, other = [], []
+                for runs in runs_by_seed.values():
+                    if a not in runs or b not in runs or task not in runs[a] or task not in runs[b]:
+                        continue
+                    left, right = runs[a][task]["per_class"], runs[b][task]["per_class"]
+                    diffs = {
+                        c: float(left[c]) - float(right[c])
+                        for c in left
+                        if left[c] is not None and right.get(c) is not None
+                    }
+                    lr_values = [d for c, d in diffs.items() if c in LR_CLASSES]
+                    other_values = [d for c, d in diffs.items() if c not in LR_CLASSES]
+                    if lr_values and other_values:
+                        lr.append(float(np.mean(lr_values)))
+                        other.append(float(np.mean(other_values)))
+                if lr:
+                    rows.append(
+                        {
+                            "arm": arm,
+                            "pair": f"{a} − {b}",
+                            "task": task,
+                            "n": len(lr),
+                            "left_right": _mean_std(lr),
+                            "others": _mean_std(other),
+                        }
+                    )
+    return rows
+
+
+def _mean_std(values: Sequence[float]) -> dict[str, float]:
+    return {
+        "mean": float(np.mean(values)),
+        "std": float(np.std(values, ddof=1)) if len(values) > 1 else math.nan,
+    }
+
+
+def flip_table(rows: Sequence[Mapping[str, Any]]) -> Any:
+    from faceparse.eval.report import ReportTable
+
+    def cell(d: Mapping[str, float]) -> str:
+        return f"{d['mean']:+.2f}" + (f" ± {d['std']:.2f}" if math.isfinite(d["std"]) else "")
+
+    body = [
+        [r["arm"], r["pair"], r["task"].upper() if r["task"] == "rgb" else "depth", cell(r["left_right"]),
+         cell(r["others"]), f"{r['left_right']['mean'] - r['others']['mean']:+.2f}", str(r["n"])]
+        for r in rows
+    ]  # fmt: skip
+    headers = ["arm", "difference", "parser", "left/right classes", "other classes", "gap", "seeds"]
+    title = "Left/right-flip diagnostic: mean F1 change (points) on the six left/right classes vs the others"
+    return ReportTable(headers=headers, rows=body, title=title)
 
 
 def class_delta_table(deltas: Mapping[str, Mapping[str, Mapping[str, Any]]], title: str) -> Any:
@@ -431,11 +534,12 @@ def run_study(
     workers: int | None = None,
     progress: bool = True,
     gate: bool = True,
+    flip: bool = False,
 ) -> dict[str, Any]:
     """Run (or resume) the whole study and write ``study.md``, ``study.json`` and the plots into ``out``.
 
     With ``gate`` (default) it stops with :class:`GateNotMet` at the first cell whose pre-trained parsers
-    miss the competence gate on the val split."""
+    miss the competence gate on the val split. ``flip`` adds the left/right-flip diagnostic's arm."""
     from faceparse.eval.figures import ablation_plot, fraction_plot
     from faceparse.eval.metrics import jsonable
     from faceparse.eval.report import fraction_curves, render_markdown
@@ -452,8 +556,12 @@ def run_study(
         for seed in per_seed:
             per_seed[seed][f"{fraction * 100:g}%"] = study.run_cell(seed, fraction)
 
+    flip_per_seed = {seed: study.run_flip_cell(seed) for seed in per_seed} if flip else {}
+
     main_label = f"{study.main_fraction * 100:g}%"
     summary = aggregate_study(per_seed, main_label)
+    if flip:
+        summary["flip_diagnostic"] = flip_diagnostic(per_seed, flip_per_seed, main_label)
     summary["curves"] = {
         **fraction_curves({k: v for k, v in fraction_runs(per_seed).items() if k.startswith("RGB")}),
         **fraction_curves({k: v for k, v in fraction_runs(per_seed).items() if k.startswith("Depth")}),
@@ -461,6 +569,8 @@ def run_study(
     first = per_seed[int(seeds[0])][main_label]["joint"]
     tables = gate_tables(study.gates, first["scheme"])
     tables += study_tables(summary, first["arch"], first["scheme"], main_label)
+    if flip:
+        tables.append(flip_table(summary["flip_diagnostic"]))
 
     cells = summary["cells"][main_label]
     order = [v for v in ("baseline", "control", "no-e2e", "no-ml", "joint") if v in cells]
@@ -489,6 +599,7 @@ def run_study(
         },
         "gate": {"enabled": gate, "cells": study.gates},
         "per_seed": per_seed,
+        "flip_per_seed": flip_per_seed,
         "summary": summary,
         "seconds": {**study.seconds, "total_this_call": time.perf_counter() - started},
     }
