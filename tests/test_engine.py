@@ -216,6 +216,52 @@ def test_joint_batch_composition(nets_and_batch, monkeypatch):
     assert torch.equal(seen["depth"][2:], seen["fake"][2:])
 
 
+def test_depth_bn_separate_runs_the_depth_parser_on_each_half(nets_and_batch):
+    """joint.depth_bn=separate: F_D runs twice (real half, generated half), so batch norm never mixes them;
+    the losses then differ from the mixed pass (the BN statistics differ), and every network still updates."""
+    nets, batch = nets_and_batch
+    nets = copy.deepcopy(nets)
+    sizes = []
+    nets.parser_depth.register_forward_hook(lambda module, args, output: sizes.append(args[0].shape[0]))
+    torch.manual_seed(0)
+    opts = optimizers_for(nets)
+    before = snapshot(nets)
+    loss = parser_loss("bisenet")
+    separate = joint_step(nets, opts, batch, JointWeights(), loss, plain_backward, depth_bn="separate")
+    assert sizes == [2, 2]
+    assert all(changed(before[role], module) for role, module in nets.items())
+    _, mixed = run_step(nets_and_batch[0], JointWeights(), batch)
+    assert not torch.isclose(separate["loss_cls_depth"], mixed["loss_cls_depth"])
+
+
+def test_ml_warmup_ramps_lambda1_from_zero_and_resumes(monkeypatch):
+    """joint.ml_warmup=4: λ1 = 0.25, 0.5, 0.75, 1, 1, ... by iteration; a stage resumed at iteration 2
+    continues the ramp at 0.75. The other λ are untouched."""
+    import faceparse.engine.loop as loop
+    from faceparse.engine.config import load_config
+
+    seen = []
+    monkeypatch.setattr(loop, "joint_step", lambda *args: seen.append((args[3], args[6], args[7])) or {})
+    cfg = load_config(None, ["joint.ml_warmup=4", "joint.lambda1=2", "joint.ml_loss=kl"])
+    weights = JointWeights(lambda1=2.0)
+    step = loop._stage_step("joint", Networks(), Optimizers(), parser_loss("bisenet"), weights, cfg, None)
+    for _ in range(5):
+        step({})
+    assert [w.lambda1 for w, _, _ in seen] == pytest.approx([0.5, 1.0, 1.5, 2.0, 2.0])
+    assert {w.lambda3 for w, _, _ in seen} == {0.5} and seen[0][1].loss == "kl" and seen[0][2] == "mixed"
+    seen.clear()
+    resumed = loop._stage_step(
+        "joint", Networks(), Optimizers(), parser_loss("bisenet"), weights, cfg, None, 2
+    )
+    resumed({})
+    resumed({})
+    assert [w.lambda1 for w, _, _ in seen] == pytest.approx([1.5, 2.0])
+    with pytest.raises(ValueError, match="joint.depth_bn"):
+        load_config(None, ["joint.depth_bn=split"])
+    with pytest.raises(ValueError, match="joint.ml_direction"):
+        load_config(None, ["joint.ml_direction=one-way"])
+
+
 def test_a_non_finite_term_stops_before_any_update(nets_and_batch, monkeypatch):
     nets, batch = nets_and_batch
     nets = copy.deepcopy(nets)

@@ -326,6 +326,59 @@ def test_mutual_learning_resizes_to_the_larger_map() -> None:
         mutual_learning_loss(torch.randn(1, 2, 4, 4), torch.randn(1, 3, 4, 4))
 
 
+def test_ml_readings_known_values() -> None:
+    """mse_probs and kl against hand computations on one pixel; the default stays F.mse_loss."""
+    from faceparse.losses import MutualLearning
+
+    a = torch.tensor([1.0, 0.0, -1.0]).view(1, 3, 1, 1)
+    b = torch.tensor([0.0, 0.5, 0.0]).view(1, 3, 1, 1)
+    assert mutual_learning_loss(a, b, MutualLearning()).item() == pytest.approx(F.mse_loss(a, b).item())
+    pa, pb = a.softmax(1), b.softmax(1)
+    probs = mutual_learning_loss(a, b, MutualLearning("mse_probs")).item()
+    assert probs == pytest.approx(((pa - pb) ** 2).mean().item(), rel=1e-6)
+    t = 2.0
+    la, lb = F.log_softmax(a / t, 1), F.log_softmax(b / t, 1)
+    kl_ab = (la.exp() * (la - lb)).sum() * t * t  # KL(p_a ‖ p_b): b learns from a
+    kl_ba = (lb.exp() * (lb - la)).sum() * t * t
+    kl = mutual_learning_loss(a, b, MutualLearning("kl", temperature=t)).item()
+    assert kl == pytest.approx((kl_ab + kl_ba).item(), rel=1e-5)
+    with pytest.raises(ValueError, match="joint.ml_loss"):
+        MutualLearning("l1")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="joint.ml_direction"):
+        MutualLearning(direction="one-way")  # type: ignore[arg-type]
+
+
+def test_ml_gated_only_the_wrong_parser_learns_from_the_right_one() -> None:
+    """Pixel 0: RGB right, depth wrong → only depth gets a gradient there; pixel 1: depth right, RGB wrong →
+    only RGB; pixel 2: both right → nothing; pixel 3: ignored label → nothing."""
+    from faceparse.labels import IGNORE_INDEX
+    from faceparse.losses import MutualLearning
+
+    rgb = torch.tensor([[5.0, 0.0, 5.0, 5.0], [0.0, 5.0, 0.0, 0.0]]).view(1, 2, 1, 4).requires_grad_()
+    depth = torch.tensor([[0.0, 5.0, 5.0, 0.0], [5.0, 0.0, 0.0, 5.0]]).view(1, 2, 1, 4).requires_grad_()
+    label = torch.tensor([[[0, 0, 0, IGNORE_INDEX]]])
+    loss = mutual_learning_loss(rgb, depth, MutualLearning(direction="gated"), label)
+    loss.backward()
+    rgb_pixels = rgb.grad.abs().sum(1)[0, 0]  # type: ignore[union-attr]
+    depth_pixels = depth.grad.abs().sum(1)[0, 0]  # type: ignore[union-attr]
+    assert (rgb_pixels > 0).tolist() == [False, True, False, False]
+    assert (depth_pixels > 0).tolist() == [True, False, False, False]
+    # the value: pixels 0 and 1, each a mean over the 2 classes of 5² = 25, averaged over all 4 pixels
+    assert loss.item() == pytest.approx((25.0 + 25.0) / 4)
+    with pytest.raises(ValueError, match="paired labels"):
+        mutual_learning_loss(rgb, depth, MutualLearning(direction="gated"))
+
+
+def test_ml_confident_the_less_confident_parser_learns() -> None:
+    from faceparse.losses import MutualLearning
+
+    rgb = torch.tensor([[4.0, 0.1], [0.0, 0.0]]).view(1, 2, 1, 2).requires_grad_()  # sure at px 0 only
+    depth = torch.tensor([[0.1, 4.0], [0.0, 0.0]]).view(1, 2, 1, 2).requires_grad_()  # sure at px 1 only
+    mutual_learning_loss(rgb, depth, MutualLearning("mse_probs", "confident")).backward()
+    assert (rgb.grad.abs().sum(1)[0, 0] > 0).tolist() == [False, True]  # type: ignore[union-attr]
+    assert (depth.grad.abs().sum(1)[0, 0] > 0).tolist() == [True, False]  # type: ignore[union-attr]
+
+
 def test_e2e_gradients_reach_generator_and_depth_parser() -> None:
     torch.manual_seed(4)
     generator = nn.Sequential(nn.Conv2d(3, 1, 3, padding=1), nn.Tanh())

@@ -14,18 +14,22 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from faceparse.utils.io import DataError
 
+if TYPE_CHECKING:
+    from faceparse.losses.joint import MutualLearning
+
 STAGES = ("pretrain-rgb", "pretrain-depth", "pretrain-translator", "joint")
 ARCHS = ("bisenet", "eagrnet")
 DISCRIMINATORS = ("pixel", "patch")
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed")
 AUGMENTATIONS = ("bisenet", "eagrnet", "none")
+DEPTH_BN = ("mixed", "separate")
 
 # paper §4.2: "an initial learning rate of 1e-3 for EAGRNet and 1e-2 for BiSeNet"
 PARSER_LR = {"bisenet": 1e-2, "eagrnet": 1e-3}
@@ -111,6 +115,13 @@ class JointConfig:
     lambda4: float = 0.5  # L_CLS^Depth
     lambda5: float = 1.0  # L_DT
     warmup_iters: int = 0  # not in the paper: joint training restarts at lr/10 with no warm-up
+    # the readings of L_ML the paper leaves open (losses.joint.MutualLearning; docs/method.md); the
+    # defaults are the literal Eq. 4
+    ml_loss: str = "mse_logits"  # mse_logits | mse_probs | kl
+    ml_direction: str = "both"  # both | gated | confident
+    ml_temperature: float = 1.0  # kl only
+    ml_warmup: int = 0  # iterations over which λ1 ramps linearly from 0 (0: none)
+    depth_bn: str = "mixed"  # mixed: F_D's one forward over real + generated depth (§4.2) | separate
     # pre-trained checkpoints (a checkpoint dir or a stage dir); None: <run.out>/<stage>
     init_rgb: str | None = None
     init_depth: str | None = None
@@ -223,6 +234,11 @@ def validate(cfg: Config) -> None:
         (cfg.run.ckpt_every >= 1 and cfg.run.log_every >= 1, "run.ckpt_every and run.log_every must be ≥ 1"),
         (cfg.run.eval_every >= 0, "run.eval_every must be ≥ 0 (0: no validation during training)"),
         (cfg.joint.warmup_iters >= 0, "joint.warmup_iters must be ≥ 0"),
+        (cfg.joint.ml_warmup >= 0, "joint.ml_warmup must be ≥ 0"),
+        (
+            cfg.joint.depth_bn in DEPTH_BN,
+            f"joint.depth_bn must be one of {DEPTH_BN}, got {cfg.joint.depth_bn!r}",
+        ),
     ]
     for name in ("parsers", "translator"):
         optim: OptimConfig = getattr(cfg, name)
@@ -248,6 +264,14 @@ def validate(cfg: Config) -> None:
     for ok, message in checks:
         if not ok:
             raise ValueError(message)
+    mutual_learning(cfg)  # its own checks name the key
+
+
+def mutual_learning(cfg: Config) -> MutualLearning:
+    """The L_ML reading of ``cfg.joint`` (``joint.ml_loss``, ``ml_direction``, ``ml_temperature``)."""
+    from faceparse.losses.joint import MutualLearning
+
+    return MutualLearning(cfg.joint.ml_loss, cfg.joint.ml_direction, cfg.joint.ml_temperature)  # type: ignore[arg-type]
 
 
 def resolve(cfg: Config, num_classes: int) -> Config:

@@ -16,7 +16,7 @@ import torch
 from faceparse.data.normalize import depth_for_network, rgb_for_generator, rgb_for_parser
 from faceparse.engine.networks import Networks, Optimizers
 from faceparse.engine.pretrain import Backward, LossFn, NonFiniteLoss, discriminator_step, frozen
-from faceparse.losses import JointWeights, e2e_loss, generator_loss, mutual_learning_loss
+from faceparse.losses import JointWeights, MutualLearning, e2e_loss, generator_loss, mutual_learning_loss
 
 
 def rows(output: torch.Tensor | Sequence[torch.Tensor], start: int, stop: int) -> tuple[torch.Tensor, ...]:
@@ -32,8 +32,14 @@ def joint_step(
     weights: JointWeights,
     loss_fn: LossFn,
     backward: Backward,
+    ml: MutualLearning | None = None,
+    depth_bn: str = "mixed",
 ) -> dict[str, torch.Tensor]:
-    """One joint iteration. Returns the detached terms (unweighted) and the weighted total ``loss``."""
+    """One joint iteration. Returns the detached terms (unweighted) and the weighted total ``loss``.
+
+    ``ml`` selects the reading of L_ML (default: the literal Eq. 4); ``depth_bn="separate"`` runs F_D on
+    the real and the generated halves in two forwards, so that batch-norm statistics do not mix them and
+    L_ML / L_CLS^Depth cannot reach G through them (docs/method.md)."""
     rgb, label = batch["rgb"], batch["label"]  # (B, 3, H, W) in [0, 1], (B, H, W)
     half = rgb.shape[0] // 2
     label_paired, label_rgb_only = label[:half], label[half:]
@@ -51,13 +57,19 @@ def joint_step(
 
     # G, F_R, F_D: minimise L (Eq. 4)
     logits_rgb = nets.parser_rgb(rgb_for_parser(rgb))  # all B RGB images
-    depth_mixed = torch.cat(
-        [depth_real, depth_fake_rgb_only]
-    )  # (B, 1, H, W): half real, half generated (§4.2)
-    logits_depth = nets.parser_depth(depth_mixed)  # one pass: BN sees the mixed batch
-    logits_depth_real, logits_depth_fake = rows(logits_depth, 0, half), rows(logits_depth, half, 2 * half)
+    if depth_bn == "separate":
+        logits_depth_real = rows(nets.parser_depth(depth_real), 0, half)
+        logits_depth_fake = rows(nets.parser_depth(depth_fake_rgb_only), 0, half)
+    else:
+        depth_mixed = torch.cat(
+            [depth_real, depth_fake_rgb_only]
+        )  # (B, 1, H, W): half real, half fake (§4.2)
+        logits_depth = nets.parser_depth(depth_mixed)  # one pass: BN sees the mixed batch
+        logits_depth_real = rows(logits_depth, 0, half)
+        logits_depth_fake = rows(logits_depth, half, 2 * half)
 
-    loss_ml = mutual_learning_loss(rows(logits_rgb, 0, half), logits_depth_real)  # paired x_R, x_D; no detach
+    # paired x_R, x_D; with the default reading nothing is detached (both parsers learn)
+    loss_ml = mutual_learning_loss(rows(logits_rgb, 0, half), logits_depth_real, ml, label_paired)
     loss_e2e = e2e_loss(logits_depth_fake, label_rgb_only, loss_fn)  # gradients reach G through depth_fake
     loss_cls_rgb = loss_fn(logits_rgb, label)
     loss_cls_depth = loss_fn(logits_depth_real, label_paired)

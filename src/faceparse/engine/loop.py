@@ -14,6 +14,8 @@ under ``torchrun``/``fabric run`` with DDP); everything else is a plain PyTorch 
 from __future__ import annotations
 
 import copy
+import dataclasses
+import itertools
 import os
 import signal
 import threading
@@ -28,7 +30,16 @@ from typing import Any
 import torch
 
 from faceparse.engine import checkpoint as ckpt
-from faceparse.engine.config import STAGES, Config, OptimConfig, load_config, resolve, to_dict, to_yaml
+from faceparse.engine.config import (
+    STAGES,
+    Config,
+    OptimConfig,
+    load_config,
+    mutual_learning,
+    resolve,
+    to_dict,
+    to_yaml,
+)
 from faceparse.engine.joint import joint_step
 from faceparse.engine.logging import MetricsLog, StageProgress
 from faceparse.engine.networks import STAGE_ROLES, Networks, NetworkSpec, Optimizers, network_specs
@@ -277,7 +288,7 @@ def run_stage(fabric: Any, cfg: Config, stage: str, resume: bool = False) -> Pat
         cfg.joint.lambda5,
         cfg.lambda_l1,
     )
-    step = _stage_step(stage, networks, optimizers, loss_fn, weights, cfg.lambda_l1, fabric.backward)
+    step = _stage_step(stage, networks, optimizers, loss_fn, weights, cfg, fabric.backward, start)
     loader = _loader(dataset, _pools(dataset, stage, plan, cfg.run.seed), cfg, start, plan.iterations, fabric)
     meta = {
         "stage": stage,
@@ -403,9 +414,11 @@ def _stage_step(
     opts: Optimizers,
     loss_fn: Callable,
     weights: Any,
-    lambda_l1: float,
+    cfg: Config,
     backward: Callable,
+    start: int = 0,
 ) -> Callable[[dict], dict[str, torch.Tensor]]:
+    lambda_l1 = cfg.lambda_l1
     if stage == "pretrain-rgb":
         return lambda batch: rgb_parser_step(nets.parser_rgb, opts.parser_rgb, batch, loss_fn, backward)
     if stage == "pretrain-depth":
@@ -414,7 +427,17 @@ def _stage_step(
         return lambda batch: translator_step(
             nets.generator, nets.discriminator, opts.generator, opts.discriminator, batch, lambda_l1, backward
         )
-    return lambda batch: joint_step(nets, opts, batch, weights, loss_fn, backward)
+    ml, depth_bn, ramp = mutual_learning(cfg), cfg.joint.depth_bn, cfg.joint.ml_warmup
+    iterations = itertools.count(start)  # the iteration each call trains (a resumed stage starts at start)
+
+    def joint(batch: dict) -> dict[str, torch.Tensor]:
+        iteration = next(iterations)
+        step_weights = weights
+        if ramp and iteration < ramp:  # joint.ml_warmup: λ1 ramps linearly from 0
+            step_weights = dataclasses.replace(weights, lambda1=weights.lambda1 * (iteration + 1) / ramp)
+        return joint_step(nets, opts, batch, step_weights, loss_fn, backward, ml, depth_bn)
+
+    return joint
 
 
 def _iterate(

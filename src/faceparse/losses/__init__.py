@@ -6,7 +6,13 @@
 * :mod:`faceparse.losses.joint`: L_ML, L_E2E and the λ weights of Eq. 4.
 """
 
-from faceparse.losses.joint import JointWeights, e2e_loss, e2e_loss_from_rgb, mutual_learning_loss
+from faceparse.losses.joint import (
+    JointWeights,
+    MutualLearning,
+    e2e_loss,
+    e2e_loss_from_rgb,
+    mutual_learning_loss,
+)
 from faceparse.losses.parsing import (
     BiSeNetLoss,
     EAGRNetLoss,
@@ -28,6 +34,7 @@ __all__ = [
     "EAGRNetLoss",
     "GANLoss",
     "JointWeights",
+    "MutualLearning",
     "OhemCrossEntropy",
     "balanced_edge_loss",
     "discriminator_loss",
