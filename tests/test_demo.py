@@ -18,6 +18,8 @@ from faceparse.engine.study import (
     flip_diagnostic,
     flip_table,
     fraction_runs,
+    light_rows,
+    light_table,
     paired_class_deltas,
     paired_deltas,
     run_study,
@@ -128,6 +130,27 @@ def test_flip_diagnostic_separates_left_right_classes_from_the_others():
     )
 
 
+def test_light_level_rows_average_seeds_per_level():
+    def with_groups(dark: float, bright: float) -> dict:
+        by_group = {
+            "dark": {"rgb": {"mean_f1": dark}, "depth": {"mean_f1": 60.0}},
+            "bright": {"rgb": {"mean_f1": bright}},
+        }
+        return {"by_group": by_group}
+
+    per_seed = {
+        0: {"10%": {"baseline": with_groups(20.0, 50.0), "joint": with_groups(30.0, 52.0)}},
+        1: {"10%": {"baseline": with_groups(22.0, 54.0), "joint": with_groups(34.0, 52.0)}},
+    }
+    rows = light_rows(per_seed, "10%")
+    joint = rows["RGB joint + L_ML + L_E2E (our method)"]
+    assert joint["dark"]["mean"] == pytest.approx(32.0) and joint["dark"]["std"] == pytest.approx(8**0.5)
+    assert "normal" not in joint and rows["depth pre-trained (baseline)"]["dark"]["mean"] == 60.0
+    assert not any("control" in name for name in rows)  # no control runs, no control rows
+    text = light_table(rows, "t").markdown()
+    assert "| RGB pre-trained (baseline) | 21.0 ± 1.4 | N/A | 52.0 ± 2.8 |" in text
+
+
 def _val(rgb_mean: float, brow: float, depth_mean: float) -> dict:
     return {
         "rgb": {"mean_f1": rgb_mean, "per_class": {"skin": 90.0, "l_brow": brow}},
@@ -185,6 +208,9 @@ def test_study_runs_resumes_and_aggregates(tmp_path):
     assert "flip_swap: true" in (flip_arm / "depth-10" / "control" / "joint" / "config.yaml").read_text()
     assert set(result["flip_per_seed"][0]) == {"baseline", "control", "joint"}
     assert "Left/right-flip diagnostic" in (tmp_path / "study.md").read_text()
+    assert "by light level" in (tmp_path / "study.md").read_text() and (tmp_path / "light.png").is_file()
+    by_group = result["per_seed"][0]["10%"]["joint"]["by_group"]
+    assert set(by_group) <= {"dark", "normal", "bright"} and sum(g["images"] for g in by_group.values()) == 2
     assert (tmp_path / "seed-1" / "depth-10" / "control" / "joint" / "eval-test.json").is_file()
     assert not (tmp_path / "seed-0" / "depth-100" / "pretrain-rgb").exists()  # F_R is shared across fractions
     saved = json.loads((tmp_path / "study.json").read_text())

@@ -112,14 +112,16 @@ def run(tmp_path_factory, dataset) -> Path:
     return make_run(tmp_path_factory.mktemp("evalrun"), dataset)
 
 
-def direct_scores(run: Path, data: Path) -> tuple[ConfusionMatrix, ConfusionMatrix, DepthL1]:
-    """The protocol written out by hand, one image at a time."""
+def direct_scores(
+    run: Path, data: Path, ids: list[str] | None = None
+) -> tuple[ConfusionMatrix, ConfusionMatrix, DepthL1]:
+    """The protocol written out by hand, one image at a time (the six test samples, or ``ids``)."""
     from faceparse.engine.checkpoint import load_checkpoint
 
     nets, _ = load_checkpoint(run / "joint")
     resize = build_transform("bisenet", NET_SIZE, SCHEME, train=False)
     cm_rgb, cm_depth, l1 = ConfusionMatrix(CLASSES), ConfusionMatrix(CLASSES), DepthL1()
-    for sid in [f"s{i:03d}" for i in range(6)]:
+    for sid in ids or [f"s{i:03d}" for i in range(6)]:
         label = read_label(data / "label" / f"{sid}.png")
         depth_path = data / "depth" / f"{sid}.png"
         depth = read_depth(depth_path) if depth_path.is_file() else np.zeros(label.shape, np.float32)
@@ -152,6 +154,44 @@ def test_checkpoint_scores_equal_a_direct_confusion_matrix(run, dataset):
     )
     assert result["translation"]["l1"] == pytest.approx(l1.compute()["l1"], rel=1e-6)
     assert result["translation"]["l1_fg"] == pytest.approx(l1.compute()["l1_fg"], rel=1e-6)
+
+
+def test_scores_by_group_are_each_groups_own_dataset_level_scores(run, dataset):
+    """groups (e.g. light levels): each group's scores are those of evaluating its samples alone; one group
+    holding every sample reproduces the overall scores."""
+    ids = [f"s{i:03d}" for i in range(6)]
+    split = evaluate_checkpoint(
+        run / "joint", dataset, "test", batch_size=4, groups=dict.fromkeys(ids[:2], "dark")
+    )
+    assert set(split["by_group"]) == {"dark"} and split["by_group"]["dark"]["images"] == 2
+    whole = evaluate_checkpoint(
+        run / "joint", dataset, "test", batch_size=4, groups=dict.fromkeys(ids, "all")
+    )
+    assert whole["by_group"]["all"]["rgb"]["per_class"] == pytest.approx(
+        whole["rgb"]["per_class"], nan_ok=True
+    )
+    assert whole["by_group"]["all"]["rgb"]["mean_f1"] == pytest.approx(whole["rgb"]["mean_f1"])
+    assert whole["by_group"]["all"]["depth"]["per_class"] == pytest.approx(
+        whole["depth"]["per_class"], nan_ok=True
+    )
+    cm_rgb, _, _ = direct_scores(run, dataset, ids[:2])
+    expected = parsing_scores(cm_rgb, SCHEME)["per_class"]
+    assert split["by_group"]["dark"]["rgb"]["per_class"] == pytest.approx(expected, nan_ok=True)
+    assert "by_group" not in evaluate_checkpoint(run / "joint", dataset, "test")
+
+
+def test_light_levels_from_synthetic_meta(tmp_path, dataset):
+    from faceparse.data.format import light_levels
+    from faceparse.data.synth import generate_dataset
+    from faceparse.utils.io import DataError
+
+    generate_dataset(tmp_path / "synth", 12, 32, seed=0, workers=1, progress=False)
+    levels = light_levels(tmp_path / "synth", "train")
+    assert levels and set(levels.values()) <= {"dark", "normal", "bright"}
+    meta = json.loads((tmp_path / "synth" / "meta" / f"{next(iter(levels))}.json").read_text())
+    assert levels[next(iter(levels))] == meta["light"]["mode"]
+    with pytest.raises(DataError, match="light level"):
+        light_levels(dataset, "test")  # a dataset without per-sample light metadata
 
 
 def test_result_keys_ranges_examples_and_determinism(run, dataset):

@@ -299,6 +299,31 @@ class ReleasedLayout(Layout):
         return [Path(i.split()[0]).stem for i in read_id_list(f)]
 
 
+LIGHT_LEVELS = ("dark", "normal", "bright")  # faceparse synth's light modes (data/synth.py)
+
+
+def light_levels(root: str | os.PathLike, split: str) -> dict[str, str]:
+    """Sample id → light level (``meta/<id>.json`` ``light.mode``: dark | normal | bright) for a split.
+
+    Only the synthetic generator records it; a dataset without it raises :class:`DataError`."""
+    layout = open_layout(root)
+    levels = {}
+    for sid in layout.split_ids(split):
+        path = layout.paths(sid).meta
+        mode = (read_json(path).get("light") or {}).get("mode") if path is not None else None
+        if mode is not None:
+            if mode not in LIGHT_LEVELS:
+                raise DataError(path, f"light.mode must be one of {LIGHT_LEVELS}, got {mode!r}")
+            levels[sid] = str(mode)
+    if not levels:
+        raise DataError(
+            layout.root / "meta",
+            f"no sample of split {split!r} records its light level (meta/<id>.json 'light.mode'); "
+            "`faceparse synth` datasets do",
+        )
+    return levels
+
+
 def open_layout(root: str | os.PathLike) -> Layout:
     """Open a dataset folder in either layout, with a clear error when it is neither."""
     root = Path(root)

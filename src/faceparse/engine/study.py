@@ -82,17 +82,26 @@ def fraction_dir(fraction: float) -> str:
 def _evaluate_cached(
     path: Path, checkpoints: Sequence[Path], data: str, split: str = "test"
 ) -> dict[str, Any]:
-    """Evaluate once on ``split``; reuse ``path`` if it was computed from the same checkpoint folders."""
+    """Evaluate once on ``split``; reuse ``path`` if it was computed from the same checkpoint folders.
+    Where the dataset records each sample's light level (synthetic data), the scores of each level are
+    added under ``by_group`` (paper §1: RGB suffers in very dark and bright scenes, depth does not)."""
+    from faceparse.data.format import light_levels
     from faceparse.engine.checkpoint import find_checkpoint
     from faceparse.eval.run import evaluate_checkpoint, scores_only
-    from faceparse.utils.io import atomic_write_json, read_json
+    from faceparse.utils.io import DataError, atomic_write_json, read_json
 
+    try:
+        groups: dict[str, str] | None = light_levels(data, split)
+    except DataError:
+        groups = None
     sources = sorted(str(find_checkpoint(c)) for c in checkpoints)
     if path.is_file():
         cached = read_json(path)
-        if sorted(set(cached.get("sources", {}).values())) == sources:
+        if sorted(set(cached.get("sources", {}).values())) == sources and (
+            not groups or "by_group" in cached
+        ):
             return cached
-    result = scores_only(evaluate_checkpoint([Path(s) for s in sources], data, split))
+    result = scores_only(evaluate_checkpoint([Path(s) for s in sources], data, split, groups=groups))
     atomic_write_json(path, result)
     return result
 
@@ -397,6 +406,44 @@ def flip_table(rows: Sequence[Mapping[str, Any]]) -> Any:
     return ReportTable(headers=headers, rows=body, title=title)
 
 
+def light_rows(
+    per_seed: Mapping[int, Mapping[str, Any]],
+    label: str,
+    variants: Sequence[str] = ("baseline", "control", "joint"),
+) -> dict[str, dict[str, dict[str, float]]]:
+    """``{"<parser> <variant>": {level: {"mean", "std", "n"}}}``: mean F1 by light level over seeds."""
+    from faceparse.data.format import LIGHT_LEVELS
+
+    rows: dict[str, dict[str, dict[str, float]]] = {}
+    for variant in variants:
+        for task, name in (("rgb", "RGB"), ("depth", "depth")):
+            by_level: dict[str, list[float]] = {}
+            for results in per_seed.values():
+                groups = results.get(label, {}).get(variant, {}).get("by_group") or {}
+                for level in LIGHT_LEVELS:
+                    value = (groups.get(level, {}).get(task) or {}).get("mean_f1")
+                    if value is not None:
+                        by_level.setdefault(level, []).append(float(value))
+            if by_level:
+                rows[f"{name} {VARIANT_LABELS[variant]}"] = {
+                    level: {**_mean_std(values), "n": len(values)} for level, values in by_level.items()
+                }
+    return rows
+
+
+def light_table(rows: Mapping[str, Mapping[str, Mapping[str, float]]], title: str) -> Any:
+    from faceparse.data.format import LIGHT_LEVELS
+    from faceparse.eval.report import ReportTable
+
+    def cell(d: Mapping[str, float] | None) -> str:
+        if d is None:
+            return "N/A"
+        return f"{d['mean']:.1f}" + (f" ± {d['std']:.1f}" if math.isfinite(d["std"]) else "")
+
+    body = [[name, *(cell(levels.get(level)) for level in LIGHT_LEVELS)] for name, levels in rows.items()]
+    return ReportTable(headers=["parser / run", *LIGHT_LEVELS], rows=body, title=title)
+
+
 def class_delta_table(deltas: Mapping[str, Mapping[str, Mapping[str, Any]]], title: str) -> Any:
     """One row per class: RGB and depth paired differences (mean ± std, seeds improved)."""
     from faceparse.eval.report import ReportTable
@@ -540,7 +587,7 @@ def run_study(
 
     With ``gate`` (default) it stops with :class:`GateNotMet` at the first cell whose pre-trained parsers
     miss the competence gate on the val split. ``flip`` adds the left/right-flip diagnostic's arm."""
-    from faceparse.eval.figures import ablation_plot, fraction_plot
+    from faceparse.eval.figures import ablation_plot, fraction_plot, light_plot
     from faceparse.eval.metrics import jsonable
     from faceparse.eval.report import fraction_curves, render_markdown
     from faceparse.utils.io import atomic_write_json, atomic_write_text
@@ -571,6 +618,11 @@ def run_study(
     tables += study_tables(summary, first["arch"], first["scheme"], main_label)
     if flip:
         tables.append(flip_table(summary["flip_diagnostic"]))
+    summary["light"] = light_rows(per_seed, main_label)
+    if summary["light"]:
+        title = f"Mean F1 (%) by light level (test split, {main_label} depth labels; paper §1's motivation)"
+        tables.append(light_table(summary["light"], title))
+        light_plot(study.out / "light.png", summary["light"], title=f"F1 by light level ({len(seeds)} seeds)")
 
     cells = summary["cells"][main_label]
     order = [v for v in ("baseline", "control", "no-e2e", "no-ml", "joint") if v in cells]
@@ -610,7 +662,8 @@ def run_study(
         f"Data {study.data_root} ({cfg.data.size}²), test split; "
         f"iterations: parsers {cfg.parsers.iterations}, "
         f"translator {cfg.translator.iterations}, joint {cfg.joint.iterations}. Values: mean ± sample std "
-        "over seeds. Figures: fraction.png (Figure 7), ablation-rgb.png, ablation-depth.png (Table 7).",
+        "over seeds. Figures: fraction.png (Figure 7), ablation-rgb.png, ablation-depth.png (Table 7), "
+        "light.png (F1 by light level, synthetic data).",
         "",
         "",
     ]

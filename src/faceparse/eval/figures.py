@@ -175,6 +175,37 @@ def ablation_plot(
     return _save(fig, path, dpi)
 
 
+def light_plot(
+    path: str | os.PathLike,
+    rows: Mapping[str, Mapping[str, Mapping[str, float]]],
+    *,
+    title: str = "F1 by light level",
+    dpi: int = 120,
+) -> Path:
+    """Grouped bars: one group per light level, one bar per row (``{name: {level: {"mean", "std"}}}``)."""
+    if not rows:
+        raise ValueError("light_plot needs at least one row")
+    levels = list(dict.fromkeys(level for levels in rows.values() for level in levels))
+    fig = _new_figure(max(5.0, 1.2 * len(levels) * max(1, len(rows)) / 2), 3.8)
+    ax = fig.add_subplot()
+    width = 0.8 / len(rows)
+    cmap = _class_colours(len(rows))
+    for k, (name, by_level) in enumerate(rows.items()):
+        means = [by_level.get(level, {}).get("mean", math.nan) for level in levels]
+        stds = [by_level.get(level, {}).get("std", math.nan) for level in levels]
+        stds = [s if math.isfinite(s) else 0.0 for s in stds]
+        x = np.arange(len(levels)) + (k - (len(rows) - 1) / 2) * width
+        ax.bar(x, np.nan_to_num(means), width, yerr=stds, capsize=2, color=cmap[k], label=name)
+    ax.set_xticks(np.arange(len(levels)))
+    ax.set_xticklabels(levels)
+    ax.set_ylabel("mean F1 (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    return _save(fig, path, dpi)
+
+
 def read_val_csv(path: str | os.PathLike) -> dict[str, list[float]]:
     """A stage's ``val.csv`` (``run.eval_every``) as columns of floats (empty cells are NaN)."""
     import csv

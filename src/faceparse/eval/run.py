@@ -193,6 +193,7 @@ def evaluate_networks(
     device: str | torch.device = "cpu",
     num_examples: int = 4,
     on_batch: Callable[[int, int], None] | None = None,
+    groups: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Evaluate already-built networks (see :func:`evaluate_checkpoint` for the result)."""
     size = int(size or meta["config"]["data"]["size"])
@@ -206,6 +207,14 @@ def evaluate_networks(
     generator = networks.get("generator")
     cm_rgb, cm_depth = ConfusionMatrix(scheme.num_classes), ConfusionMatrix(scheme.num_classes)
     depth_l1 = DepthL1()
+    by_group: dict[str, dict[str, Any]] = {}  # group → confusion matrices and counts (``groups``)
+    for name in dict.fromkeys((groups or {}).values()):
+        by_group[name] = {
+            "rgb": ConfusionMatrix(scheme.num_classes),
+            "depth": ConfusionMatrix(scheme.num_classes),
+            "images": 0,
+            "images_with_depth": 0,
+        }
     examples: list[dict[str, Any]] = []
     images, images_with_depth = 0, 0
     for done, batch in enumerate(loader, start=1):
@@ -217,19 +226,27 @@ def evaluate_networks(
         pred_rgb = pred_depth = depth_fake = None
         if parser_rgb is not None:
             pred_rgb = _parse(parser_rgb, _normalizer(meta, "parser_rgb")(rgb), labels)
-            for pred, label in zip(pred_rgb, labels, strict=True):
+            for pred, label, sid in zip(pred_rgb, labels, batch["ids"], strict=True):
                 cm_rgb.update(pred.numpy(), label.numpy())
+                if groups and sid in groups:
+                    by_group[groups[sid]]["rgb"].update(pred.numpy(), label.numpy())
         if depth_idx and parser_depth is not None:
             pred_depth = _parse(
                 parser_depth, _normalizer(meta, "parser_depth")(depth_real), [labels[i] for i in depth_idx]
             )
             for pred, i in zip(pred_depth, depth_idx, strict=True):
                 cm_depth.update(pred.numpy(), labels[i].numpy())
+                if groups and batch["ids"][i] in groups:
+                    by_group[groups[batch["ids"][i]]]["depth"].update(pred.numpy(), labels[i].numpy())
         if depth_idx and generator is not None:
             depth_fake = _translate(generator, _normalizer(meta, "generator")(rgb[depth_idx]))
             depth_l1.update(depth_fake, depth_real)
         images += len(labels)
         images_with_depth += len(depth_idx)
+        for i, sid in enumerate(batch["ids"]):
+            if groups and sid in groups:
+                by_group[groups[sid]]["images"] += 1
+                by_group[groups[sid]]["images_with_depth"] += int(i in depth_idx)
         _collect_examples(examples, num_examples, batch, depth_idx, pred_rgb, pred_depth, depth_fake)
         if on_batch is not None:
             on_batch(done, len(loader))
@@ -255,6 +272,19 @@ def evaluate_networks(
         result["confusion_depth"] = cm_depth.compute().tolist()
     if generator is not None and images_with_depth:
         result["translation"] = depth_l1.compute()
+    if groups:
+        result["by_group"] = {
+            name: {
+                "images": entry["images"],
+                **({"rgb": parsing_scores(entry["rgb"], scheme)} if parser_rgb is not None else {}),
+                **(
+                    {"depth": parsing_scores(entry["depth"], scheme)}
+                    if parser_depth is not None and entry["images_with_depth"]
+                    else {}
+                ),
+            }
+            for name, entry in by_group.items()
+        }
     result["examples"] = examples
     return result
 
@@ -300,6 +330,7 @@ def evaluate_checkpoint(
     pretrained: bool = False,
     num_examples: int = 4,
     on_batch: Callable[[int, int], None] | None = None,
+    groups: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Evaluate the networks of a checkpoint (or of several, merged) on one split of a dataset.
 
@@ -313,6 +344,8 @@ def evaluate_checkpoint(
         images, images_with_depth, split, size, scheme, arch, checkpoint, sources, iteration
         examples          the split's first ``num_examples`` samples: id, rgb, label_gt, label_rgb,
                           depth_gt, label_depth, depth_fake (numpy arrays; not JSON, see scores_only)
+        by_group          with ``groups`` (sample id → group name, e.g. ``data.format.light_levels``):
+                          {group: {"images", "rgb", "depth"}}, the dataset-level scores of each group
 
     Keys are present only for the networks the checkpoint holds (and depth-based ones only if the split
     has depth). Deterministic: eval mode, fixed order, no augmentation.
@@ -333,6 +366,7 @@ def evaluate_checkpoint(
         device=device,
         num_examples=num_examples,
         on_batch=on_batch,
+        groups=groups,
     )
 
 
