@@ -130,6 +130,20 @@ def test_flip_diagnostic_separates_left_right_classes_from_the_others():
     )
 
 
+def test_study_variants_per_fraction_and_eq4_readings(tmp_path):
+    study = Study(tmp_path, "study", progress=False, options=["ml-kl", "depth-bn-separate", "ml-kl"])
+    assert study.variants_for(0.1) == ("joint", "no-e2e", "no-ml", "control", "ml-kl", "depth-bn-separate")
+    assert study.variants_for(0.01) == ("control", "joint")  # Figure 7: every fraction has its control
+    assert Study(tmp_path, "study", progress=False).variants_for(0.1) == (
+        "joint",
+        "no-e2e",
+        "no-ml",
+        "control",
+    )
+    with pytest.raises(ValueError, match="unknown study variant 'ml-l1'"):
+        Study(tmp_path, "study", options=["ml-l1"])
+
+
 def test_light_level_rows_average_seeds_per_level():
     def with_groups(dark: float, bright: float) -> dict:
         by_group = {
@@ -184,7 +198,9 @@ def test_aggregate_tables_and_fraction_curves():
     assert joint["std"]["rgb"]["per_class"]["skin"] == pytest.approx(1.0)
     assert "joint − baseline / rgb @ 1%" in summary["deltas"]
     runs = fraction_runs(per_seed)
-    assert set(runs) == {"RGB baseline", "RGB + our method", "Depth baseline", "Depth + our method"}
+    assert set(runs) == {
+        f"{m} {w}" for m in ("RGB", "Depth") for w in ("baseline", "control", "+ our method")
+    }
     summary["curves"] = fraction_curves(runs)
     assert summary["curves"]["Depth + our method"]["fraction"] == [0.01, 0.1]
     assert summary["curves"]["Depth + our method"]["mean"] == pytest.approx([41.0, 53.0])
@@ -201,8 +217,15 @@ def test_study_runs_resumes_and_aggregates(tmp_path):
     overrides = ["data.size=32", "data.workers=0", *TINY, "parsers.batch_size=2", "translator.batch_size=2"]
     overrides += ["joint.batch_size=4", "model.generator_ngf=4", "model.discriminator_ndf=4"]
     kwargs = {"samples": 20, "fractions": (0.1, 1.0), "workers": 1, "progress": False, "gate": False}
-    result = run_study("study", (0, 1), tmp_path, overrides, flip=True, **kwargs)
+    result = run_study("study", (0, 1), tmp_path, overrides, flip=True, options=["ml-gated"], **kwargs)
     assert (tmp_path / "seed-0" / "depth-10" / "eval-val.json").is_file()
+    assert (tmp_path / "seed-1" / "depth-100" / "control" / "joint" / "eval-test.json").is_file()
+    assert (
+        "ml_direction: gated"
+        in (tmp_path / "seed-0" / "depth-10" / "ml-gated" / "joint" / "config.yaml").read_text()
+    )
+    assert "ml-gated − control / rgb" in result["summary"]["deltas"]
+    assert "joint − control / depth @ 100%" in result["summary"]["deltas"]
     flip_arm = tmp_path / "seed-1" / "flip-noswap"
     assert "flip_swap: false" in (flip_arm / "pretrain-rgb" / "config.yaml").read_text()
     assert "flip_swap: true" in (flip_arm / "depth-10" / "control" / "joint" / "config.yaml").read_text()
@@ -223,7 +246,9 @@ def test_study_runs_resumes_and_aggregates(tmp_path):
     assert set(saved["per_seed"]["0"]) == {"10%", "100%"}
     for name in ("study.md", "fraction.png", "ablation-rgb.png", "ablation-depth.png"):
         assert (tmp_path / name).stat().st_size > 100
-    again = run_study("study", (0, 1), tmp_path, overrides, flip=True, **kwargs)  # everything cached
+    again = run_study(
+        "study", (0, 1), tmp_path, overrides, flip=True, options=["ml-gated"], **kwargs
+    )  # cached
     assert again["per_seed"] == result["per_seed"]
 
 

@@ -147,6 +147,12 @@ def study_command(
         "RGB ≥ 50 F1 on every class and ≥ 70 mean; depth ≥ 50 mean, no class below 20). By default the "
         "study stops there, naming the failing classes.",
     ),
+    variants: list[str] = typer.Option(
+        [],
+        "--variant",
+        help="Also run a reading of Eq. 4 that the paper leaves open, against the same control (repeat the "
+        "option): ml-probs, ml-kl, ml-gated, ml-confident, ml-warmup, depth-bn-separate (docs/method.md).",
+    ),
     flip_diagnostic: bool = typer.Option(
         False,
         "--flip-diagnostic",
@@ -155,9 +161,11 @@ def study_command(
         "left/right classes vs the others in both arms (SCIENCE.md: the paper's largest gain).",
     ),
 ) -> None:
-    """Baseline vs joint vs a same-length control (λ1 = λ2 = 0), the loss ablation (Table 7) and the
-    depth-label fractions (Figure 7) over several seeds, after a competence gate on the pre-trained
-    parsers; per-seed and per-class paired differences (joint − control). Writes OUT/study.md,
+    """Does cross-domain mutual learning help? Baseline vs joint vs a same-length control (λ1 = λ2 = 0),
+    the loss ablation (Table 7), the depth-label fractions (Figure 7, each with its own control), the
+    readings of Eq. 4 (--variant) and the left/right-flip diagnostic (--flip-diagnostic), over several
+    seeds, after a competence gate on the pre-trained parsers (--no-gate to skip). Reports per-seed and
+    per-class paired differences (joint − control) and F1 by light level. Writes OUT/study.md,
     study.json and plots. Resumable."""
     from faceparse.engine.loop import TrainingStopped
     from faceparse.engine.study import GateNotMet, run_study
@@ -175,6 +183,7 @@ def study_command(
             workers=workers,
             gate=not no_gate,
             flip=flip_diagnostic,
+            options=variants,
         )
     except GateNotMet as e:
         raise fail(e) from None

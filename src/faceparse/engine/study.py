@@ -59,13 +59,28 @@ VARIANTS: dict[str, tuple[str, ...]] = {  # Table 7 rows + the control, as λ ov
     "no-ml": ("joint.lambda1=0",),  # + L_E2E only
     "control": ("joint.lambda1=0", "joint.lambda2=0"),  # same iterations, base losses only
 }
+# the readings of Eq. 4 the paper leaves open (docs/method.md), each a joint run with every term, measured
+# against the same control; opt-in with `faceparse study --variant NAME`
+OPTION_VARIANTS: dict[str, tuple[str, ...]] = {
+    "ml-probs": ("joint.ml_loss=mse_probs",),
+    "ml-kl": ("joint.ml_loss=kl",),
+    "ml-gated": ("joint.ml_direction=gated",),
+    "ml-confident": ("joint.ml_direction=confident",),
+    "ml-warmup": ("joint.ml_warmup=100",),
+    "depth-bn-separate": ("joint.depth_bn=separate",),
+}
 VARIANT_LABELS = {
     "baseline": "pre-trained (baseline)",
     "control": "joint, λ1 = λ2 = 0 (control)",
     "no-e2e": "joint + L_ML (λ2 = 0)",
     "no-ml": "joint + L_E2E (λ1 = 0)",
     "joint": "joint + L_ML + L_E2E (our method)",
+    **{
+        name: f"joint, {' '.join(o.removeprefix('joint.') for o in opts)}"
+        for name, opts in OPTION_VARIANTS.items()
+    },
 }
+ALL_VARIANTS = {**VARIANTS, **OPTION_VARIANTS}
 STUDY_SAMPLES = 600
 LR_CLASSES = ("l_brow", "r_brow", "l_eye", "r_eye", "l_ear", "r_ear")  # the paper's left/right classes
 FLIP_DIR = "flip-noswap"
@@ -118,6 +133,7 @@ class Study:
         main_fraction: float = MAIN_FRACTION,
         progress: bool = True,
         gate: bool = True,
+        options: Sequence[str] = (),
     ):
         self.out = Path(out)
         self.preset = preset
@@ -126,6 +142,10 @@ class Study:
         self.main_fraction = main_fraction
         self.progress = progress
         self.gate = gate
+        unknown = [name for name in options if name not in OPTION_VARIANTS]
+        if unknown:
+            raise ValueError(f"unknown study variant {unknown[0]!r}; known: {', '.join(OPTION_VARIANTS)}")
+        self.options = tuple(dict.fromkeys(options))
         self.base = load_config(preset, self.overrides)  # validates the overrides up front
         self.seconds: dict[str, float] = {}
         self.gates: dict[int, dict[str, Any]] = {}  # seed → fraction label → {"val": scores, "gate": verdict}
@@ -166,7 +186,11 @@ class Study:
         self.seconds[what] = self.seconds.get(what, 0.0) + time.perf_counter() - tic
 
     def variants_for(self, fraction: float) -> tuple[str, ...]:
-        return tuple(VARIANTS) if math.isclose(fraction, self.main_fraction) else ("joint",)
+        """The main fraction: Table 7's rows, the control and the opted-in Eq. 4 readings; the other
+        fractions (Figure 7): joint and its own control."""
+        if math.isclose(fraction, self.main_fraction):
+            return (*VARIANTS, *self.options)
+        return ("control", "joint")
 
     def ordered_fractions(self) -> list[float]:
         """The main fraction first: its cells (Tables 2-4 and 7) finish before Figure 7's others."""
@@ -221,7 +245,7 @@ class Study:
         for variant in variants:
             run_out = fdir if variant == "joint" else fdir / variant
             console.rule(f"[bold]{where}[/bold]: joint ({VARIANT_LABELS[variant]}), {label}")
-            extra = [f"data.depth_fraction={fraction}", *inits, *VARIANTS[variant]]
+            extra = [f"data.depth_fraction={fraction}", *inits, *ALL_VARIANTS[variant]]
             self._train(self.config(seed, run_out, extra), "joint", f"joint-{variant}")
             joint_dir = run_out / "joint"
             scores[variant] = _evaluate_cached(joint_dir / "eval-test.json", [joint_dir], data)
@@ -475,10 +499,12 @@ def aggregate_study(per_seed: Mapping[int, Mapping[str, Any]], main_label: str) 
             cells[label][variant] = aggregate_seeds([{k: v[k] for k in keep if k in v} for v in seeds])
     pairs = (("joint", "baseline"), ("control", "baseline"), ("joint", "control"))
     pairs += (("no-e2e", "control"), ("no-ml", "control"))
+    options = [v for v in first.get(main_label, {}) if v in OPTION_VARIANTS]
+    pairs += tuple((v, "control") for v in options) + tuple((v, "joint") for v in options)
     deltas = paired_deltas(per_seed, main_label, pairs)
     for label in first:
-        if label != main_label:
-            deltas |= {f"{k} @ {label}": v for k, v in paired_deltas(per_seed, label, pairs[:1]).items()}
+        if label != main_label:  # Figure 7's other fractions, each with its own control
+            deltas |= {f"{k} @ {label}": v for k, v in paired_deltas(per_seed, label, pairs[:3]).items()}
     class_deltas = paired_class_deltas(per_seed, main_label, "joint", "control")
     return {"cells": cells, "deltas": deltas, "class_deltas": class_deltas}
 
@@ -523,6 +549,19 @@ def study_tables(summary: Mapping[str, Any], arch: str, scheme: str, main_label:
             title="Loss ablation, RGB→depth L1",
         )
     )
+    options = [v for v in OPTION_VARIANTS if v in cells]
+    if options:
+        for task, modality in (("rgb", "RGB"), ("depth", "Depth")):
+            tables.append(
+                ablation_table(
+                    {
+                        f"{name}_{modality} {VARIANT_LABELS[v]}": _task(cells[v], task)
+                        for v in ("control", "joint", *options)
+                        if v in cells
+                    },
+                    title=f"Readings of Eq. 4 (docs/method.md), {modality} mean F1 (%)",
+                )
+            )
     tables.append(fraction_table(summary["curves"], title="Depth-label fraction (Figure 7), mean F1 (%)"))
     rows = [
         [key, *_delta_cells(d, digits=4 if "translation" in key else 2)]
@@ -563,7 +602,11 @@ def fraction_runs(per_seed: Mapping[int, Mapping[str, Any]]) -> dict[str, dict[f
         for label, cells in results.items():
             fraction = float(label.rstrip("%")) / 100.0
             for task, modality in (("rgb", "RGB"), ("depth", "Depth")):
-                for variant, what in (("baseline", "baseline"), ("joint", "+ our method")):
+                for variant, what in (
+                    ("baseline", "baseline"),
+                    ("control", "control"),
+                    ("joint", "+ our method"),
+                ):
                     if task in cells.get(variant, {}):
                         key = f"{modality} {what}"
                         runs.setdefault(key, {}).setdefault(fraction, []).append(cells[variant][task])
@@ -582,11 +625,13 @@ def run_study(
     progress: bool = True,
     gate: bool = True,
     flip: bool = False,
+    options: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Run (or resume) the whole study and write ``study.md``, ``study.json`` and the plots into ``out``.
 
     With ``gate`` (default) it stops with :class:`GateNotMet` at the first cell whose pre-trained parsers
-    miss the competence gate on the val split. ``flip`` adds the left/right-flip diagnostic's arm."""
+    miss the competence gate on the val split. ``flip`` adds the left/right-flip diagnostic's arm;
+    ``options`` names :data:`OPTION_VARIANTS` (readings of Eq. 4) to run against the same control."""
     from faceparse.eval.figures import ablation_plot, fraction_plot, light_plot
     from faceparse.eval.metrics import jsonable
     from faceparse.eval.report import fraction_curves, render_markdown
@@ -594,7 +639,7 @@ def run_study(
 
     if len(seeds) < 1:
         raise ValueError("the study needs at least one seed (3 or more for a standard deviation)")
-    study = Study(out, preset, overrides, fractions, progress=progress, gate=gate)
+    study = Study(out, preset, overrides, fractions, progress=progress, gate=gate, options=options)
     study.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     study.prepare_data(samples, workers)
@@ -625,7 +670,7 @@ def run_study(
         light_plot(study.out / "light.png", summary["light"], title=f"F1 by light level ({len(seeds)} seeds)")
 
     cells = summary["cells"][main_label]
-    order = [v for v in ("baseline", "control", "no-e2e", "no-ml", "joint") if v in cells]
+    order = [v for v in ("baseline", "control", "no-e2e", "no-ml", "joint", *OPTION_VARIANTS) if v in cells]
     for task in ("rgb", "depth"):
         ablation_plot(
             study.out / f"ablation-{task}.png",
@@ -641,6 +686,7 @@ def run_study(
         "preset": str(preset),
         "overrides": list(overrides),
         "seeds": [int(s) for s in seeds],
+        "variants": list(study.options),
         "samples": samples,
         "data": str(study.data_root),
         "size": cfg.data.size,
