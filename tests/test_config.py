@@ -52,7 +52,7 @@ def test_base_yaml_equals_the_dataclass_defaults():
 def test_every_preset_loads(name):
     cfg = load_config(name)
     assert cfg.run.out.startswith("runs/")
-    if name not in ("base", "demo", "study", "synthetic"):
+    if name not in ("base", "demo", "study", "synthetic") and not name.startswith("study-"):
         assert (
             cfg.parsers.iterations == 100_000 and cfg.translator.iterations == 200_000
         )  # the paper's schedule
@@ -68,6 +68,16 @@ def test_presets_are_configs_not_code_branches():
     assert fractions == [0.01, 0.1, 1.0]
     assert load_config("celebamask-eagrnet").model.arch == "eagrnet"
     assert load_config("lapa-eagrnet").data.root.endswith("LaPa-D")
+
+
+def test_study_presets_hold_the_study_design():
+    from faceparse.engine.study import OPTION_VARIANTS
+
+    competent, flip, variants = (load_config(f"study-{n}") for n in ("competent", "flip", "variants"))
+    assert competent.study.gate and competent.study.fractions == [0.01, 0.1, 1.0]
+    assert competent.data.size == load_config("synthetic").data.size  # the recipe's pre-training
+    assert flip.study.flip_diagnostic and flip.study.fractions == [0.1]
+    assert set(variants.study.variants) == set(OPTION_VARIANTS) and len(variants.study.seeds) == 5
 
 
 def test_dotted_overrides_and_types():

@@ -216,8 +216,12 @@ def test_aggregate_tables_and_fraction_curves():
 def test_study_runs_resumes_and_aggregates(tmp_path):
     overrides = ["data.size=32", "data.workers=0", *TINY, "parsers.batch_size=2", "translator.batch_size=2"]
     overrides += ["joint.batch_size=4", "model.generator_ngf=4", "model.discriminator_ndf=4"]
-    kwargs = {"samples": 20, "fractions": (0.1, 1.0), "workers": 1, "progress": False, "gate": False}
-    result = run_study("study", (0, 1), tmp_path, overrides, flip=True, options=["ml-gated"], **kwargs)
+    # the design from the preset's study section (engine.config.StudyConfig), as `faceparse study` reads it
+    overrides += ["study.seeds=[0,1]", "study.samples=20", "study.fractions=[0.1,1.0]", "study.gate=false"]
+    overrides += ["study.flip_diagnostic=true", "study.variants=[ml-gated]"]
+    kwargs = {"workers": 1, "progress": False}
+    result = run_study("study", None, tmp_path, overrides, **kwargs)
+    assert result["seeds"] == [0, 1] and result["samples"] == 20 and result["variants"] == ["ml-gated"]
     assert (tmp_path / "seed-0" / "depth-10" / "eval-val.json").is_file()
     assert (tmp_path / "seed-1" / "depth-100" / "control" / "joint" / "eval-test.json").is_file()
     assert (
@@ -272,6 +276,9 @@ def test_study_cli_stops_at_the_gate(tmp_path):
     ]
     res = CliRunner().invoke(app, [*args, "--workers", "1"])
     assert res.exit_code == 2, res.output
+    helped = " ".join(CliRunner().invoke(app, ["study", "--help"]).output.split())
+    for option in ("--no-gate", "--flip-diagnostic", "--variant", "--fraction", "--seeds", "ml-gated"):
+        assert option in helped
     output = " ".join(res.output.split())  # rich wraps long lines
     assert "miss the competence gate" in output and "RGB parser: mean" in output
     assert not (tmp_path / "seed-0" / "depth-10" / "joint").exists()  # stopped before any joint run

@@ -130,35 +130,43 @@ def study_command(
     ),
     preset: str = typer.Option("study", "--preset", "-p", help="Config preset or YAML file for every run."),
     seeds: list[int] = typer.Option(
-        [0, 1, 2], "--seeds", "-s", help="Seeds (repeat the option: --seeds 0 --seeds 1 --seeds 2)."
+        None, "--seeds", "-s", help="Seeds (repeat: --seeds 0 --seeds 1 --seeds 2). Default: study.seeds."
     ),
     out: Path = typer.Option(Path("runs/study"), "--out", "-o", help="Folder for data, runs and the report."),
     samples: int = typer.Option(
-        600, "--samples", min=10, help="Synthetic samples (when data.root holds none)."
+        None,
+        "--samples",
+        min=10,
+        help="Synthetic samples (when data.root holds none). Default: study.samples.",
     ),
     fractions: list[float] = typer.Option(
-        [0.01, 0.1, 1.0], "--fraction", help="Depth-label fractions for Figure 7 (repeat the option)."
+        None,
+        "--fraction",
+        help="Depth-label fractions for Figure 7, each with its own control (repeat the option). "
+        "Default: study.fractions.",
     ),
     workers: int = typer.Option(None, "--workers", "-w", min=1, help="Processes for data generation."),
-    no_gate: bool = typer.Option(
-        False,
-        "--no-gate",
-        help="Run joint training even when the pre-trained parsers miss the competence gate (val split: "
-        "RGB ≥ 50 F1 on every class and ≥ 70 mean; depth ≥ 50 mean, no class below 20). By default the "
-        "study stops there, naming the failing classes.",
+    gate: bool = typer.Option(
+        None,
+        "--gate/--no-gate",
+        help="Stop unless the pre-trained parsers meet the competence gate on the val split (RGB ≥ 50 F1 on "
+        "every class and ≥ 70 mean; depth ≥ 50 mean, no class below 20), naming the failing classes; "
+        "--no-gate runs anyway and records the verdicts. Default: study.gate (on).",
     ),
     variants: list[str] = typer.Option(
-        [],
+        None,
         "--variant",
         help="Also run a reading of Eq. 4 that the paper leaves open, against the same control (repeat the "
-        "option): ml-probs, ml-kl, ml-gated, ml-confident, ml-warmup, depth-bn-separate (docs/method.md).",
+        "option): ml-probs, ml-kl, ml-gated, ml-confident, ml-warmup, depth-bn-separate (docs/method.md). "
+        "Default: study.variants.",
     ),
     flip_diagnostic: bool = typer.Option(
-        False,
-        "--flip-diagnostic",
+        None,
+        "--flip-diagnostic/--no-flip-diagnostic",
         help="Also pre-train each seed with the reference code's flip (no left/right label swap, FACTS §5), "
         "then run the control and joint phases with the correct flip, and report the change on the six "
-        "left/right classes vs the others in both arms (SCIENCE.md: the paper's largest gain).",
+        "left/right classes vs the others in both arms (SCIENCE.md: the paper's largest gain). "
+        "Default: study.flip_diagnostic.",
     ),
 ) -> None:
     """Does cross-domain mutual learning help? Baseline vs joint vs a same-length control (λ1 = λ2 = 0),
@@ -170,20 +178,18 @@ def study_command(
     from faceparse.engine.loop import TrainingStopped
     from faceparse.engine.study import GateNotMet, run_study
 
-    if len(seeds) < 3:
-        console.print("[yellow]note:[/yellow] fewer than 3 seeds: the standard deviations are not meaningful")
     try:
         result = run_study(
             preset,
-            seeds,
+            seeds or None,
             out,
             list(overrides or []),
             samples=samples,
-            fractions=fractions,
+            fractions=fractions or None,
             workers=workers,
-            gate=not no_gate,
+            gate=gate,
             flip=flip_diagnostic,
-            options=variants,
+            options=variants or None,
         )
     except GateNotMet as e:
         raise fail(e) from None
@@ -192,4 +198,6 @@ def study_command(
     except ValueError as e:
         raise fail(e) from None
     _print_tables(result["tables"])
+    if len(result["seeds"]) < 3:
+        console.print("[yellow]note:[/yellow] fewer than 3 seeds: the standard deviations are not meaningful")
     console.print(f"[green]study done[/green]: {out}/study.md")

@@ -148,6 +148,18 @@ class RunConfig:
 
 
 @dataclass
+class StudyConfig:
+    """``faceparse study``'s design (its CLI options override these): SCIENCE.md §3."""
+
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    fractions: list[float] = field(default_factory=lambda: [0.01, 0.1, 1.0])  # Figure 7
+    samples: int = 600  # synthetic heads generated when data.root holds no dataset
+    variants: list[str] = field(default_factory=list)  # readings of Eq. 4 (engine.study.OPTION_VARIANTS)
+    flip_diagnostic: bool = False  # the left/right-flip arm (engine.study)
+    gate: bool = True  # stop unless the pre-trained parsers meet eval.gate.COMPETENCE on val
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -156,6 +168,7 @@ class Config:
     lambda_l1: float = 100.0  # paper Eq. 1, λ = 100 as in pix2pix
     joint: JointConfig = field(default_factory=JointConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    study: StudyConfig = field(default_factory=StudyConfig)
 
 
 def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> Any:

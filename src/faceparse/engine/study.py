@@ -615,30 +615,40 @@ def fraction_runs(per_seed: Mapping[int, Mapping[str, Any]]) -> dict[str, dict[f
 
 def run_study(
     preset: str | os.PathLike = "study",
-    seeds: Sequence[int] = (0, 1, 2),
+    seeds: Sequence[int] | None = None,
     out: str | os.PathLike = "runs/study",
     overrides: Sequence[str] = (),
     *,
-    samples: int = STUDY_SAMPLES,
-    fractions: Sequence[float] = FRACTIONS,
+    samples: int | None = None,
+    fractions: Sequence[float] | None = None,
     workers: int | None = None,
     progress: bool = True,
-    gate: bool = True,
-    flip: bool = False,
-    options: Sequence[str] = (),
+    gate: bool | None = None,
+    flip: bool | None = None,
+    options: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) the whole study and write ``study.md``, ``study.json`` and the plots into ``out``.
 
-    With ``gate`` (default) it stops with :class:`GateNotMet` at the first cell whose pre-trained parsers
-    miss the competence gate on the val split. ``flip`` adds the left/right-flip diagnostic's arm;
-    ``options`` names :data:`OPTION_VARIANTS` (readings of Eq. 4) to run against the same control."""
+    Arguments left ``None`` come from the preset's ``study:`` section (``engine.config.StudyConfig``).
+    With ``gate`` it stops with :class:`GateNotMet` at the first cell whose pre-trained parsers miss the
+    competence gate on the val split. ``flip`` adds the left/right-flip diagnostic's arm; ``options``
+    names :data:`OPTION_VARIANTS` (readings of Eq. 4) to run against the same control."""
     from faceparse.eval.figures import ablation_plot, fraction_plot, light_plot
     from faceparse.eval.metrics import jsonable
     from faceparse.eval.report import fraction_curves, render_markdown
     from faceparse.utils.io import atomic_write_json, atomic_write_text
 
+    design = load_config(preset, overrides).study
+    seeds = list(design.seeds if seeds is None else seeds)
+    samples = design.samples if samples is None else samples
+    fractions = tuple(design.fractions if fractions is None else fractions)
+    gate = design.gate if gate is None else gate
+    flip = design.flip_diagnostic if flip is None else flip
+    options = tuple(design.variants if options is None else options)
     if len(seeds) < 1:
         raise ValueError("the study needs at least one seed (3 or more for a standard deviation)")
+    if not fractions or not all(0.0 < f <= 1.0 for f in fractions):
+        raise ValueError(f"study fractions must be in (0, 1], got {list(fractions)}")
     study = Study(out, preset, overrides, fractions, progress=progress, gate=gate, options=options)
     study.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
