@@ -168,7 +168,7 @@ def test_a_zero_weight_removes_the_terms_contribution(nets_and_batch, monkeypatc
     no_ml = JointWeights(lambda1=0.0)
     reference, _ = run_step(nets, no_ml, batch)
     real = joint_module.mutual_learning_loss
-    monkeypatch.setattr(joint_module, "mutual_learning_loss", lambda a, b: 1e3 * real(a, b) + 5.0)
+    monkeypatch.setattr(joint_module, "mutual_learning_loss", lambda a, b, *rest: 1e3 * real(a, b) + 5.0)
     perturbed, _ = run_step(nets, no_ml, batch)
     for (role, a), (_, b) in zip(reference.items(), perturbed.items(), strict=True):
         for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
@@ -266,7 +266,7 @@ def test_a_non_finite_term_stops_before_any_update(nets_and_batch, monkeypatch):
     nets, batch = nets_and_batch
     nets = copy.deepcopy(nets)
     before = snapshot(nets)
-    monkeypatch.setattr(joint_module, "mutual_learning_loss", lambda a, b: torch.tensor(float("nan")))
+    monkeypatch.setattr(joint_module, "mutual_learning_loss", lambda *args: torch.tensor(float("nan")))
     with pytest.raises(NonFiniteLoss, match="loss_ml"):
         joint_step(nets, optimizers_for(nets), batch, JointWeights(), parser_loss("bisenet"), plain_backward)
     for role in ("parser_rgb", "parser_depth", "generator"):
