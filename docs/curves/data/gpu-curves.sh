@@ -10,7 +10,7 @@
 # lightning-fabric on PYTHONPATH (the device tool carries them as wheels).
 set -u
 export PYTHONPATH="$PWD/src:${PYTHONPATH:-}" PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1
-fp() { python3 -c 'import sys; from faceparse.cli import main; sys.argv[0] = "faceparse"; main()' "$@"; }
+FP=(python3 -c 'import sys; from faceparse.cli import main; sys.argv[0] = "faceparse"; main()')  # no install
 W=/tmp/w; mkdir -p $W/logs
 LIMIT=${LIMIT:-390}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
@@ -18,8 +18,8 @@ echo "== bench $(date -u +%T)"
 python3 benchmarks/train_step.py --device cuda --size 448 --batch 8 --steps 20 --rounds 3 --threads 4 2>&1 \
   | tee $OUT/bench-448-cuda.md
 echo "== synth $(date -u +%T)"
-timeout 60 python3 -c 'import sys; from faceparse.cli import main; sys.argv[0] = "faceparse"; main()' synth --out $W/synth128 --num 2000 --size 128 --workers 16 > $W/logs/synth128.log 2>&1 &
-timeout 60 python3 -c 'import sys; from faceparse.cli import main; sys.argv[0] = "faceparse"; main()' synth --out $W/synth192 --num 2000 --size 192 --workers 16 > $W/logs/synth192.log 2>&1 &
+timeout 60 "${FP[@]}" synth --out $W/synth128 --num 2000 --size 128 --workers 16 > $W/logs/synth128.log 2>&1 &
+timeout 60 "${FP[@]}" synth --out $W/synth192 --num 2000 --size 192 --workers 16 > $W/logs/synth192.log 2>&1 &
 wait
 tail -n1 $W/logs/synth*.log
 echo "== train $(date -u +%T)"
@@ -27,8 +27,7 @@ run() {  # name stage data size iterations workers
   local name=$1 stage=$2 data=$3 size=$4 its=$5 workers=$6
   local key=parsers.iterations
   [ "$stage" = pretrain-depth ] && key=parsers.depth_iterations
-  timeout $LIMIT python3 -c 'import sys; from faceparse.cli import main; sys.argv[0] = "faceparse"; main()' \
-    train -c synthetic $stage data.root=$W/$data data.size=$size $key=$its data.workers=$workers \
+  timeout $LIMIT "${FP[@]}" train -c synthetic $stage data.root=$W/$data data.size=$size $key=$its data.workers=$workers \
     run.out=$W/runs/$name run.progress=false run.precision=32-true run.eval_every=500 run.ckpt_every=1000 \
     run.accelerator=cuda > $W/logs/$name.log 2>&1
   echo "   $name rc=$? $(date -u +%T)"

@@ -39,6 +39,7 @@ checkpoint.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
@@ -94,21 +95,29 @@ def fraction_dir(fraction: float) -> str:
     return f"depth-{fraction * 100:g}"
 
 
+@functools.cache
+def _light_groups(data: str, split: str) -> dict[str, str] | None:
+    """The split's light levels (read once per study; the dataset does not change), or None without them."""
+    from faceparse.data.format import light_levels
+    from faceparse.utils.io import DataError
+
+    try:
+        return light_levels(data, split)
+    except DataError:
+        return None
+
+
 def _evaluate_cached(
     path: Path, checkpoints: Sequence[Path], data: str, split: str = "test"
 ) -> dict[str, Any]:
     """Evaluate once on ``split``; reuse ``path`` if it was computed from the same checkpoint folders.
     Where the dataset records each sample's light level (synthetic data), the scores of each level are
     added under ``by_group`` (paper §1: RGB suffers in very dark and bright scenes, depth does not)."""
-    from faceparse.data.format import light_levels
     from faceparse.engine.checkpoint import find_checkpoint
     from faceparse.eval.run import evaluate_checkpoint, scores_only
-    from faceparse.utils.io import DataError, atomic_write_json, read_json
+    from faceparse.utils.io import atomic_write_json, read_json
 
-    try:
-        groups: dict[str, str] | None = light_levels(data, split)
-    except DataError:
-        groups = None
+    groups = _light_groups(data, split)
     sources = sorted(str(find_checkpoint(c)) for c in checkpoints)
     if path.is_file():
         cached = read_json(path)
@@ -229,13 +238,7 @@ class Study:
         data = str(self.data_root)
         pretrained = [rgb_dir, fdir / "pretrain-depth", fdir / "pretrain-translator"]
         val = _evaluate_cached(fdir / "eval-val.json", pretrained, data, "val")
-        if gated:
-            self.check_gate(seed, label, val)
-        else:
-            from faceparse.eval.gate import COMPETENCE
-
-            verdict = COMPETENCE.check(val.get("rgb"), val.get("depth"))
-            self.gates.setdefault(seed, {})[f"{label} {FLIP_DIR}"] = {"val": val, "gate": verdict}
+        self.check_gate(seed, label if gated else f"{label} {FLIP_DIR}", val, enforce=gated)
         scores = {"baseline": _evaluate_cached(fdir / "eval-test.json", pretrained, data)}
         inits = [
             f"joint.init_rgb={rgb_dir}",
@@ -251,13 +254,17 @@ class Study:
             scores[variant] = _evaluate_cached(joint_dir / "eval-test.json", [joint_dir], data)
         return scores
 
-    def check_gate(self, seed: int, label: str, val: Mapping[str, Any]) -> dict[str, Any]:
+    def check_gate(
+        self, seed: int, label: str, val: Mapping[str, Any], enforce: bool = True
+    ) -> dict[str, Any]:
         """Record the competence verdict of one cell's pre-trained parsers; raise :class:`GateNotMet` on a
-        miss unless the gate is off."""
+        miss if the gate is on and ``enforce`` (the flip arm's parsers are recorded, never enforced)."""
         from faceparse.eval.gate import COMPETENCE
 
         verdict = COMPETENCE.check(val.get("rgb"), val.get("depth"))
         self.gates.setdefault(seed, {})[label] = {"val": val, "gate": verdict}
+        if not enforce:
+            return verdict
         if verdict["passed"]:
             console.print(
                 f"seed {seed}, {label} depth labels: the pre-trained parsers meet the competence gate"
@@ -345,23 +352,27 @@ def paired_class_deltas(
     for task in ("rgb", "depth"):
         diffs: dict[str, list[float]] = {}
         for results in per_seed.values():
-            runs = results.get(label, {})
-            if a not in runs or b not in runs or task not in runs[a] or task not in runs[b]:
-                continue
-            left, right = runs[a][task]["per_class"], runs[b][task]["per_class"]
-            for name in left:
-                if left[name] is not None and right.get(name) is not None:
-                    diffs.setdefault(name, []).append(float(left[name]) - float(right[name]))
+            for name, diff in _class_diffs(results.get(label, {}), a, b, task).items():
+                diffs.setdefault(name, []).append(diff)
         table[task] = {
             name: {
                 "values": values,
-                "mean": float(np.mean(values)),
-                "std": float(np.std(values, ddof=1)) if len(values) > 1 else math.nan,
+                **_mean_std(values),
                 "improved_in": f"{sum(v > 0 for v in values)}/{len(values)}",
             }
             for name, values in diffs.items()
         }
     return table
+
+
+def _class_diffs(runs: Mapping[str, Any], a: str, b: str, task: str) -> dict[str, float]:
+    """Per-class F1 differences ``a − b`` of one seed's runs for ``task`` (classes scored in both)."""
+    if a not in runs or b not in runs or task not in runs[a] or task not in runs[b]:
+        return {}
+    left, right = runs[a][task]["per_class"], runs[b][task]["per_class"]
+    return {
+        c: float(left[c]) - float(right[c]) for c in left if left[c] is not None and right.get(c) is not None
+    }
 
 
 def flip_diagnostic(
@@ -380,14 +391,7 @@ def flip_diagnostic(
             for task in ("rgb", "depth"):
                 lr, other = [], []
                 for runs in runs_by_seed.values():
-                    if a not in runs or b not in runs or task not in runs[a] or task not in runs[b]:
-                        continue
-                    left, right = runs[a][task]["per_class"], runs[b][task]["per_class"]
-                    diffs = {
-                        c: float(left[c]) - float(right[c])
-                        for c in left
-                        if left[c] is not None and right.get(c) is not None
-                    }
+                    diffs = _class_diffs(runs, a, b, task)
                     lr_values = [d for c, d in diffs.items() if c in LR_CLASSES]
                     other_values = [d for c, d in diffs.items() if c not in LR_CLASSES]
                     if lr_values and other_values:
