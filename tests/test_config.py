@@ -107,6 +107,10 @@ def test_bad_values_are_rejected():
         load_config(None, ["joint.lambda2=-1"])
     with pytest.raises(ValueError, match="key=value"):
         load_config(None, ["joint.lambda2"])
+    with pytest.raises(ValueError, match="data.crop must be at least 16"):
+        load_config(None, ["data.crop=8"])
+    with pytest.raises(ValueError, match="data.crop applies to the bisenet"):
+        load_config(None, ["data.crop=64", "data.augment=eagrnet"])
 
 
 def test_inheritance_chain_and_errors_name_the_file(tmp_path: Path):
@@ -140,6 +144,12 @@ def test_saved_config_round_trips(tmp_path: Path):
     again = load_config(saved)
     assert to_dict(again) == to_dict(cfg)
     assert to_dict(from_dict(to_dict(cfg))) == to_dict(cfg)
+
+
+@pytest.mark.parametrize(("size", "crop", "downs"), [(512, 448, 6), (192, 128, 6), (256, 160, 5), (128, 256, 7)])
+def test_generator_depth_halves_both_the_window_and_the_whole_image(size, crop, downs):
+    cfg = resolve(load_config(None, [f"data.size={size}", f"data.crop={crop}"]), 13)
+    assert cfg.model.generator_num_downs == downs
 
 
 @pytest.mark.parametrize(("size", "downs"), [(512, 8), (256, 8), (448, 6), (128, 7), (64, 6), (96, 5)])

@@ -42,7 +42,11 @@ def test_demo_end_to_end_writes_the_report_and_resumes(tmp_path):
     assert "pretrain-rgb" in saved["checkpoints"]["baseline"]["parser_rgb"]
     assert saved["data"]["test_images"] == 1 and saved["data"]["size"] == 32
     assert (tmp_path / "qualitative.png").stat().st_size > 1000
-    assert "BiSeNet_RGB + our method" in (tmp_path / "report.md").read_text()
+    md = (tmp_path / "report.md").read_text()
+    assert "BiSeNet_RGB + our method" in md
+    # the report describes the preset it ran (quick: whole 32² images, no windows), from the config
+    assert "32² heads, Adam (lr 0.001) for the parsers; iterations: RGB parser 2, depth parser 8" in md
+    assert saved["data"]["crop"] is None
     assert [t.rows[0][0] for t in tables] == ["BiSeNet_RGB", "BiSeNet_Depth", "Pix2Pix"]
 
     # re-running resumes: every stage is already complete, the numbers are identical

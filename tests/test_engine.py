@@ -422,6 +422,25 @@ def test_channels_last_and_authors_optimiser_are_saved_resolved(dataset, tmp_pat
     assert lrs["head_wd"] == pytest.approx(10 * lrs["wd"])  # warm-up scales every group alike
 
 
+def test_data_crop_trains_on_windows_and_validates_on_whole_images(tmp_path):
+    from faceparse.engine import train
+    from faceparse.engine.config import load_config
+    from faceparse.engine.loop import _open_dataset
+    from faceparse.engine.sampling import SeededItems
+
+    root = make_dataset(tmp_path / "data64", size=64)
+    out = tmp_path / "run"
+    overrides = [*tiny_overrides(root, out, iterations=2), "data.size=64", "data.crop=32", "run.eval_every=2"]
+    items = SeededItems(_open_dataset(load_config(None, overrides)))
+    for seed in range(4):
+        sample = items[(0, seed)]
+        assert sample["rgb"].shape[-2:] == (32, 32) and sample["label"].shape == (32, 32)
+    train(None, "pretrain-rgb", overrides=overrides)
+    saved = (out / "pretrain-rgb" / "config.yaml").read_text()
+    assert "crop: 32" in saved and "size: 64" in saved
+    assert len(read_csv(out / "pretrain-rgb" / "val.csv")) == 1  # validation ran on the 64² whole images
+
+
 def test_depth_parser_can_have_its_own_length(dataset, tmp_path):
     from faceparse.engine import train
 

@@ -55,6 +55,9 @@ class DataConfig:
     size: int = 512  # square training crop/resize, pixels
     augment: str = "bisenet"  # transform preset: bisenet | eagrnet | none
     scales: list[float] | None = None  # bisenet preset's zoom choices; None: face-parsing.PyTorch's 0.75-2
+    # bisenet preset's training window, in stored pixels (face-parsing.PyTorch: 448 crops of 512² images,
+    # evaluated whole); None: data.size. Evaluation always resizes the whole image to data.size.
+    crop: int | None = None
     depth_fraction: float = 0.1  # paper §4.1: 10% of the depth+label pairs
     seed: int = 0  # chooses the depth-annotated subset (independent of run.seed)
     workers: int = 2
@@ -240,6 +243,11 @@ def validate(cfg: Config) -> None:
         (0.0 < cfg.data.depth_fraction <= 1.0, "data.depth_fraction must be in (0, 1]"),
         (cfg.data.size >= 16, "data.size must be at least 16"),
         (not cfg.data.scales or min(cfg.data.scales) > 0, "data.scales must be positive zoom factors"),
+        (cfg.data.crop is None or cfg.data.crop >= 16, "data.crop must be at least 16 (or null: data.size)"),
+        (
+            cfg.data.crop is None or cfg.data.augment == "bisenet",
+            "data.crop applies to the bisenet augmentation only (eagrnet fits the whole image to data.size)",
+        ),
         (
             cfg.joint.batch_size >= 2 and cfg.joint.batch_size % 2 == 0,
             "joint.batch_size must be even (half/half)",
@@ -313,8 +321,14 @@ def resolve(cfg: Config, num_classes: int) -> Config:
     if cfg.model.generator_num_downs is None:
         from faceparse.models.pix2pix import num_downs_for  # 8 for ≥256², else the most exact halvings
 
-        cfg.model.generator_num_downs = num_downs_for(cfg.data.size)
+        # the U-Net sees training windows (data.crop) and whole images (data.size): both must halve exactly
+        cfg.model.generator_num_downs = min(num_downs_for(cfg.data.size), num_downs_for(train_window(cfg)))
     return cfg
+
+
+def train_window(cfg: Config) -> int:
+    """The side of the training window: ``data.crop``, or ``data.size`` when unset."""
+    return cfg.data.crop if cfg.data.crop is not None else cfg.data.size
 
 
 def to_yaml(cfg: Config) -> str:

@@ -39,6 +39,7 @@ from faceparse.engine.config import (
     resolve,
     to_dict,
     to_yaml,
+    train_window,
 )
 from faceparse.engine.joint import joint_step
 from faceparse.engine.logging import MetricsLog, StageProgress
@@ -165,7 +166,12 @@ def _open_dataset(cfg: Config) -> Any:
     train_aug = cfg.data.augment != "none"
     preset = cfg.data.augment if train_aug else "bisenet"
     transform = build_transform(
-        preset, cfg.data.size, scheme, train=train_aug, scales=cfg.data.scales, flip_swap=cfg.data.flip_swap
+        preset,
+        train_window(cfg) if train_aug else cfg.data.size,
+        scheme,
+        train=train_aug,
+        scales=cfg.data.scales,
+        flip_swap=cfg.data.flip_swap,
     )
     return FaceParsingDataset(
         cfg.data.root,
