@@ -146,7 +146,9 @@ def test_saved_config_round_trips(tmp_path: Path):
     assert to_dict(from_dict(to_dict(cfg))) == to_dict(cfg)
 
 
-@pytest.mark.parametrize(("size", "crop", "downs"), [(512, 448, 6), (192, 128, 6), (256, 160, 5), (128, 256, 7)])
+@pytest.mark.parametrize(
+    ("size", "crop", "downs"), [(512, 448, 6), (192, 128, 6), (256, 160, 5), (128, 256, 7)]
+)
 def test_generator_depth_halves_both_the_window_and_the_whole_image(size, crop, downs):
     cfg = resolve(load_config(None, [f"data.size={size}", f"data.crop={crop}"]), 13)
     assert cfg.model.generator_num_downs == downs

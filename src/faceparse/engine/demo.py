@@ -142,7 +142,8 @@ def run_demo(
     }
     atomic_write_json(out / "report.json", report)
     atomic_write_text(
-        out / "report.md", evaluation_markdown(joint, baseline, tables) + _gates_note(gates, seconds["total"], cfg)
+        out / "report.md",
+        evaluation_markdown(joint, baseline, tables) + _gates_note(gates, seconds["total"], cfg),
     )
     summary_figure(out / "qualitative.png", joint, baseline, joint["scheme"])
     return report, tables
@@ -155,7 +156,10 @@ def _preset_summary(cfg: Config) -> str:
     window, size = train_window(cfg), cfg.data.size
     data = f"{size}² heads" if window == size else f"{window}² training windows of {size}² heads"
     optim = cfg.parsers.optimizer
-    optim = "the paper's SGD" if optim == "sgd" else f"{optim.capitalize()} (lr {cfg.parsers.lr:g}) for the parsers"
+    if optim == "sgd":
+        optim = "the paper's SGD"
+    else:
+        optim = f"{optim.capitalize()} (lr {cfg.parsers.lr:g}) for the parsers"
     depth_its = cfg.parsers.depth_iterations or cfg.parsers.iterations
     return (
         f"{data}, {optim}; iterations: RGB parser {cfg.parsers.iterations}, depth parser {depth_its}, "
