@@ -52,7 +52,7 @@ def test_base_yaml_equals_the_dataclass_defaults():
 def test_every_preset_loads(name):
     cfg = load_config(name)
     assert cfg.run.out.startswith("runs/")
-    if name not in ("base", "demo", "study", "synthetic") and not name.startswith("study-"):
+    if name not in ("base", "demo", "study", "synthetic", "synthetic-fast") and not name.startswith("study-"):
         assert (
             cfg.parsers.iterations == 100_000 and cfg.translator.iterations == 200_000
         )  # the paper's schedule
@@ -78,6 +78,10 @@ def test_study_presets_hold_the_study_design():
     assert competent.data.size == load_config("synthetic").data.size  # the recipe's pre-training
     assert flip.study.flip_diagnostic and flip.study.fractions == [0.1]
     assert set(variants.study.variants) == set(OPTION_VARIANTS) and len(variants.study.seeds) == 5
+    fast = load_config("study-fast")
+    assert fast.study.gate and fast.study.seeds == competent.study.seeds
+    assert (fast.data.size, fast.data.crop, fast.parsers.optimizer) == (192, 128, "adam")
+    assert competent.parsers.optimizer == "sgd"  # only the fast presets leave the paper's optimiser
 
 
 def test_dotted_overrides_and_types():
