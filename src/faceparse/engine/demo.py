@@ -152,6 +152,7 @@ def run_demo(
 def _preset_summary(cfg: Config) -> str:
     """What the demo trained, read from its config (so the report cannot drift from the preset)."""
     from faceparse.engine.config import train_window
+    from faceparse.engine.loop import stage_plan
 
     window, size = train_window(cfg), cfg.data.size
     data = f"{size}² heads" if window == size else f"{window}² training windows of {size}² heads"
@@ -160,11 +161,11 @@ def _preset_summary(cfg: Config) -> str:
         optim = "the paper's SGD"
     else:
         optim = f"{optim.capitalize()} (lr {cfg.parsers.lr:g}) for the parsers"
-    depth_its = cfg.parsers.depth_iterations or cfg.parsers.iterations
-    return (
-        f"{data}, {optim}; iterations: RGB parser {cfg.parsers.iterations}, depth parser {depth_its}, "
-        f"translator {cfg.translator.iterations}, joint {cfg.joint.iterations}"
+    names = ("RGB parser", "depth parser", "translator", "joint")
+    lengths = ", ".join(
+        f"{name} {stage_plan(cfg, stage).iterations}" for name, stage in zip(names, STAGES, strict=True)
     )
+    return f"{data}, {optim}; iterations: {lengths}"
 
 
 def _gates_note(gates: dict[str, Any], total_s: float, cfg: Config) -> str:
