@@ -18,6 +18,7 @@ from faceparse.engine.study import (
     flip_diagnostic,
     flip_table,
     fraction_runs,
+    gate_tables,
     light_rows,
     light_table,
     paired_class_deltas,
@@ -190,6 +191,21 @@ def test_competence_gate_stops_the_study_naming_what_failed(tmp_path):
     assert not verdict["passed"] and verdict["depth"]["failures"] == ["mean 40.0 < 50"]
     assert lenient.gates[2]["10%"]["val"]["rgb"]["mean_f1"] == 53.8
     assert set(study.gates) == {0, 1}
+
+
+def test_competence_gate_enforces_only_the_rgb_half_away_from_the_main_fraction(tmp_path):
+    study = Study(tmp_path, "study", progress=False)
+    weak_depth = _val(75.0, 55.0, 31.0)  # a depth parser trained on 1 % of the labels
+    with pytest.raises(GateNotMet, match="depth parser: mean 31.0 < 50"):
+        study.check_gate(0, "10%", weak_depth)  # the main fraction: the whole gate
+    verdict = study.check_gate(0, "1%", weak_depth, depth=False)
+    assert not verdict["passed"] and verdict["depth"]["enforced"] is False
+    with pytest.raises(GateNotMet) as info:  # the RGB half still stops the study
+        study.check_gate(0, "1%", _val(53.8, 16.8, 31.0), depth=False)
+    assert "RGB parser: mean 53.8 < 70" in str(info.value) and "depth parser" not in str(info.value)
+    text = "\n".join(t.markdown() for t in gate_tables(study.gates, "celebamask13"))
+    assert "fails: mean 31.0 < 50 (recorded, not enforced: a Figure 7 fraction)" in text
+    assert "| seed 0, 10% | depth | mean ≥ 50, every class ≥ 20 | fails: mean 31.0 < 50 |" in text
 
 
 def test_aggregate_tables_and_fraction_curves():

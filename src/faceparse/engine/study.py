@@ -238,7 +238,8 @@ class Study:
         data = str(self.data_root)
         pretrained = [rgb_dir, fdir / "pretrain-depth", fdir / "pretrain-translator"]
         val = _evaluate_cached(fdir / "eval-val.json", pretrained, data, "val")
-        self.check_gate(seed, label if gated else f"{label} {FLIP_DIR}", val, enforce=gated)
+        main = math.isclose(fraction, self.main_fraction)
+        self.check_gate(seed, label if gated else f"{label} {FLIP_DIR}", val, enforce=gated, depth=main)
         scores = {"baseline": _evaluate_cached(fdir / "eval-test.json", pretrained, data)}
         inits = [
             f"joint.init_rgb={rgb_dir}",
@@ -255,24 +256,35 @@ class Study:
         return scores
 
     def check_gate(
-        self, seed: int, label: str, val: Mapping[str, Any], enforce: bool = True
+        self, seed: int, label: str, val: Mapping[str, Any], enforce: bool = True, depth: bool = True
     ) -> dict[str, Any]:
         """Record the competence verdict of one cell's pre-trained parsers; raise :class:`GateNotMet` on a
-        miss if the gate is on and ``enforce`` (the flip arm's parsers are recorded, never enforced)."""
+        miss if the gate is on and ``enforce`` (the flip arm's parsers are recorded, never enforced).
+
+        ``depth=False`` (Figure 7's fractions other than the main one) enforces the RGB half only and
+        records the depth parser's verdict: a depth parser trained on 1 % of the labels is weak by design,
+        and how the method behaves with it is what Figure 7 asks (docs/method.md, "The study's competence
+        gate")."""
         from faceparse.eval.gate import COMPETENCE
 
         verdict = COMPETENCE.check(val.get("rgb"), val.get("depth"))
+        verdict["depth"]["enforced"] = depth
         self.gates.setdefault(seed, {})[label] = {"val": val, "gate": verdict}
         if not enforce:
             return verdict
-        if verdict["passed"]:
-            console.print(
-                f"seed {seed}, {label} depth labels: the pre-trained parsers meet the competence gate"
-            )
+        tasks = (("rgb", "RGB"), ("depth", "depth")) if depth else (("rgb", "RGB"),)
+        if all(verdict[task]["passed"] for task, _ in tasks):
+            what = "meet the competence gate" if depth else "meet the RGB half of the competence gate"
+            console.print(f"seed {seed}, {label} depth labels: the pre-trained parsers {what}")
+            if not depth and not verdict["depth"]["passed"]:
+                console.print(
+                    f"seed {seed}, {label} depth labels: the depth parser misses its half (recorded, not "
+                    f"enforced away from the main fraction): {', '.join(verdict['depth']['failures'])}"
+                )
             return verdict
         failed = "; ".join(
             f"{name} parser: " + ", ".join(verdict[task]["failures"])
-            for task, name in (("rgb", "RGB"), ("depth", "depth"))
+            for task, name in tasks
             if not verdict[task]["passed"]
         )
         message = (
@@ -298,6 +310,8 @@ def gate_tables(gates: Mapping[int, Mapping[str, Any]], scheme: str) -> list:
                 rows[f"seed {seed}, {label}: {name} parser"] = entry["val"].get(task)
                 gate = entry["gate"][task]
                 verdict = "passes" if gate["passed"] else "fails: " + "; ".join(gate["failures"])
+                if not gate.get("enforced", True):
+                    verdict += " (recorded, not enforced: a Figure 7 fraction)"
                 verdicts.append([f"seed {seed}, {label}", name, gate["thresholds"], verdict])
     title = "Competence gate: pre-trained parsers on the val split, F1 (%)"
     return [
