@@ -21,8 +21,7 @@ from faceparse.models.pretrained import (
 )
 from faceparse.models.resnet import ResNet18Trunk
 from faceparse.utils.io import DataError, read_json
-
-REFERENCE_TSV = Path(__file__).resolve().parents[2] / "shared" / "reference" / "bisenet19_state_dict.tsv"
+from tiny import read_layout
 
 
 def small_bisenet(seed: int = 0, **kwargs) -> BiSeNet:
@@ -291,14 +290,9 @@ def test_imagenet_loader_errors_name_the_file(tmp_path):
 
 def synthetic_fpt_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     """Random tensors in the exact layout of the released 79999_iter.pth (read from the reference TSV)."""
-    if not REFERENCE_TSV.is_file():
-        pytest.skip(f"{REFERENCE_TSV} not available")
     g = torch.Generator().manual_seed(1)
     state = {}
-    for line in REFERENCE_TSV.read_text().splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
-        key, shape, dtype = line.split("\t")
+    for key, shape, dtype in read_layout("bisenet19_state_dict.tsv"):
         dims = () if shape == "scalar" else tuple(int(s) for s in shape.split("x"))
         if dtype == "int64":
             state[key] = torch.tensor(80000, dtype=torch.int64)

@@ -14,26 +14,17 @@ from faceparse.data.dataset import FaceParsingDataset, depth_subset, depth_subse
 from faceparse.data.format import DatasetInfo, DepthInfo, read_depth, write_info, write_sample, write_split
 from faceparse.data.transforms import build_transform
 from faceparse.utils.io import DataError
+from tiny import noise_dataset, noise_sample
 
 H, W = 20, 24
 
 
-def _sample(i: int) -> dict:
-    rng = np.random.default_rng(i)
-    label = rng.integers(0, 13, (H, W)).astype(np.uint8)
-    label[0, 0] = 255
-    depth = np.where(label > 0, rng.uniform(0.3, 1.0, (H, W)), 0.0).astype(np.float32)
-    return {"rgb": rng.integers(0, 256, (H, W, 3), dtype=np.uint8), "depth": depth, "label": label}
-
-
 def make_dataset(root: Path, n: int = 10, splits: dict[str, slice] | None = None) -> list[str]:
-    ids = [f"{i:04d}" for i in range(n)]
-    for i, sid in enumerate(ids):
-        write_sample(root, sid, **_sample(i))
-    for split, part in (splits or {"train": slice(0, n)}).items():
-        write_split(root, split, ids[part])
-    write_info(root, DatasetInfo(name=root.name, scheme="celebamask13"))
-    return ids
+    return noise_dataset(root, n, (H, W), splits)
+
+
+def _sample(i: int) -> dict:
+    return noise_sample(i, (H, W))
 
 
 # --- the depth subset -----------------------------------------------------------------------------

@@ -54,13 +54,12 @@ def _free_port() -> int:
 @pytest.mark.slow
 @pytest.mark.ddp
 def test_two_ranks_stay_in_sync(tmp_path: Path):
-    sys.path.insert(0, str(Path(__file__).parent))
-    from test_resume import fake_pretrained, make_dataset, overrides
+    from tiny import disc_dataset, fake_pretrained, joint_overrides
 
-    root = make_dataset(tmp_path / "data")
-    pretrained = fake_pretrained(tmp_path / "pretrained", root)
+    root = disc_dataset(tmp_path / "data", n=8, splits={"train": slice(0, 8)})
+    pretrained = fake_pretrained(tmp_path / "pretrained", joint_overrides(root, tmp_path, tmp_path))
     args = [
-        *overrides(root, tmp_path / "run", pretrained),
+        *joint_overrides(root, tmp_path / "run", pretrained),
         "run.devices=2",
         "run.strategy=ddp",
         "joint.iterations=3",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import math
 import warnings
-from pathlib import Path
 
 import pytest
 import torch
@@ -23,9 +22,7 @@ from faceparse.models.eagrnet import (
     output_size,
     remap_reference_state_dict,
 )
-
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-REFERENCE_TSV = SHARED / "reference" / "eagrnet11_state_dict.tsv"
+from tiny import read_layout
 
 
 @pytest.fixture(scope="module")
@@ -35,13 +32,8 @@ def model() -> EAGRNet:
 
 
 def reference_layout() -> list[tuple[str, tuple[int, ...]]]:
-    if not REFERENCE_TSV.is_file():
-        pytest.skip(f"reference layout not available: {REFERENCE_TSV}")
     layout = []
-    for line in REFERENCE_TSV.read_text().splitlines():
-        if not line or line.startswith("#"):
-            continue
-        key, shape, dtype = line.split("\t")
+    for key, shape, dtype in read_layout("eagrnet11_state_dict.tsv"):
         assert dtype == "float32"
         layout.append((key, tuple(int(n) for n in shape.split("x"))))
     return layout

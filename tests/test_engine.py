@@ -6,12 +6,10 @@ import copy
 import csv
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
 
-from faceparse.data.format import DatasetInfo, write_info, write_sample, write_split
 from faceparse.data.normalize import depth_for_network
 from faceparse.engine import joint as joint_module
 from faceparse.engine.joint import joint_step
@@ -19,65 +17,7 @@ from faceparse.engine.networks import Networks, Optimizers
 from faceparse.engine.pretrain import NonFiniteLoss, discriminator_step, plain_backward
 from faceparse.losses import JointWeights, parser_loss
 from faceparse.models import build_model
-
-SIZE, CLASSES = 32, 13
-
-
-def make_dataset(root: Path, n: int = 10, size: int = SIZE, seed: int = 0) -> Path:
-    """A tiny RGB-D dataset in the faceparse format: discs with a few parts, depth = a dome."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:size, :size]
-    ids = []
-    for i in range(n):
-        cx, cy = rng.uniform(0.35, 0.65, 2) * size
-        r = rng.uniform(0.2, 0.3) * size
-        d = np.hypot(xx - cx, yy - cy)
-        label = np.zeros((size, size), np.uint8)
-        label[d < r] = 1
-        label[d < 0.4 * r] = 8
-        label[(d < r) & (yy < cy - 0.5 * r)] = 12
-        rgb = rng.uniform(0, 40, (size, size, 3)) + label[..., None] * np.array([15, 9, 5])
-        depth = np.where(d < r, 0.5 + 0.5 * np.sqrt(np.clip(1 - (d / r) ** 2, 0, 1)), 0)
-        sid = f"s{i:03d}"
-        write_sample(
-            root, sid, rgb=rgb.clip(0, 255).astype(np.uint8), depth=depth.astype(np.float32), label=label
-        )
-        ids.append(sid)
-    write_info(root, DatasetInfo(name="tiny", scheme="celebamask13", image_size=[size, size]))
-    write_split(root, "train", ids[:-2])
-    write_split(root, "val", ids[-2:])
-    return root
-
-
-def tiny_overrides(root: Path, out: Path, iterations: int = 2) -> list[str]:
-    return [
-        f"data.root={root}",
-        f"data.size={SIZE}",
-        "data.workers=0",
-        "data.depth_fraction=0.5",
-        "model.generator_ngf=4",
-        "model.discriminator_ndf=4",
-        f"parsers.iterations={iterations}",
-        "parsers.batch_size=2",
-        f"translator.iterations={iterations}",
-        "translator.batch_size=2",
-        f"joint.iterations={iterations}",
-        "joint.batch_size=4",
-        f"run.out={out}",
-        "run.accelerator=cpu",
-        "run.log_every=1",
-        "run.progress=false",
-    ]
-
-
-def tiny_networks(seed: int = 0) -> Networks:
-    torch.manual_seed(seed)
-    return Networks(
-        parser_rgb=build_model("bisenet", num_classes=CLASSES, in_channels=3),
-        parser_depth=build_model("bisenet", num_classes=CLASSES, in_channels=1),
-        generator=build_model("unet_generator", num_downs=5, ngf=4),
-        discriminator=build_model("pixel_discriminator", in_channels=4, ndf=4),
-    )
+from tiny import CLASSES, SIZE, disc_dataset, tiny_networks, tiny_overrides
 
 
 def optimizers_for(nets: Networks) -> Optimizers:
@@ -123,7 +63,9 @@ def run_step(nets: Networks, weights: JointWeights, batch: dict) -> tuple[Networ
 def test_joint_step_updates_every_network(nets_and_batch):
     nets, batch = nets_and_batch
     before = snapshot(nets)
-    updated, terms = run_step(nets, JointWeights(), batch)
+    # five distinct λ: a swapped pair (say λ3 ↔ λ4) changes the total and fails the mirror below
+    w = JointWeights(lambda1=0.7, lambda2=1.3, lambda3=0.4, lambda4=0.9, lambda5=1.7)
+    updated, terms = run_step(nets, w, batch)
     for role, module in updated.items():
         assert changed(before[role], module), f"{role} was not updated"
     assert set(terms) >= {
@@ -135,7 +77,6 @@ def test_joint_step_updates_every_network(nets_and_batch):
         "loss_dt",
         "loss_d",
     }
-    w = JointWeights()
     total = (
         w.lambda1 * terms["loss_ml"]
         + w.lambda2 * terms["loss_e2e"]
@@ -278,12 +219,7 @@ def read_csv(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> Path:
-    return make_dataset(tmp_path_factory.mktemp("data") / "tiny")
-
-
-def test_nan_guard_stops_the_run_and_keeps_the_last_good_checkpoint(dataset, tmp_path, monkeypatch):
+def test_nan_guard_stops_the_run_and_keeps_the_last_good_checkpoint(tiny_data, tmp_path, monkeypatch):
     import faceparse.losses
     from faceparse.engine import train
     from faceparse.engine.checkpoint import latest_checkpoint
@@ -298,20 +234,20 @@ def test_nan_guard_stops_the_run_and_keeps_the_last_good_checkpoint(dataset, tmp
         return loss * float("inf") if calls["n"] == 3 else loss
 
     monkeypatch.setattr(faceparse.losses, "parser_loss", lambda arch: exploding)
-    overrides = [*tiny_overrides(dataset, tmp_path / "run"), "parsers.iterations=4", "run.ckpt_every=2"]
+    overrides = [*tiny_overrides(tiny_data, tmp_path / "run"), "parsers.iterations=4", "run.ckpt_every=2"]
     with pytest.raises(TrainingStopped, match=r"'loss_cls_rgb' became .* at iteration 3") as info:
         train(None, "pretrain-rgb", overrides=overrides)
     assert "iter-0000002" in str(info.value)
     assert latest_checkpoint(tmp_path / "run" / "pretrain-rgb").name == "iter-0000002"
 
 
-def test_train_all_end_to_end_through_the_cli(dataset, tmp_path):
+def test_train_all_end_to_end_through_the_cli(tiny_data, tmp_path):
     from faceparse.cli import app
     from faceparse.engine import load_checkpoint
 
     out = tmp_path / "run"
     runner = CliRunner()
-    result = runner.invoke(app, ["train", "all", *tiny_overrides(dataset, out, iterations=1)])
+    result = runner.invoke(app, ["train", "all", *tiny_overrides(tiny_data, out, iterations=1)])
     assert result.exit_code == 0, result.output
     for stage in ("pretrain-rgb", "pretrain-depth", "pretrain-translator", "joint"):
         assert (out / stage / "config.yaml").is_file()
@@ -332,9 +268,9 @@ def test_train_all_end_to_end_through_the_cli(dataset, tmp_path):
     logits = networks["parser_depth"](torch.zeros(1, 1, SIZE, SIZE))[0]
     assert logits.shape == (1, CLASSES, SIZE, SIZE)
 
-    again = runner.invoke(app, ["train", "joint", *tiny_overrides(dataset, out, iterations=1)])
+    again = runner.invoke(app, ["train", "joint", *tiny_overrides(tiny_data, out, iterations=1)])
     assert again.exit_code == 2 and "--resume" in again.output
-    resumed = runner.invoke(app, ["train", "all", "--resume", *tiny_overrides(dataset, out, iterations=1)])
+    resumed = runner.invoke(app, ["train", "all", "--resume", *tiny_overrides(tiny_data, out, iterations=1)])
     assert resumed.exit_code == 0 and "already complete" in resumed.output
 
 
@@ -365,15 +301,15 @@ def test_joint_step_with_eagrnet_parsers():
 
 
 @pytest.mark.slow
-def test_bf16_mixed_precision_runs(dataset, tmp_path):
+def test_bf16_mixed_precision_runs(tiny_data, tmp_path):
     from faceparse.engine import train
 
-    overrides = [*tiny_overrides(dataset, tmp_path / "run", iterations=2), "run.precision=bf16-mixed"]
+    overrides = [*tiny_overrides(tiny_data, tmp_path / "run", iterations=2), "run.precision=bf16-mixed"]
     last = train(None, "pretrain-translator", overrides=overrides)
     assert last.name == "iter-0000002"
 
 
-def test_validation_during_training_writes_val_csv_and_resumes(dataset, tmp_path):
+def test_validation_during_training_writes_val_csv_and_resumes(tiny_data, tmp_path):
     """run.eval_every: per-class val F1 and the stage's training seconds in <stage>/val.csv; a resumed run
     keeps its clock and its rows, as one uninterrupted run would."""
     from faceparse.engine import train
@@ -381,8 +317,8 @@ def test_validation_during_training_writes_val_csv_and_resumes(dataset, tmp_path
 
     out = tmp_path / "run"
     extra = ["run.eval_every=2", "run.ckpt_every=2"]
-    overrides = [*tiny_overrides(dataset, out, iterations=4), *extra]
-    train(None, "pretrain-rgb", overrides=[*tiny_overrides(dataset, out, iterations=2), *extra])
+    overrides = [*tiny_overrides(tiny_data, out, iterations=4), *extra]
+    train(None, "pretrain-rgb", overrides=[*tiny_overrides(tiny_data, out, iterations=2), *extra])
     rows = read_csv(out / "pretrain-rgb" / "val.csv")
     assert [int(r["iteration"]) for r in rows] == [2]
     first_clock = float(rows[0]["train_s"])
@@ -401,13 +337,13 @@ def test_validation_during_training_writes_val_csv_and_resumes(dataset, tmp_path
     assert {"translation_l1", "translation_l1_fg"} <= set(rows[0]) and "rgb_mean_f1" not in rows[0]
 
 
-def test_channels_last_and_authors_optimiser_are_saved_resolved(dataset, tmp_path):
+def test_channels_last_and_authors_optimiser_are_saved_resolved(tiny_data, tmp_path):
     from faceparse.engine import train
     from faceparse.engine.checkpoint import latest_checkpoint, read_state
 
     out = tmp_path / "run"
     overrides = [
-        *tiny_overrides(dataset, out, iterations=1),
+        *tiny_overrides(tiny_data, out, iterations=1),
         "parsers.warmup_iters=3",
         "run.channels_last=true",
     ]
@@ -428,7 +364,7 @@ def test_data_crop_trains_on_windows_and_validates_on_whole_images(tmp_path):
     from faceparse.engine.loop import _open_dataset
     from faceparse.engine.sampling import SeededItems
 
-    root = make_dataset(tmp_path / "data64", size=64)
+    root = disc_dataset(tmp_path / "data64", size=64)
     out = tmp_path / "run"
     overrides = [*tiny_overrides(root, out, iterations=2), "data.size=64", "data.crop=32", "run.eval_every=2"]
     items = SeededItems(_open_dataset(load_config(None, overrides)))
@@ -441,10 +377,10 @@ def test_data_crop_trains_on_windows_and_validates_on_whole_images(tmp_path):
     assert len(read_csv(out / "pretrain-rgb" / "val.csv")) == 1  # validation ran on the 64² whole images
 
 
-def test_depth_parser_can_have_its_own_length(dataset, tmp_path):
+def test_depth_parser_can_have_its_own_length(tiny_data, tmp_path):
     from faceparse.engine import train
 
     out = tmp_path / "run"
-    overrides = [*tiny_overrides(dataset, out, iterations=2), "parsers.depth_iterations=1"]
+    overrides = [*tiny_overrides(tiny_data, out, iterations=2), "parsers.depth_iterations=1"]
     assert train(None, "pretrain-depth", overrides=overrides).name == "iter-0000001"
     assert train(None, "pretrain-rgb", overrides=overrides).name == "iter-0000002"

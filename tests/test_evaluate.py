@@ -13,13 +13,9 @@ from torch import nn
 from typer.testing import CliRunner
 
 from faceparse.data.format import (
-    DatasetInfo,
     read_depth,
     read_label,
     read_rgb,
-    write_info,
-    write_sample,
-    write_split,
 )
 from faceparse.data.normalize import depth_for_network, depth_from_network, rgb_for_generator, rgb_for_parser
 from faceparse.data.transforms import build_transform
@@ -31,40 +27,17 @@ from faceparse.eval.run import checkpoint_paths, evaluate_checkpoint, evaluate_n
 from faceparse.labels import get_scheme
 from faceparse.losses import main_logits
 from faceparse.utils.io import DataError
+from tiny import disc_dataset
 
 NET_SIZE, LABEL_SIZE, CLASSES = 32, 40, 13
 SCHEME = get_scheme("celebamask13")
 
 
 def make_dataset(root: Path, n: int = 8) -> Path:
-    """Discs with skin / nose / hair at 40² (labels larger than the 32² network input); s001, s004 have
-    no depth."""
-    rng = np.random.default_rng(0)
-    size = LABEL_SIZE
-    yy, xx = np.mgrid[:size, :size]
-    ids = []
-    for i in range(n):
-        cx, cy = rng.uniform(0.4, 0.6, 2) * size
-        r = rng.uniform(0.25, 0.35) * size
-        d = np.hypot(xx - cx, yy - cy)
-        label = np.zeros((size, size), np.uint8)
-        label[d < r] = 1
-        label[d < 0.3 * r] = 8
-        label[(d < r) & (yy < cy - 0.5 * r)] = 12
-        label[0, :3] = 255  # a few ignored pixels
-        rgb = (rng.uniform(0, 60, (size, size, 3)) + label[..., None] % 100 * np.array([14, 8, 4])).clip(
-            0, 255
-        )
-        depth = np.where(d < r, 0.4 + 0.6 * np.sqrt(np.clip(1 - (d / r) ** 2, 0, 1)), 0).astype(np.float32)
-        sid = f"s{i:03d}"
-        write_sample(root, sid, rgb=rgb.astype(np.uint8), depth=None if i in (1, 4) else depth, label=label)
-        ids.append(sid)
-    info = DatasetInfo(name="tiny", scheme="celebamask13", image_size=[size, size])
-    info.depth.coverage = "partial"
-    write_info(root, info)
-    write_split(root, "train", ids)
-    write_split(root, "test", ids[:6])
-    return root
+    """Discs at 40² (labels larger than the 32² network input), 3 ignored pixels per label, s001 and s004
+    without depth; ``train`` holds every sample, ``test`` the first six."""
+    splits = {"train": slice(0, n), "test": slice(0, 6)}
+    return disc_dataset(root, n, LABEL_SIZE, missing_depth=(1, 4), ignored=3, splits=splits)
 
 
 def make_run(root: Path, data: Path, seed: int = 0, arch: str = "bisenet") -> Path:

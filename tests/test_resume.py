@@ -5,79 +5,22 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from faceparse.data.format import DatasetInfo, write_info, write_sample, write_split
 from faceparse.engine import checkpoint as ckpt
 from faceparse.engine import loop
-from faceparse.engine.config import load_config, resolve
 from faceparse.engine.loop import TrainingStopped, train
-from faceparse.engine.networks import network_specs
 from faceparse.engine.sampling import IterationBatches, Pool
-
-SIZE = 32
-ROLES = ("parser_rgb", "parser_depth", "generator", "discriminator")
-
-
-def make_dataset(root: Path, n: int = 8, size: int = SIZE) -> Path:
-    rng = np.random.default_rng(1)
-    ids = []
-    for i in range(n):
-        label = rng.integers(0, 13, (size, size), dtype=np.uint8)
-        rgb = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
-        depth = rng.uniform(0, 1, (size, size)).astype(np.float32)
-        write_sample(root, f"s{i}", rgb=rgb, depth=depth, label=label)
-        ids.append(f"s{i}")
-    write_info(root, DatasetInfo(name="tiny", scheme="celebamask13"))
-    write_split(root, "train", ids)
-    return root
-
-
-def overrides(root: Path, out: Path, pretrained: Path) -> list[str]:
-    return [
-        f"data.root={root}",
-        f"data.size={SIZE}",
-        "data.workers=0",
-        "data.depth_fraction=0.5",
-        "model.generator_ngf=4",
-        "model.discriminator_ndf=4",
-        "joint.iterations=2",
-        "joint.batch_size=4",
-        f"joint.init_rgb={pretrained / 'pretrain-rgb'}",
-        f"joint.init_depth={pretrained / 'pretrain-depth'}",
-        f"joint.init_translator={pretrained / 'pretrain-translator'}",
-        f"run.out={out}",
-        "run.accelerator=cpu",
-        "run.log_every=1",
-        "run.ckpt_every=100",
-        "run.progress=false",
-    ]
-
-
-def fake_pretrained(out: Path, root: Path) -> Path:
-    """Randomly initialised 'pre-trained' checkpoints: resume does not care how they were trained."""
-    cfg = resolve(load_config(None, overrides(root, out, out)), num_classes=13)
-    specs = network_specs(cfg)
-    torch.manual_seed(0)
-    for stage, roles in (
-        ("pretrain-rgb", ROLES[:1]),
-        ("pretrain-depth", ROLES[1:2]),
-        ("pretrain-translator", ROLES[2:]),
-    ):
-        nets = {role: specs[role].build() for role in roles}
-        meta = {"stage": stage, "networks": {role: specs[role].to_json() for role in roles}}
-        ckpt.save_checkpoint(out / stage / ckpt.CHECKPOINT_DIR, 1, nets, {}, meta)
-    return out
+from tiny import ROLES, disc_dataset, fake_pretrained, joint_overrides
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     base = tmp_path_factory.mktemp("resume")
-    root = make_dataset(base / "data")
-    return root, fake_pretrained(base / "pretrained", root)
+    root = disc_dataset(base / "data", n=8, splits={"train": slice(0, 8)})
+    return root, fake_pretrained(base / "pretrained", joint_overrides(root, base, base))
 
 
 def weights(checkpoint: Path) -> dict[str, dict[str, torch.Tensor]]:
@@ -86,7 +29,7 @@ def weights(checkpoint: Path) -> dict[str, dict[str, torch.Tensor]]:
 
 def test_interrupted_then_resumed_equals_uninterrupted(setup, tmp_path, monkeypatch):
     root, pretrained = setup
-    straight = train(None, "joint", overrides=overrides(root, tmp_path / "a", pretrained))
+    straight = train(None, "joint", overrides=joint_overrides(root, tmp_path / "a", pretrained))
     assert straight.name == "iter-0000002"
 
     real_step = loop.joint_step
@@ -101,11 +44,11 @@ def test_interrupted_then_resumed_equals_uninterrupted(setup, tmp_path, monkeypa
 
     monkeypatch.setattr(loop, "joint_step", step_then_sigterm)
     with pytest.raises(TrainingStopped, match="interrupted at iteration 1"):
-        train(None, "joint", overrides=overrides(root, tmp_path / "b", pretrained))
+        train(None, "joint", overrides=joint_overrides(root, tmp_path / "b", pretrained))
     monkeypatch.undo()
     assert ckpt.latest_checkpoint(tmp_path / "b" / "joint").name == "iter-0000001"  # saved on the way out
 
-    resumed = train(None, "joint", resume=True, overrides=overrides(root, tmp_path / "b", pretrained))
+    resumed = train(None, "joint", resume=True, overrides=joint_overrides(root, tmp_path / "b", pretrained))
     assert resumed.name == "iter-0000002"
     a, b = weights(straight), weights(resumed)
     for role in ROLES:
