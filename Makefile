@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.faceparse-installed
 OUT    ?= out/demo
 
-.PHONY: venv demo test test-slow lint format bench depth-extra clean
+.PHONY: venv demo test pytest test-slow lint typecheck format bench depth-extra clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,8 +22,10 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/faceparse demo --out $(OUT)
 
-# The fast suite plus the 2-process DDP test (about 15 s).
-test: $(STAMP)
+# What CI runs (.ci/run): lint, the type checker, then the fast suite plus the 2-process DDP test.
+test: lint typecheck pytest
+
+pytest: $(STAMP)
 	$(PY) -m pytest -q -m "not slow or ddp"
 
 test-slow: $(STAMP)
@@ -32,6 +34,10 @@ test-slow: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
+
+# mypy, configured in pyproject.toml ([tool.mypy]): the package ships py.typed, so its types must hold.
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format src tests benchmarks

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -82,7 +83,10 @@ class CheckReport:
 
     def _sum(self, table: dict[str, np.ndarray], split: str | None) -> np.ndarray:
         rows = [table[split]] if split is not None else list(table.values())
-        return np.sum(rows, axis=0, dtype=np.int64) if rows else np.zeros(256, np.int64)
+        if not rows:
+            return np.zeros(256, np.int64)
+        # numpy's stubs allow a scalar result; the axis-0 sum of (256,) histograms is a (256,) array
+        return cast(np.ndarray, np.sum(rows, axis=0, dtype=np.int64))
 
     def class_pixels(self, split: str | None = None) -> np.ndarray:
         """(num_classes,) labelled pixels per class, for one split or all (None)."""
@@ -202,19 +206,20 @@ class _Checker:
         self, present: dict[str, Path | None], sizes: dict[str, tuple[int, int]]
     ) -> list[Problem]:
         problems = []
+        located = {kind: path for kind, path in present.items() if path is not None}  # all kinds in sizes
         ref = "rgb" if "rgb" in sizes else "label"
         for kind in ("label", "depth"):
             if kind != ref and kind in sizes and ref in sizes and sizes[kind] != sizes[ref]:
                 problems.append(
                     Problem(
-                        present[kind],
-                        f"size {_wh(sizes[kind])} differs from {ref} {_wh(sizes[ref])} ({present[ref]})",
+                        located[kind],
+                        f"size {_wh(sizes[kind])} differs from {ref} {_wh(sizes[ref])} ({located[ref]})",
                     )
                 )
         if self.image_size is not None and ref in sizes and sizes[ref] != self.image_size:
             problems.append(
                 Problem(
-                    present[ref],
+                    located[ref],
                     f"size {_wh(sizes[ref])} differs from dataset.json image_size {_wh(self.image_size)}",
                 )
             )

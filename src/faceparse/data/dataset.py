@@ -145,12 +145,13 @@ class FaceParsingDataset(Dataset):
                 paths.label,
                 f"label size {label.shape[::-1]} differs from rgb {rgb.shape[1::-1]} ({paths.rgb})",
             )
-        has_depth = paths.id in self.depth_ids and paths.depth is not None
-        if has_depth:
-            depth = read_depth(paths.depth)  # (H, W) float32 nearness
+        depth_path = paths.depth if paths.id in self.depth_ids else None
+        has_depth = depth_path is not None
+        if depth_path is not None:
+            depth = read_depth(depth_path)  # (H, W) float32 nearness
             if depth.shape != label.shape:
                 raise DataError(
-                    paths.depth, f"depth size {depth.shape[::-1]} differs from rgb {rgb.shape[1::-1]}"
+                    depth_path, f"depth size {depth.shape[::-1]} differs from rgb {rgb.shape[1::-1]}"
                 )
         else:
             depth = np.zeros(label.shape, np.float32)  # hidden: outside the depth-annotated subset

@@ -213,7 +213,11 @@ def read_id_list(path: str | os.PathLike) -> list[str]:
     ids = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
     ids = [i for i in ids if i and not i.startswith("#")]
     seen: set[str] = set()
-    dups = [i for i in ids if i in seen or seen.add(i)]
+    dups = []
+    for i in ids:
+        if i in seen:
+            dups.append(i)
+        seen.add(i)
     if dups:
         raise DataError(path, f"duplicate ids in split: {', '.join(dups[:5])}")
     return ids

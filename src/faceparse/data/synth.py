@@ -187,6 +187,8 @@ def generate_sample(
     vertices = mesh.vertices
     smooth_normals = np.concatenate([vertex_normals(m.vertices, m.faces) for m in posed])  # before culling
     result = render(vertices, mesh.faces, camera, face_attr=mesh.part, face_attr_fill=-1)
+    # render always returns the rays, and face_attr whenever it is given one
+    assert result.rays is not None and result.face_attr is not None
     part = result.face_attr  # (H, W) mesh part id, -1 = miss
     uv = result.interpolate(mesh.uv)  # (H, W, 2) surface coordinates
     normal = result.interpolate(smooth_normals)

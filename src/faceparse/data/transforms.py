@@ -109,7 +109,7 @@ def warp_depth(depth: np.ndarray, matrix: np.ndarray, out_wh: tuple[int, int]) -
     resampling of depth would also avoid smearing but gives blocky depth when enlarging).
     """
     mask = (depth > 0).astype(np.float32)
-    kw = dict(flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+    kw: dict[str, Any] = dict(flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
     depth_sum = cv2.warpAffine(depth.astype(np.float32), matrix, out_wh, **kw)
     weight = cv2.warpAffine(mask, matrix, out_wh, **kw)
     return _normalise_masked(depth_sum, weight)
@@ -236,7 +236,9 @@ class ColorJitter:
             rng.uniform(max(0.0, 1.0 - j), 1.0 + j) for j in (self.brightness, self.contrast, self.saturation)
         ]
         order = rng.permutation(3)
-        return _with(sample, rgb=adjust_colour(sample["rgb"], *factors, order=order.tolist()))
+        brightness, contrast, saturation = factors
+        rgb = adjust_colour(sample["rgb"], brightness, contrast, saturation, order=order.tolist())
+        return _with(sample, rgb=rgb)
 
 
 @dataclass(frozen=True)

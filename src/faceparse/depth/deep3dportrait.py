@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -60,8 +61,8 @@ def read_step3(path: Path) -> tuple[np.ndarray, np.ndarray, dict]:
                 f"no {key!r} array (expected Deep3dPortrait step-3 output); keys: "
                 f"{', '.join(k for k in mat if not k.startswith('__'))}",
             )
-    depth = np.asarray(mat["depth"], dtype=np.float64).reshape(-1)
-    mask = np.asarray(mat["mask"], dtype=np.float64).reshape(-1)
+    depth: np.ndarray = np.asarray(mat["depth"], dtype=np.float64).reshape(-1)
+    mask: np.ndarray = np.asarray(mat["mask"], dtype=np.float64).reshape(-1)
     if depth.size != CROP * CROP or mask.size != CROP * CROP:
         raise DataError(path, f"depth/mask must hold {CROP}×{CROP} values, got {depth.size} and {mask.size}")
     depth, mask = depth.reshape(CROP, CROP), mask.reshape(CROP, CROP)
@@ -163,7 +164,7 @@ def import_deep3dportrait(
     try:
         for sid in todo:
             _import_one(sid, mats, crops, data, source_size, depth_range, overwrite, strict, report)
-            if bar is not None:
+            if bar is not None and task is not None:  # task is None exactly when bar is
                 bar.update(task, advance=1)
     finally:
         if bar is not None:
@@ -229,8 +230,9 @@ def load_camera(spec: str | os.PathLike):
         missing = [k for k in keys if k not in obj]
         if missing:
             raise ValueError(f"missing {', '.join(missing)}")
-        extra = {k: np.asarray(obj[k], dtype=np.float64) for k in ("R", "t") if k in obj}
-        return Camera(*(float(obj[k]) for k in keys[:4]), int(obj["width"]), int(obj["height"]), **extra)
+        extra: dict[str, Any] = {k: np.asarray(obj[k], dtype=np.float64) for k in ("R", "t") if k in obj}
+        fx, fy, cx, cy = (float(obj[k]) for k in keys[:4])
+        return Camera(fx, fy, cx, cy, int(obj["width"]), int(obj["height"]), **extra)
     except (json.JSONDecodeError, ValueError, TypeError) as e:
         raise DataError(where, f"bad camera JSON ({e})") from None
 
@@ -259,6 +261,8 @@ def depth_from_mesh(
         tm = trimesh.load(mesh, force="mesh", process=False)
     except (ValueError, KeyError, IndexError, OSError) as e:
         raise DataError(mesh, f"unreadable mesh ({e})") from None
+    if not isinstance(tm, trimesh.Trimesh):  # force="mesh" gives one; trimesh.load is typed as Geometry
+        raise DataError(mesh, f"not a triangle mesh ({type(tm).__name__})")
     if len(tm.faces) == 0:
         raise DataError(mesh, "mesh has no faces")
     res = render(np.asarray(tm.vertices), np.asarray(tm.faces), camera)

@@ -334,7 +334,8 @@ def estimate_folder(
         raise DataError(images, "image folder not found")
     files = sorted(p for p in images.iterdir() if p.suffix.lower() in RGB_EXTS)
     face_ids = _face_ids(Path(labels)) if labels is not None else None
-    report, quality = EstimateReport(), {}
+    report = EstimateReport()
+    quality: dict[str, Any] = {}
     est = FaceMeshEstimator()  # fails early, with the install hint, when mediapipe is missing
     bar = progress() if show_progress else None
     task = bar.add_task("estimating depth", total=len(files), info="") if bar else None
@@ -354,7 +355,7 @@ def estimate_folder(
                     report.bad.append(str(e))
                 else:
                     _record(res, f, target, min_quality, report, quality)
-            if bar is not None:
+            if bar is not None and task is not None:  # task is None exactly when bar is
                 bar.update(task, advance=1)
     finally:
         est.close()

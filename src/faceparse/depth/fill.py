@@ -36,7 +36,9 @@ def harmonic_fill(
     return out
 
 
-def _downsample(values, known, region, step):
+def _downsample(
+    values: np.ndarray, known: np.ndarray, region: np.ndarray, step: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Block means of known values; a block is known if any pixel is, in region if most pixels are."""
     H, W = values.shape
     h, w = -(-H // step), -(-W // step)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import io
 import os
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -244,7 +244,7 @@ def finish_import(
     data: Path,
     lay,
     ids: dict[str, list[str]],
-    known: set[str],
+    known: Iterable[str],
     report: ImportReport,
     drop_missing: bool,
     *,

@@ -12,11 +12,12 @@ here and filled in by :func:`resolve`, and the resolved config is what every run
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from faceparse.utils.io import DataError
@@ -34,13 +35,23 @@ DEPTH_BN = ("mixed", "separate")
 # paper §4.2: "an initial learning rate of 1e-3 for EAGRNet and 1e-2 for BiSeNet"
 PARSER_LR = {"bisenet": 1e-2, "eagrnet": 1e-3}
 
+
+class ReferenceOptim(TypedDict):
+    """The reference code's values of the optimiser keys ``resolve`` fills when left ``None``."""
+
+    head_lr_mult: float
+    decay_norms: bool
+    warmup_iters: int
+
+
 # The optimiser of the code each architecture's authors trained with (engine/schedule.py, docs/method.md):
 # face-parsing.PyTorch for BiSeNet (the paper's authors' fork), tegusi/EAGRNet train.py for EAGRNet.
-REFERENCE_OPTIM = {
+REFERENCE_OPTIM: dict[str, ReferenceOptim] = {
     "bisenet": {"head_lr_mult": 10.0, "decay_norms": False, "warmup_iters": 1000},
     "eagrnet": {"head_lr_mult": 1.0, "decay_norms": True, "warmup_iters": 0},
 }
-TRANSLATOR_OPTIM = {"head_lr_mult": 1.0, "decay_norms": True, "warmup_iters": 0}  # pix2pix: plain Adam
+# pix2pix: plain Adam
+TRANSLATOR_OPTIM: ReferenceOptim = {"head_lr_mult": 1.0, "decay_norms": True, "warmup_iters": 0}
 
 # The presets ship inside the package (src/faceparse/configs; the repository's configs/ links to it), so
 # preset names work from an editable install and from a wheel alike.
@@ -184,7 +195,7 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> Any:
         node = OmegaConf.load(path)
     except Exception as e:  # yaml.YAMLError and friends
         raise DataError(path, f"not valid YAML ({e})") from None
-    if not OmegaConf.is_dict(node):
+    if not isinstance(node, DictConfig):  # what OmegaConf.is_dict tests; narrows the type for mypy
         raise DataError(path, "a config file must hold a mapping at the top level")
     parent = node.pop("inherit", None)
     if parent is None:
@@ -205,9 +216,7 @@ def find_config(name: str | os.PathLike) -> Path:
     raise DataError(path, f"config file not found (presets in {CONFIG_DIR}: {presets})")
 
 
-def load_config(
-    source: str | os.PathLike | None = None, overrides: list[str] | tuple[str, ...] = ()
-) -> Config:
+def load_config(source: str | os.PathLike | None = None, overrides: Sequence[str] = ()) -> Config:
     """A :class:`Config` from defaults, a YAML file or preset name, and dotted ``key=value`` overrides."""
     schema = OmegaConf.structured(Config)
     where: Path | None = None

@@ -116,7 +116,7 @@ def run_demo(
     _step(5, f"report → {out}")
     tables = comparison_tables(joint, baseline)
     base_scores, joint_scores = scores_only(baseline), scores_only(joint)
-    report = {
+    report: dict[str, Any] = {
         task: {"baseline": base_scores.get(task), "joint": joint_scores.get(task)}
         for task in ("rgb", "depth", "translation")
     }

@@ -40,6 +40,8 @@ def joint_step(
     ``ml`` selects the reading of L_ML (default: the literal Eq. 4); ``depth_bn="separate"`` runs F_D on
     the real and the generated halves in two forwards, so that batch-norm statistics do not mix them and
     L_ML / L_CLS^Depth cannot reach G through them (docs/method.md)."""
+    generator, discriminator = nets.require("generator"), nets.require("discriminator")
+    parser_rgb, parser_depth = nets.require("parser_rgb"), nets.require("parser_depth")
     rgb, label = batch["rgb"], batch["label"]  # (B, 3, H, W) in [0, 1], (B, H, W)
     half = rgb.shape[0] // 2
     label_paired, label_rgb_only = label[:half], label[half:]
@@ -47,24 +49,24 @@ def joint_step(
 
     # G translates all B images in one pass: paired half → L_DT, RGB-labelled half → F_D (L_E2E)
     rgb_g = rgb_for_generator(rgb)  # (B, 3, H, W) in [-1, 1]
-    depth_fake = nets.generator(rgb_g)  # (B, 1, H, W) in [-1, 1]
+    depth_fake = generator(rgb_g)  # (B, 1, H, W) in [-1, 1]
     depth_fake_paired, depth_fake_rgb_only = depth_fake[:half], depth_fake[half:]
 
     # D: maximise L_cGAN on detached fakes, its own optimiser step (pix2pix; Eq. 4 "competes to maximize")
     loss_d = discriminator_step(
-        nets.discriminator, optimizers.discriminator, rgb_g[:half], depth_real, depth_fake_paired, backward
+        discriminator, optimizers.discriminator, rgb_g[:half], depth_real, depth_fake_paired, backward
     )
 
     # G, F_R, F_D: minimise L (Eq. 4)
-    logits_rgb = nets.parser_rgb(rgb_for_parser(rgb))  # all B RGB images
+    logits_rgb = parser_rgb(rgb_for_parser(rgb))  # all B RGB images
     if depth_bn == "separate":
-        logits_depth_real = rows(nets.parser_depth(depth_real), 0, half)
-        logits_depth_fake = rows(nets.parser_depth(depth_fake_rgb_only), 0, half)
+        logits_depth_real = rows(parser_depth(depth_real), 0, half)
+        logits_depth_fake = rows(parser_depth(depth_fake_rgb_only), 0, half)
     else:
         depth_mixed = torch.cat(
             [depth_real, depth_fake_rgb_only]
         )  # (B, 1, H, W): half real, half fake (§4.2)
-        logits_depth = nets.parser_depth(depth_mixed)  # one pass: BN sees the mixed batch
+        logits_depth = parser_depth(depth_mixed)  # one pass: BN sees the mixed batch
         logits_depth_real = rows(logits_depth, 0, half)
         logits_depth_fake = rows(logits_depth, half, 2 * half)
 
@@ -73,9 +75,9 @@ def joint_step(
     loss_e2e = e2e_loss(logits_depth_fake, label_rgb_only, loss_fn)  # gradients reach G through depth_fake
     loss_cls_rgb = loss_fn(logits_rgb, label)
     loss_cls_depth = loss_fn(logits_depth_real, label_paired)
-    with frozen(nets.discriminator) as discriminator:
+    with frozen(discriminator) as frozen_discriminator:
         loss_dt, dt_parts = generator_loss(
-            discriminator, rgb_g[:half], depth_real, depth_fake_paired, weights.lambda_l1
+            frozen_discriminator, rgb_g[:half], depth_real, depth_fake_paired, weights.lambda_l1
         )
 
     loss = (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from faceparse.utils.io import atomic_write_text
@@ -62,6 +63,7 @@ class MetricsLog:
         new_file = not self.path.is_file() or self.columns is None
         if new_file:
             self.columns = list(row.keys())
+        assert self.columns is not None  # new_file covers columns is None, and then sets them just above
         with self.path.open("a" if not new_file else "w", encoding="utf-8", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=self.columns, extrasaction="ignore")
             if new_file:
@@ -88,8 +90,13 @@ class StageProgress:
         self._progress.__enter__()
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self._progress.__exit__(*exc)
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._progress.__exit__(exc_type, exc, tb)
 
     def update(self, completed: int, terms: dict[str, float]) -> None:
         info = " ".join(

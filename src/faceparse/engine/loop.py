@@ -426,12 +426,22 @@ def _stage_step(
 ) -> Callable[[dict], dict[str, torch.Tensor]]:
     lambda_l1 = cfg.lambda_l1
     if stage == "pretrain-rgb":
-        return lambda batch: rgb_parser_step(nets.parser_rgb, opts.parser_rgb, batch, loss_fn, backward)
+        return lambda batch: rgb_parser_step(
+            nets.require("parser_rgb"), opts.parser_rgb, batch, loss_fn, backward
+        )
     if stage == "pretrain-depth":
-        return lambda batch: depth_parser_step(nets.parser_depth, opts.parser_depth, batch, loss_fn, backward)
+        return lambda batch: depth_parser_step(
+            nets.require("parser_depth"), opts.parser_depth, batch, loss_fn, backward
+        )
     if stage == "pretrain-translator":
         return lambda batch: translator_step(
-            nets.generator, nets.discriminator, opts.generator, opts.discriminator, batch, lambda_l1, backward
+            nets.require("generator"),
+            nets.require("discriminator"),
+            opts.generator,
+            opts.discriminator,
+            batch,
+            lambda_l1,
+            backward,
         )
     ml, depth_bn, ramp = mutual_learning(cfg), cfg.joint.depth_bn, cfg.joint.ml_warmup
     iterations = itertools.count(start)  # the iteration each call trains (a resumed stage starts at start)

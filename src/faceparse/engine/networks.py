@@ -89,6 +89,13 @@ class Networks:
             if module is not None:
                 yield f.name, module
 
+    def require(self, role: str) -> nn.Module:
+        """The network of ``role``; a clear error when the stage did not build it."""
+        module: nn.Module | None = getattr(self, role)
+        if module is None:
+            raise ValueError(f"network {role!r} is not set; this stage does not train it")
+        return module
+
 
 @dataclass
 class Optimizers:

@@ -44,6 +44,7 @@ class Pool:
             if epoch != self._epoch:
                 rng = np.random.default_rng([self.seed, self.stream, epoch])
                 self._perm, self._epoch = rng.permutation(len(self.indices)), epoch
+            assert self._perm is not None  # drawn above on the first position: _epoch starts at -1
             out.append(self.indices[int(self._perm[offset])])
         return out
 

@@ -515,7 +515,11 @@ def aggregate_study(per_seed: Mapping[int, Mapping[str, Any]], main_label: str) 
             seeds = [per_seed[s][label][variant] for s in per_seed if variant in per_seed[s].get(label, {})]
             keep = ("rgb", "depth", "translation")
             cells[label][variant] = aggregate_seeds([{k: v[k] for k in keep if k in v} for v in seeds])
-    pairs = (("joint", "baseline"), ("control", "baseline"), ("joint", "control"))
+    pairs: tuple[tuple[str, str], ...] = (
+        ("joint", "baseline"),
+        ("control", "baseline"),
+        ("joint", "control"),
+    )
     pairs += (("no-e2e", "control"), ("no-ml", "control"))
     options = [v for v in first.get(main_label, {}) if v in OPTION_VARIANTS]
     pairs += tuple((v, "control") for v in options) + tuple((v, "joint") for v in options)
@@ -581,14 +585,14 @@ def study_tables(summary: Mapping[str, Any], arch: str, scheme: str, main_label:
                 )
             )
     tables.append(fraction_table(summary["curves"], title="Depth-label fraction (Figure 7), mean F1 (%)"))
-    rows = [
+    delta_rows = [
         [key, *_delta_cells(d, digits=4 if "translation" in key else 2)]
         for key, d in summary["deltas"].items()
     ]
     tables.append(
         ReportTable(
             headers=["Paired difference (per seed) / metric", "mean", "std", "seeds improved"],
-            rows=rows,
+            rows=delta_rows,
             title="Paired differences across seeds (F1 in points; L1: negative = better)",
         )
     )

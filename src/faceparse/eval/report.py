@@ -162,7 +162,7 @@ def render_markdown(tables: Sequence[ReportTable]) -> str:
 
 def _bold_best(rows: list[list[float | None]], column: int) -> set[tuple[int, int]]:
     values = [
-        (r, v[column]) for r, v in enumerate(rows) if v[column] is not None and math.isfinite(v[column])
+        (r, value) for r, v in enumerate(rows) if (value := v[column]) is not None and math.isfinite(value)
     ]
     if len(values) < 2:
         return set()
@@ -207,7 +207,7 @@ def parsing_columns(scheme: str | LabelScheme, *, full: bool = False) -> list[tu
     scheme = get_scheme(scheme)
     if scheme.name.startswith("helen"):
         names = scheme.report_order if full else _HELEN_CLASS_COLUMNS
-        cols = [(scheme.pretty(c), ("per_class", c)) for c in names]
+        cols: list[tuple[str, KeyPath]] = [(scheme.pretty(c), ("per_class", c)) for c in names]
         cols += [(h, ("groups", g)) for h, g in _HELEN_GROUP_COLUMNS]
         if full:
             cols.append(("Mean", ("mean_f1",)))

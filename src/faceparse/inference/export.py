@@ -126,7 +126,13 @@ def export_onnx(
     from faceparse.utils.io import atomic_write_bytes
 
     model, info = network.model, network.info
-    hw = info.input_size if size is None else ((size, size) if isinstance(size, int) else tuple(size))
+    if size is None:
+        hw = info.input_size
+    elif isinstance(size, int):
+        hw = (size, size)
+    else:
+        height, width = size  # a list [H, W] works as well
+        hw = (height, width)
     # a CPU copy: the caller's model keeps its device and mode (see _trace on modes)
     wrapper = MainOutput(copy.deepcopy(model), is_parser=info.scheme is not None).cpu().eval()
     example = _random_input(info, hw, batch=1, seed=seed)
@@ -176,7 +182,8 @@ def _trace(
             torch.onnx.export(
                 wrapper,
                 (example,),
-                buffer,
+                # typed as a path only, but the TorchScript exporter (dynamo=False) writes to a BytesIO too
+                buffer,  # type: ignore[arg-type]
                 input_names=["input"],
                 output_names=[output_name],
                 dynamic_axes=axes,

@@ -378,8 +378,13 @@ class FaceParser:
     ) -> dict[str, Any]:
         """Parse one image or a list of images (arrays or paths) of any sizes; see the class docstring."""
         # one image: a path, an array, or anything numpy can view as one (a PIL image)
-        single = isinstance(images, str | os.PathLike) or hasattr(images, "__array_interface__")
-        batch = [images] if single else list(images)  # type: ignore[list-item]
+        batch: list[ImageInput]
+        if isinstance(images, str | os.PathLike | np.ndarray):
+            batch = [images]
+        elif hasattr(images, "__array_interface__"):  # as_rgb / as_nearness view it with np.asarray anyway
+            batch = [np.asarray(images)]
+        else:
+            batch = list(images)
         if not batch:
             raise ValueError("no images given")
         arrays = [as_rgb(im) if self.modality == "rgb" else as_nearness(im) for im in batch]

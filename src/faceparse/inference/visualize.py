@@ -6,7 +6,7 @@ Colours come from the label scheme (``LabelScheme.colors``), so a part is drawn 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -36,7 +36,7 @@ def overlay(rgb: np.ndarray, label: np.ndarray, scheme: str | LabelScheme, alpha
     return np.where(foreground, np.rint(blended), rgb).astype(np.uint8)
 
 
-def legend(scheme: str | LabelScheme, width: int, classes: Sequence[int] | None = None) -> np.ndarray:
+def legend(scheme: str | LabelScheme, width: int, classes: Iterable[int] | None = None) -> np.ndarray:
     """A ``width``-pixel strip of colour swatches with class names (those in ``classes``, default all)."""
     from PIL import Image, ImageDraw, ImageFont
 

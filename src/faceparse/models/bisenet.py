@@ -24,6 +24,8 @@ logits; ``out`` is the prediction, the other two are auxiliary outputs used only
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -173,9 +175,10 @@ def param_groups(model: BiSeNet) -> dict[str, list[nn.Parameter]]:
         prefix = "head_" if child_name != "cp" else ""
         for module in child.modules():
             if isinstance(module, nn.Conv2d | nn.Linear):
-                groups[prefix + "wd"].append(module.weight)
+                # torch annotates weight and bias as Tensor; on these layers they are Parameters
+                groups[prefix + "wd"].append(cast(nn.Parameter, module.weight))
                 if module.bias is not None:
-                    groups[prefix + "no_wd"].append(module.bias)
+                    groups[prefix + "no_wd"].append(cast(nn.Parameter, module.bias))
             elif isinstance(module, nn.BatchNorm2d):
                 groups[prefix + "no_wd"].extend(module.parameters(recurse=False))
     return groups

@@ -128,7 +128,10 @@ class AdaptiveAvgPool(nn.AdaptiveAvgPool2d):
     def forward(self, x: Tensor) -> Tensor:
         if torch.onnx.is_in_onnx_export():
             size = self.output_size if isinstance(self.output_size, tuple) else (self.output_size,) * 2
-            return adaptive_avg_pool_by_slices(x, size)
+            height, width = size
+            if height is None or width is None:  # None keeps the input's size: not a case of this model
+                raise ValueError(f"ONNX export needs an explicit output size, got {self.output_size}")
+            return adaptive_avg_pool_by_slices(x, (height, width))
         return super().forward(x)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import cast
 
 import torch
 from torch import nn
@@ -57,9 +58,14 @@ class UnetSkipConnectionBlock(nn.Module):
         self.outermost = outermost
         norm_layer, use_bias = _norm_layer(norm)
         in_channels = outer_channels if in_channels is None else in_channels
+        if not innermost and submodule is None:
+            raise ValueError("a non-innermost U-Net block needs a submodule")
         downconv = nn.Conv2d(in_channels, inner_channels, 4, stride=2, padding=1, bias=use_bias)
 
+        layers: list[nn.Module]
         if outermost:
+            if submodule is None:  # outermost and innermost at once: its layout has a submodule slot
+                raise ValueError("an outermost U-Net block needs a submodule")
             upconv = nn.ConvTranspose2d(inner_channels * 2, outer_channels, 4, stride=2, padding=1)
             layers = [downconv, submodule, nn.ReLU(True), upconv, nn.Tanh()]
         elif innermost:
@@ -69,12 +75,11 @@ class UnetSkipConnectionBlock(nn.Module):
             upconv = nn.ConvTranspose2d(
                 inner_channels * 2, outer_channels, 4, stride=2, padding=1, bias=use_bias
             )
+            assert submodule is not None  # checked above: this block is not innermost
             layers = [nn.LeakyReLU(0.2), downconv, norm_layer(inner_channels), submodule]
             layers += [nn.ReLU(True), upconv, norm_layer(outer_channels)]
             if use_dropout:
                 layers.append(nn.Dropout(0.5))
-        if not innermost and submodule is None:
-            raise ValueError("a non-innermost U-Net block needs a submodule")
         self.model = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -84,7 +89,8 @@ class UnetSkipConnectionBlock(nn.Module):
         # concatenation: its skip connection carries LeakyReLU(x), not x. We reproduce that math explicitly.
         skip = self.model[0](x)
         out = skip
-        for layer in self.model[1:]:
+        # torch annotates Sequential.__getitem__ as "Sequential | Module" for ints and slices alike
+        for layer in cast(nn.Sequential, self.model[1:]):
             out = layer(out)
         return torch.cat([skip, out], dim=1)  # (B, outer, h, w) ++ (B, outer, h, w) → (B, 2*outer, h, w)
 

@@ -179,7 +179,7 @@ def run_jobs(
         for o in outs:
             if strict and o.status == "bad":
                 raise DataError(o.path, f"sample {o.sid!r}: {o.problem} (--strict)")
-        if bar is not None:
+        if bar is not None and task is not None:  # task is None exactly when bar is
             n_bad = sum(o.status == "bad" for r in results.values() for o in r)
             bar.update(task, advance=len(outs), info=f"{n_bad} bad" if n_bad else "")
 

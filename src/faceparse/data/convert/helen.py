@@ -118,7 +118,7 @@ def convert_helen(
     jobs = []
     for split, list_name in LISTS.items():
         for name in read_list(root / list_name):
-            outputs = (out / "rgb" / f"{name}.jpg", out / "label" / f"{name}.png")
+            outputs: tuple[Path, ...] = (out / "rgb" / f"{name}.jpg", out / "label" / f"{name}.png")
             if drop_hair:
                 outputs = (dropped_mask_path(out, name), *outputs)
             jobs.append(Job(name, split, out, outputs, {"root": str(root), "drop_hair": drop_hair}))
