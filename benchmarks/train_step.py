@@ -26,7 +26,7 @@ from collections.abc import Callable
 import torch
 
 from faceparse.data.normalize import rgb_for_parser
-from faceparse.engine.config import load_config, resolve
+from faceparse.engine.config import joint_weights, load_config, resolve
 from faceparse.engine.joint import joint_step
 from faceparse.engine.loop import channels_last_batch
 from faceparse.engine.networks import Networks, Optimizers, network_specs
@@ -34,7 +34,7 @@ from faceparse.engine.precision import cpu_has_native_bf16 as native_bf16
 from faceparse.engine.pretrain import depth_parser_step, plain_backward, rgb_parser_step, translator_step
 from faceparse.engine.sampling import mix_seed
 from faceparse.engine.schedule import make_optimizer, scheduler_for
-from faceparse.losses import JointWeights, parser_loss
+from faceparse.losses import parser_loss
 
 NUM_CLASSES = 13
 
@@ -172,7 +172,7 @@ def joint_vs_separate(size: int, batch_size: int, steps: int, rounds: int) -> di
     )
     batch = make_batch(batch_size, size)
     loss_fn = parser_loss("bisenet")
-    weights = JointWeights()
+    weights = joint_weights(cfg)
     parts = {
         "rgb_parser": lambda: rgb_parser_step(
             nets.parser_rgb, opts.parser_rgb, batch, loss_fn, plain_backward

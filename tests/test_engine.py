@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -12,12 +13,15 @@ from typer.testing import CliRunner
 
 from faceparse.data.normalize import depth_for_network
 from faceparse.engine import joint as joint_module
+from faceparse.engine.config import Config, joint_weights
 from faceparse.engine.joint import joint_step
 from faceparse.engine.networks import Networks, Optimizers
 from faceparse.engine.pretrain import NonFiniteLoss, discriminator_step, plain_backward
 from faceparse.losses import JointWeights, parser_loss
 from faceparse.models import build_model
 from tiny import CLASSES, SIZE, disc_dataset, tiny_networks, tiny_overrides
+
+PAPER = joint_weights(Config())  # §4.2: λ = 1, 1, 0.5, 0.5, 1 and λ_L1 = 100
 
 
 def optimizers_for(nets: Networks) -> Optimizers:
@@ -64,7 +68,7 @@ def test_joint_step_updates_every_network(nets_and_batch):
     nets, batch = nets_and_batch
     before = snapshot(nets)
     # five distinct λ: a swapped pair (say λ3 ↔ λ4) changes the total and fails the mirror below
-    w = JointWeights(lambda1=0.7, lambda2=1.3, lambda3=0.4, lambda4=0.9, lambda5=1.7)
+    w = JointWeights(lambda1=0.7, lambda2=1.3, lambda3=0.4, lambda4=0.9, lambda5=1.7, lambda_l1=100.0)
     updated, terms = run_step(nets, w, batch)
     for role, module in updated.items():
         assert changed(before[role], module), f"{role} was not updated"
@@ -89,7 +93,7 @@ def test_joint_step_updates_every_network(nets_and_batch):
 
 def test_e2e_gradients_reach_the_generator_and_zero_weights_remove_terms(nets_and_batch):
     nets, batch = nets_and_batch
-    only_e2e = JointWeights(lambda1=0, lambda2=1, lambda3=0, lambda4=0, lambda5=0)
+    only_e2e = JointWeights(lambda1=0, lambda2=1, lambda3=0, lambda4=0, lambda5=0, lambda_l1=100.0)
     updated, _ = run_step(nets, only_e2e, batch)
     grads_g = [p.grad for p in updated.generator.parameters()]
     assert all(g is not None for g in grads_g) and sum(float(g.abs().sum()) for g in grads_g) > 0  # no detach
@@ -98,7 +102,7 @@ def test_e2e_gradients_reach_the_generator_and_zero_weights_remove_terms(nets_an
 
 def test_mutual_learning_trains_both_parsers(nets_and_batch):
     nets, batch = nets_and_batch
-    only_ml = JointWeights(lambda1=1, lambda2=0, lambda3=0, lambda4=0, lambda5=0)
+    only_ml = JointWeights(lambda1=1, lambda2=0, lambda3=0, lambda4=0, lambda5=0, lambda_l1=100.0)
     updated, _ = run_step(nets, only_ml, batch)
     for role in ("parser_rgb", "parser_depth"):  # bidirectional (paper §3.2): neither side is detached
         assert sum(float(p.grad.abs().sum()) for p in getattr(updated, role).parameters()) > 0, role
@@ -106,7 +110,7 @@ def test_mutual_learning_trains_both_parsers(nets_and_batch):
 
 def test_a_zero_weight_removes_the_terms_contribution(nets_and_batch, monkeypatch):
     nets, batch = nets_and_batch
-    no_ml = JointWeights(lambda1=0.0)
+    no_ml = dataclasses.replace(PAPER, lambda1=0.0)
     reference, _ = run_step(nets, no_ml, batch)
     real = joint_module.mutual_learning_loss
     monkeypatch.setattr(joint_module, "mutual_learning_loss", lambda a, b, *rest: 1e3 * real(a, b) + 5.0)
@@ -151,7 +155,7 @@ def test_joint_batch_composition(nets_and_batch, monkeypatch):
     nets.parser_depth.register_forward_hook(keep("depth"))
     nets.parser_rgb.register_forward_hook(keep("rgb"))
     nets.generator.register_forward_hook(keep("fake", use_output=True))
-    joint_step(nets, optimizers_for(nets), batch, JointWeights(), parser_loss("bisenet"), plain_backward)
+    joint_step(nets, optimizers_for(nets), batch, PAPER, parser_loss("bisenet"), plain_backward)
     assert seen["rgb"].shape[0] == 4 and seen["depth"].shape == (4, 1, SIZE, SIZE)
     assert torch.equal(seen["depth"][:2], depth_for_network(batch["depth"][:2]))
     assert torch.equal(seen["depth"][2:], seen["fake"][2:])
@@ -168,10 +172,10 @@ def test_depth_bn_separate_runs_the_depth_parser_on_each_half(nets_and_batch):
     opts = optimizers_for(nets)
     before = snapshot(nets)
     loss = parser_loss("bisenet")
-    separate = joint_step(nets, opts, batch, JointWeights(), loss, plain_backward, depth_bn="separate")
+    separate = joint_step(nets, opts, batch, PAPER, loss, plain_backward, depth_bn="separate")
     assert sizes == [2, 2]
     assert all(changed(before[role], module) for role, module in nets.items())
-    _, mixed = run_step(nets_and_batch[0], JointWeights(), batch)
+    _, mixed = run_step(nets_and_batch[0], PAPER, batch)
     assert not torch.isclose(separate["loss_cls_depth"], mixed["loss_cls_depth"])
 
 
@@ -184,7 +188,7 @@ def test_ml_warmup_ramps_lambda1_from_zero_and_resumes(monkeypatch):
     seen = []
     monkeypatch.setattr(loop, "joint_step", lambda *args: seen.append((args[3], args[6], args[7])) or {})
     cfg = load_config(None, ["joint.ml_warmup=4", "joint.lambda1=2", "joint.ml_loss=kl"])
-    weights = JointWeights(lambda1=2.0)
+    weights = dataclasses.replace(PAPER, lambda1=2.0)
     step = loop._stage_step("joint", Networks(), Optimizers(), parser_loss("bisenet"), weights, cfg, None)
     for _ in range(5):
         step({})
@@ -209,7 +213,7 @@ def test_a_non_finite_term_stops_before_any_update(nets_and_batch, monkeypatch):
     before = snapshot(nets)
     monkeypatch.setattr(joint_module, "mutual_learning_loss", lambda *args: torch.tensor(float("nan")))
     with pytest.raises(NonFiniteLoss, match="loss_ml"):
-        joint_step(nets, optimizers_for(nets), batch, JointWeights(), parser_loss("bisenet"), plain_backward)
+        joint_step(nets, optimizers_for(nets), batch, PAPER, parser_loss("bisenet"), plain_backward)
     for role in ("parser_rgb", "parser_depth", "generator"):
         assert not changed(before[role], getattr(nets, role)), role
 
@@ -292,9 +296,7 @@ def test_joint_step_with_eagrnet_parsers():
         "depth": torch.rand(4, 1, size, size, generator=g),
         "label": torch.randint(0, CLASSES, (4, size, size), generator=g),
     }
-    terms = joint_step(
-        nets, optimizers_for(nets), batch, JointWeights(), parser_loss("eagrnet"), plain_backward
-    )
+    terms = joint_step(nets, optimizers_for(nets), batch, PAPER, parser_loss("eagrnet"), plain_backward)
     assert all(torch.isfinite(v) for v in terms.values())
     for role, module in nets.items():
         assert changed(before[role], module), role

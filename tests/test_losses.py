@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -14,15 +15,16 @@ from faceparse.losses import (
     BiSeNetLoss,
     EAGRNetLoss,
     GANLoss,
+    JointTerms,
     JointWeights,
     balanced_edge_loss,
     discriminator_loss,
     e2e_loss,
-    e2e_loss_from_rgb,
     edge_attention_loss,
     edge_class_weights,
     edge_from_label,
     generator_loss,
+    joint_objective,
     main_logits,
     mutual_learning_loss,
     ohem_cross_entropy,
@@ -386,9 +388,9 @@ def test_e2e_gradients_reach_generator_and_depth_parser() -> None:
     rgb = torch.randn(2, 3, 8, 8)
     label_rgb = torch.randint(0, 3, (2, 8, 8))
     loss_fn = parser_loss("bisenet")
-    loss_e2e, depth_fake = e2e_loss_from_rgb(parser_depth, generator, rgb, label_rgb, loss_fn)
-    assert depth_fake.requires_grad
-    assert loss_e2e.item() == pytest.approx(e2e_loss(parser_depth(depth_fake), label_rgb, loss_fn).item())
+    depth_fake = generator(rgb)  # not detached: L_E2E must train G too (§3.2)
+    loss_e2e = e2e_loss(parser_depth(depth_fake), label_rgb, loss_fn)
+    assert loss_e2e.item() == pytest.approx(loss_fn(parser_depth(depth_fake), label_rgb).item())
     loss_e2e.backward()
     for module in (generator, parser_depth):
         for param in module.parameters():
@@ -396,18 +398,26 @@ def test_e2e_gradients_reach_generator_and_depth_parser() -> None:
 
 
 def test_joint_weights_defaults_follow_paper() -> None:
-    weights = JointWeights()
-    assert (weights.lambda1, weights.lambda2, weights.lambda3, weights.lambda4, weights.lambda5) == (
-        1.0,
-        1.0,
-        0.5,
-        0.5,
-        1.0,
-    )
-    assert weights.lambda_l1 == 100.0
-    assert JointWeights(lambda1=0.0).lambda1 == 0.0  # ablation
+    from faceparse.engine.config import Config, joint_weights
+
+    weights = joint_weights(Config())  # the config is the λ's one home
+    assert weights.lambdas == (1.0, 1.0, 0.5, 0.5, 1.0)  # §4.2
+    assert weights.lambda_l1 == 100.0  # Eq. 1, as in pix2pix
+    assert dataclasses.replace(weights, lambda1=0.0).lambda1 == 0.0  # ablation
     with pytest.raises(ValueError, match="lambda2"):
-        JointWeights(lambda2=-1.0)
+        dataclasses.replace(weights, lambda2=-1.0)
+
+
+def test_joint_objective_weighs_each_term_with_its_own_lambda() -> None:
+    """Eq. 4 with five distinct λ and five distinct terms: any swapped pair changes the sum."""
+    terms = JointTerms(*(torch.tensor(v) for v in (1.0, 10.0, 100.0, 1000.0, 10000.0)))
+    weights = JointWeights(lambda1=0.1, lambda2=0.2, lambda3=0.3, lambda4=0.4, lambda5=0.5, lambda_l1=7.0)
+    expected = 0.1 * 1 + 0.2 * 10 + 0.3 * 100 + 0.4 * 1000 + 0.5 * 10000  # 5432.1
+    assert joint_objective(terms, weights).item() == pytest.approx(expected)
+    assert terms._fields == ("loss_ml", "loss_e2e", "loss_cls_rgb", "loss_cls_depth", "loss_dt")
+    requires = JointTerms(*(torch.ones((), requires_grad=True) for _ in range(5)))
+    joint_objective(requires, weights).backward()  # d L / d term = its λ
+    assert [t.grad.item() for t in requires] == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5])
 
 
 # -------------------------------------------------------------------------------------------------
@@ -467,7 +477,7 @@ def test_generator_loss_is_gan_plus_100_l1_and_trains_generator() -> None:
     rgb = torch.rand(2, 3, 6, 6) * 2 - 1
     depth_real = torch.rand(2, 1, 6, 6) * 2 - 1
     depth_fake = generator(rgb)
-    loss_dt, terms = generator_loss(discriminator, rgb, depth_real, depth_fake)
+    loss_dt, terms = generator_loss(discriminator, rgb, depth_real, depth_fake, 100.0)
 
     with torch.no_grad():
         pred_fake = 1.5 * torch.cat([rgb, depth_fake], 1).mean(1)

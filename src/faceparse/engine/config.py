@@ -23,7 +23,7 @@ from omegaconf.errors import OmegaConfBaseException
 from faceparse.utils.io import DataError
 
 if TYPE_CHECKING:
-    from faceparse.losses.joint import MutualLearning
+    from faceparse.losses.joint import JointWeights, MutualLearning
 
 STAGES = ("pretrain-rgb", "pretrain-depth", "pretrain-translator", "joint")
 ARCHS = ("bisenet", "eagrnet")
@@ -302,6 +302,14 @@ def mutual_learning(cfg: Config) -> MutualLearning:
     from faceparse.losses.joint import MutualLearning
 
     return MutualLearning(cfg.joint.ml_loss, cfg.joint.ml_direction, cfg.joint.ml_temperature)  # type: ignore[arg-type]
+
+
+def joint_weights(cfg: Config) -> JointWeights:
+    """The λ of Eq. 4 and of Eq. 1 from the config, their one home (defaults: §4.2's values)."""
+    from faceparse.losses.joint import JointWeights
+
+    j = cfg.joint
+    return JointWeights(j.lambda1, j.lambda2, j.lambda3, j.lambda4, j.lambda5, cfg.lambda_l1)
 
 
 def resolve(cfg: Config, num_classes: int) -> Config:

@@ -1,8 +1,9 @@
 """Joint training: one step of paper Eq. 4 (§3.2), with the batch composition of §4.2.
 
-    L = λ1·L_ML + λ2·L_E2E + λ3·L_CLS^RGB + λ4·L_CLS^Depth + λ5·L_DT
-
-D maximises L_cGAN (inside L_DT) in its own step on detached fakes; G, F_R and F_D then minimise L.
+The step computes the five terms, runs D's step, weighs the terms with
+:func:`faceparse.losses.joint_objective` (Eq. 4 itself: L = λ1·L_ML + λ2·L_E2E + λ3·L_CLS^RGB +
+λ4·L_CLS^Depth + λ5·L_DT), then updates G, F_R and F_D. D maximises L_cGAN (inside L_DT) in its own step
+on detached fakes; G, F_R and F_D minimise L.
 Batch (docs/method.md): the first B/2 samples are depth-annotated (rgb, depth_real, label), the last
 B/2 are RGB-labelled samples from the whole training split (rgb, label).
 """
@@ -16,7 +17,15 @@ import torch
 from faceparse.data.normalize import depth_for_network, rgb_for_generator, rgb_for_parser
 from faceparse.engine.networks import Networks, Optimizers
 from faceparse.engine.pretrain import Backward, LossFn, NonFiniteLoss, discriminator_step, frozen
-from faceparse.losses import JointWeights, MutualLearning, e2e_loss, generator_loss, mutual_learning_loss
+from faceparse.losses import (
+    JointTerms,
+    JointWeights,
+    MutualLearning,
+    e2e_loss,
+    generator_loss,
+    joint_objective,
+    mutual_learning_loss,
+)
 
 
 def rows(output: torch.Tensor | Sequence[torch.Tensor], start: int, stop: int) -> tuple[torch.Tensor, ...]:
@@ -79,21 +88,8 @@ def joint_step(
         loss_dt, dt_parts = generator_loss(
             frozen_discriminator, rgb_g[:half], depth_real, depth_fake_paired, weights.lambda_l1
         )
-
-    loss = (
-        weights.lambda1 * loss_ml
-        + weights.lambda2 * loss_e2e
-        + weights.lambda3 * loss_cls_rgb
-        + weights.lambda4 * loss_cls_depth
-        + weights.lambda5 * loss_dt
-    )
-    terms = {
-        "loss_ml": loss_ml,
-        "loss_e2e": loss_e2e,
-        "loss_cls_rgb": loss_cls_rgb,
-        "loss_cls_depth": loss_cls_depth,
-        "loss_dt": loss_dt,
-    }
+    terms = JointTerms(loss_ml, loss_e2e, loss_cls_rgb, loss_cls_depth, loss_dt)
+    loss = joint_objective(terms, weights)
     _check_weighted_finite(loss, terms, weights)
 
     trained = (optimizers.generator, optimizers.parser_rgb, optimizers.parser_depth)
@@ -102,22 +98,13 @@ def joint_step(
     backward(loss)
     for optimizer in trained:
         optimizer.step()
-    detached = {name: value.detach() for name, value in terms.items()}
+    detached = {name: value.detach() for name, value in terms._asdict().items()}
     return {"loss": loss.detach(), **detached, "loss_d": loss_d, "l1": dt_parts["l1"].detach()}
 
 
-_WEIGHT_OF = {
-    "loss_ml": "lambda1",
-    "loss_e2e": "lambda2",
-    "loss_cls_rgb": "lambda3",
-    "loss_cls_depth": "lambda4",
-}
-
-
-def _check_weighted_finite(loss: torch.Tensor, terms: dict[str, torch.Tensor], weights: JointWeights) -> None:
+def _check_weighted_finite(loss: torch.Tensor, terms: JointTerms, weights: JointWeights) -> None:
     """Name the first non-finite term that counts (a term weighted 0 is ignored), before any update."""
-    for name, value in terms.items():
-        weight = getattr(weights, _WEIGHT_OF.get(name, "lambda5"))
+    for name, value, weight in zip(terms._fields, terms, weights.lambdas, strict=True):
         if weight != 0 and not torch.isfinite(value.detach()).all():
             raise NonFiniteLoss(name, float(value.detach().float().sum()))
     if not torch.isfinite(loss.detach()).all():

@@ -34,6 +34,7 @@ from faceparse.engine.config import (
     STAGES,
     Config,
     OptimConfig,
+    joint_weights,
     load_config,
     mutual_learning,
     resolve,
@@ -244,7 +245,7 @@ def _init_from_pretrained(cfg: Config, networks: Networks, specs: dict[str, Netw
 
 def run_stage(fabric: Any, cfg: Config, stage: str, resume: bool = False) -> Path:
     """Train one stage to its configured iteration count; returns its last checkpoint folder."""
-    from faceparse.losses import JointWeights, parser_loss
+    from faceparse.losses import parser_loss
 
     cfg = copy.deepcopy(cfg)
     dataset = _open_dataset(cfg)
@@ -286,14 +287,7 @@ def run_stage(fabric: Any, cfg: Config, stage: str, resume: bool = False) -> Pat
     optimizers, schedulers = _setup_optimization(fabric, networks, plan, state)
 
     loss_fn = parser_loss(cfg.model.arch)
-    weights = JointWeights(
-        cfg.joint.lambda1,
-        cfg.joint.lambda2,
-        cfg.joint.lambda3,
-        cfg.joint.lambda4,
-        cfg.joint.lambda5,
-        cfg.lambda_l1,
-    )
+    weights = joint_weights(cfg)
     step = _stage_step(stage, networks, optimizers, loss_fn, weights, cfg, fabric.backward, start)
     loader = _loader(dataset, _pools(dataset, stage, plan, cfg.run.seed), cfg, start, plan.iterations, fabric)
     meta = {

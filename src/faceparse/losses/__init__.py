@@ -3,14 +3,15 @@
 * :mod:`faceparse.losses.parsing`: the base parsers' own losses (BiSeNet OHEM CE, EAGRNet parsing + edge +
   edge-attention), ``parser_loss(arch)``, ``main_logits``.
 * :mod:`faceparse.losses.translation`: L_DT = L_cGAN + λ·L_L1 (pix2pix).
-* :mod:`faceparse.losses.joint`: L_ML, L_E2E and the λ weights of Eq. 4.
+* :mod:`faceparse.losses.joint`: Eq. 4 itself (``joint_objective``), L_ML, L_E2E and the λ weights.
 """
 
 from faceparse.losses.joint import (
+    JointTerms,
     JointWeights,
     MutualLearning,
     e2e_loss,
-    e2e_loss_from_rgb,
+    joint_objective,
     mutual_learning_loss,
 )
 from faceparse.losses.parsing import (
@@ -33,17 +34,18 @@ __all__ = [
     "BiSeNetLoss",
     "EAGRNetLoss",
     "GANLoss",
+    "JointTerms",
     "JointWeights",
     "MutualLearning",
     "OhemCrossEntropy",
     "balanced_edge_loss",
     "discriminator_loss",
     "e2e_loss",
-    "e2e_loss_from_rgb",
     "edge_attention_loss",
     "edge_class_weights",
     "edge_from_label",
     "generator_loss",
+    "joint_objective",
     "l1_loss",
     "main_logits",
     "masked_cross_entropy",

@@ -1,28 +1,28 @@
-"""The joint-training terms of paper Eq. 4 and their weights (§3.2, §4.2).
+"""The joint-training objective of paper Eq. 4, its terms and their weights (§3.2, §4.2).
 
-    L = λ1·L_ML + λ2·L_E2E + λ3·L_CLS^RGB + λ4·L_CLS^Depth + λ5·L_DT
+    L = λ1·L_ML + λ2·L_E2E + λ3·L_CLS^RGB + λ4·L_CLS^Depth + λ5·L_DT      (:func:`joint_objective`)
 
 * L_ML  = E‖F_R(x_R) − F_D(x_D)‖²: :func:`mutual_learning_loss` (cross-domain mutual learning).
 * L_E2E = FPLoss(F_D(G(x_R)), y_R): :func:`e2e_loss` (depth parser on translated depth, RGB labels).
 * L_CLS^RGB, L_CLS^Depth, FPLoss: the base parser's own loss, :func:`faceparse.losses.parser_loss`.
 * L_DT: :func:`faceparse.losses.generator_loss`.
 
-The training step that combines them is the engine's; this module holds the pieces.
+The training step that computes the terms, runs the discriminator's step and the updates is the engine's
+(``faceparse.engine.joint.joint_step``). The λ values live in one place, the config (``JointConfig`` and
+``Config.lambda_l1`` in ``faceparse.engine.config``, §4.2's values as defaults).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from faceparse.labels import IGNORE_INDEX
 from faceparse.losses.parsing import ParserOutput, main_logits
-from faceparse.losses.translation import LAMBDA_L1
 
 ML_LOSSES = ("mse_logits", "mse_probs", "kl")
 ML_DIRECTIONS = ("both", "gated", "confident")
@@ -30,7 +30,8 @@ ML_DIRECTIONS = ("both", "gated", "confident")
 
 @dataclass
 class JointWeights:
-    """The λ of paper Eq. 4 (values from §4.2) and λ of Eq. 1.
+    """The λ of paper Eq. 4 and λ of Eq. 1 (L_DT's L1 weight). No defaults here: the paper's values
+    (§4.2: 1, 1, 0.5, 0.5, 1 and 100) are the config's defaults, ``engine.config.joint_weights(cfg)``.
 
     Attributes:
         lambda1: L_ML, mutual learning between the RGB and depth parsers' last-layer logits.
@@ -38,22 +39,48 @@ class JointWeights:
         lambda3: L_CLS^RGB, the RGB parser's own loss on (x_R, y_R).
         lambda4: L_CLS^Depth, the depth parser's own loss on ground-truth depth (x_D, y_D).
         lambda5: L_DT, the translator's loss L_cGAN + λ·L_L1.
-        lambda_l1: λ inside L_DT (Eq. 1), 100 as in pix2pix.
+        lambda_l1: λ inside L_DT (Eq. 1).
 
     Ablations set a weight to 0 (paper Table 7: λ1 = 0 drops L_ML, λ2 = 0 drops L_E2E).
     """
 
-    lambda1: float = 1.0
-    lambda2: float = 1.0
-    lambda3: float = 0.5
-    lambda4: float = 0.5
-    lambda5: float = 1.0
-    lambda_l1: float = LAMBDA_L1
+    lambda1: float
+    lambda2: float
+    lambda3: float
+    lambda4: float
+    lambda5: float
+    lambda_l1: float
 
     def __post_init__(self) -> None:
         for name, value in vars(self).items():
             if value < 0:
                 raise ValueError(f"loss weight {name} must be >= 0, got {value}")
+
+    @property
+    def lambdas(self) -> tuple[float, float, float, float, float]:
+        """(λ1, ..., λ5), in the order of :class:`JointTerms`."""
+        return (self.lambda1, self.lambda2, self.lambda3, self.lambda4, self.lambda5)
+
+
+class JointTerms(NamedTuple):
+    """The five unweighted terms of Eq. 4, in λ order (scalar tensors)."""
+
+    loss_ml: torch.Tensor  # λ1: L_ML
+    loss_e2e: torch.Tensor  # λ2: L_E2E
+    loss_cls_rgb: torch.Tensor  # λ3: L_CLS^RGB
+    loss_cls_depth: torch.Tensor  # λ4: L_CLS^Depth
+    loss_dt: torch.Tensor  # λ5: L_DT
+
+
+def joint_objective(terms: JointTerms, weights: JointWeights) -> torch.Tensor:
+    """Paper Eq. 4: L = λ1·L_ML + λ2·L_E2E + λ3·L_CLS^RGB + λ4·L_CLS^Depth + λ5·L_DT."""
+    return (
+        weights.lambda1 * terms.loss_ml
+        + weights.lambda2 * terms.loss_e2e
+        + weights.lambda3 * terms.loss_cls_rgb
+        + weights.lambda4 * terms.loss_cls_depth
+        + weights.lambda5 * terms.loss_dt
+    )
 
 
 @dataclass(frozen=True)
@@ -176,21 +203,3 @@ def e2e_loss(
     must NOT have been detached: the loss then trains both the depth parser and the generator (§3.2).
     """
     return loss_fn(output_depth_on_fake, label_rgb)
-
-
-def e2e_loss_from_rgb(
-    parser_depth: nn.Module,
-    generator: nn.Module,
-    rgb_for_generator: torch.Tensor,
-    label_rgb: torch.Tensor,
-    loss_fn: ParserLoss,
-    depth_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """L_E2E computed from RGB: translate, parse, score. Returns ``(loss_e2e, depth_fake)``.
-
-    The generator's tanh output in [-1, 1] already is the depth parser's input space (nearness·2 − 1,
-    faceparse.data.normalize), so ``depth_transform`` defaults to the identity.
-    """
-    depth_fake = generator(rgb_for_generator)  # (B, 1, H, W) in [-1, 1]
-    depth_input = depth_fake if depth_transform is None else depth_transform(depth_fake)
-    return e2e_loss(parser_depth(depth_input), label_rgb, loss_fn), depth_fake

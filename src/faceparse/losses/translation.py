@@ -21,9 +21,6 @@ from torch import nn
 
 GanMode = Literal["vanilla", "lsgan"]
 
-LAMBDA_L1 = 100.0
-"""λ in paper Eq. 1 ("set to 100, as in [13]")."""
-
 
 class GANLoss(nn.Module):
     """Adversarial loss against a constant target: 1 for "real", 0 for "fake".
@@ -85,10 +82,11 @@ def generator_loss(
     rgb: torch.Tensor,
     depth_real: torch.Tensor,
     depth_fake: torch.Tensor,
-    lambda_l1: float = LAMBDA_L1,
+    lambda_l1: float,
     gan_loss: GanMode | GANLoss = "vanilla",
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """L_DT for the generator (Eq. 1): GAN(D(x, G(x)), real) + λ·L1(G(x), x_D).
+    """L_DT for the generator (Eq. 1): GAN(D(x, G(x)), real) + λ·L1(G(x), x_D); λ is ``lambda_l1`` (the
+    config's ``lambda_l1``, 100 as in pix2pix).
 
     Returns ``(loss_dt, {"gan": ..., "l1": ...})`` with the unweighted terms for logging.
     """
