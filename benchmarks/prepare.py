@@ -93,7 +93,7 @@ def main() -> None:
             secs = {}
             for workers in (1, 2):
                 out = tmp / f"out_{len(rows)}_{workers}"
-                run = functools.partial(convert, raw, out, workers=workers, show_progress=False, **kw)
+                run = functools.partial(convert, raw, out, workers=workers, **kw)
                 secs[workers] = timed(run)
                 resume = timed(run)  # every sample already there: the resume check only
             rows.append((name, args.n / secs[1], args.n / secs[2], secs[1] / secs[2], args.n / resume))
@@ -116,7 +116,8 @@ def depth_rate(tmp: Path, n: int) -> float | None:
         return None
     from skimage import data
 
-    from faceparse.depth.estimate import FaceMeshEstimator, estimate_depth
+    from faceparse.depth.estimate import estimate_depth
+    from faceparse.utils.facemesh import FaceMeshEstimator
 
     rgb = data.astronaut()
     with FaceMeshEstimator() as est:

@@ -33,7 +33,7 @@ def _dataset_rate(num: int, size: int, workers: int) -> tuple[float, float]:
     """(samples/s wall-clock, CPU seconds per sample incl. PNG writing and process overhead)."""
     with tempfile.TemporaryDirectory() as tmp:
         t0, c0 = time.perf_counter(), _cpu_seconds()
-        generate_dataset(Path(tmp) / "ds", num, size=size, seed=0, workers=workers, progress=False)
+        generate_dataset(Path(tmp) / "ds", num, size=size, seed=0, workers=workers)
         return num / (time.perf_counter() - t0), (_cpu_seconds() - c0) / num
 
 

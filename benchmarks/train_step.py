@@ -26,15 +26,15 @@ from collections.abc import Callable
 import torch
 
 from faceparse.data.normalize import rgb_for_parser
-from faceparse.engine.config import joint_weights, load_config, resolve
 from faceparse.engine.joint import joint_step
 from faceparse.engine.loop import channels_last_batch
 from faceparse.engine.networks import Networks, Optimizers, network_specs
-from faceparse.engine.precision import cpu_has_native_bf16 as native_bf16
 from faceparse.engine.pretrain import depth_parser_step, plain_backward, rgb_parser_step, translator_step
 from faceparse.engine.sampling import mix_seed
 from faceparse.engine.schedule import make_optimizer, scheduler_for
 from faceparse.losses import parser_loss
+from faceparse.runs.config import joint_weights, load_config, resolve
+from faceparse.runs.precision import cpu_has_native_bf16 as native_bf16
 
 NUM_CLASSES = 13
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from faceparse.engine import checkpoint as ckpt
 from faceparse.engine.schedule import make_poly_scheduler
 from faceparse.models import build_model
+from faceparse.runs import checkpoint as ckpt
 from faceparse.utils.io import DataError
 
 SPECS = {

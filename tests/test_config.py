@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from faceparse.engine.config import (
+from faceparse.runs.config import (
     CONFIG_DIR,
     Config,
     find_config,
@@ -71,7 +71,7 @@ def test_presets_are_configs_not_code_branches():
 
 
 def test_study_presets_hold_the_study_design():
-    from faceparse.engine.study import OPTION_VARIANTS
+    from faceparse.workflows.study import OPTION_VARIANTS
 
     competent, flip, variants = (load_config(f"study-{n}") for n in ("competent", "flip", "variants"))
     assert competent.study.gate and competent.study.fractions == [0.01, 0.1, 1.0]

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from faceparse.engine.demo import run_demo
-from faceparse.engine.study import (
+from faceparse.workflows.demo import run_demo
+from faceparse.workflows.study import (
     LR_CLASSES,
     GateNotMet,
     Study,
@@ -236,7 +236,7 @@ def test_aggregate_tables_and_fraction_curves():
 def test_study_runs_resumes_and_aggregates(tmp_path):
     overrides = ["data.size=32", "data.workers=0", *TINY, "parsers.batch_size=2", "translator.batch_size=2"]
     overrides += ["joint.batch_size=4", "model.generator_ngf=4", "model.discriminator_ndf=4"]
-    # the design from the preset's study section (engine.config.StudyConfig), as `faceparse study` reads it
+    # the design from the preset's study section (runs.config.StudyConfig), as `faceparse study` reads it
     overrides += ["study.seeds=[0,1]", "study.samples=20", "study.fractions=[0.1,1.0]", "study.gate=false"]
     overrides += ["study.flip_diagnostic=true", "study.variants=[ml-gated]"]
     kwargs = {"workers": 1, "progress": False}

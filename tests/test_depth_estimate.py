@@ -54,7 +54,8 @@ def test_astronaut_depth_peaks_at_nose(tmp_path):
     pytest.importorskip("mediapipe")
     from skimage import data
 
-    from faceparse.depth.estimate import NOSE_TIP, FaceMeshEstimator
+    from faceparse.depth.estimate import NOSE_TIP
+    from faceparse.utils.facemesh import FaceMeshEstimator
 
     rgb = data.astronaut()
     (tmp_path / "imgs").mkdir()
@@ -88,7 +89,8 @@ def test_labels_extend_depth_over_head(tmp_path):
     pytest.importorskip("mediapipe")
     from skimage import data
 
-    from faceparse.depth.estimate import FaceMeshEstimator, estimate_depth
+    from faceparse.depth.estimate import estimate_depth
+    from faceparse.utils.facemesh import FaceMeshEstimator
 
     rgb = data.astronaut()
     label = np.zeros(rgb.shape[:2], np.uint8)
@@ -123,9 +125,7 @@ def test_estimate_into_dataset_honours_dropped_regions(tmp_path):
     dropped[10:40, 140:310] = 255  # e.g. Helen's hair, dropped by `prepare helen --drop-hair`
     (ds / "dropped").mkdir()
     Image.fromarray(dropped).save(ds / "dropped" / "astronaut.png")
-    report = estimate_folder(
-        ds / "rgb", ds / "depth", labels=ds / "label", min_quality=0.0, show_progress=False
-    )
+    report = estimate_folder(ds / "rgb", ds / "depth", labels=ds / "label", min_quality=0.0)
     assert report.written == ["astronaut"]
     stored = np.asarray(Image.open(ds / "depth" / "astronaut.png"))
     assert (stored[10:40, 140:310] == 0).all() and (stored[60:200, 160:290] > 0).all()

@@ -25,7 +25,7 @@ from fixtures_raw import make_celebamask
 def dataset(tmp_path):
     """A prepared 32² CelebAMask-HQ dataset with ids 0..4 (train 0 1, val 2, test 3 4)."""
     raw = make_celebamask(tmp_path / "raw")
-    convert_celebamask(raw, tmp_path / "data", size=32, workers=1, show_progress=False)
+    convert_celebamask(raw, tmp_path / "data", size=32, workers=1)
     return tmp_path / "data"
 
 
@@ -55,7 +55,7 @@ def make_zip(path, *, bomb: bool = False):
 
 def test_released_zip_import(tmp_path, dataset):
     make_zip(tmp_path / "d.zip", bomb=True)
-    report = import_released(tmp_path / "d.zip", dataset, show_progress=False)
+    report = import_released(tmp_path / "d.zip", dataset)
     assert report.written == 3
     d0 = np.asarray(Image.open(dataset / "depth" / "0.png"))
     assert d0.dtype == np.uint16
@@ -72,8 +72,10 @@ def test_released_zip_import(tmp_path, dataset):
     assert lay.split_ids("test") == [] and lay.split_ids("train") == ["0", "1"]
     assert (dataset / "splits" / "full" / "test.txt").read_text() == "3\n4\n"
     assert lay.info.depth.source == "released-8bit" and lay.info.counts == {"train": 2, "val": 1, "test": 0}
-    again = import_released(tmp_path / "d.zip", dataset, show_progress=False)  # resume
+    calls: list[tuple[int, int, str]] = []
+    again = import_released(tmp_path / "d.zip", dataset, on_progress=lambda *a: calls.append(a))  # resume
     assert again.written == 0 and again.skipped == 3
+    assert calls == [(0, 3, ""), (1, 3, ""), (2, 3, ""), (3, 3, "")]  # skipped maps count as done
     assert again.sample_without_depth["test"] == ["3", "4"]  # still judged against the full lists
 
 
@@ -183,7 +185,7 @@ def test_deep3dportrait_missing_crop_param_named(tmp_path, dataset):
     mats.mkdir()
     savemat(mats / "0.mat", {"depth": np.ones((256, 256)) * 9, "mask": np.ones((256, 256))})
     with pytest.raises(DataError, match="0.mat: no 'crop_param'"):
-        import_deep3dportrait(mats, dataset, strict=True, show_progress=False)
+        import_deep3dportrait(mats, dataset, strict=True)
 
 
 # --- meshes ------------------------------------------------------------------------------------------

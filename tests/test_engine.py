@@ -13,12 +13,12 @@ from typer.testing import CliRunner
 
 from faceparse.data.normalize import depth_for_network
 from faceparse.engine import joint as joint_module
-from faceparse.engine.config import Config, joint_weights
 from faceparse.engine.joint import joint_step
 from faceparse.engine.networks import Networks, Optimizers
 from faceparse.engine.pretrain import NonFiniteLoss, discriminator_step, plain_backward
 from faceparse.losses import JointWeights, parser_loss
 from faceparse.models import build_model
+from faceparse.runs.config import Config, joint_weights
 from tiny import CLASSES, SIZE, disc_dataset, tiny_networks, tiny_overrides
 
 PAPER = joint_weights(Config())  # §4.2: λ = 1, 1, 0.5, 0.5, 1 and λ_L1 = 100
@@ -183,7 +183,7 @@ def test_ml_warmup_ramps_lambda1_from_zero_and_resumes(monkeypatch):
     """joint.ml_warmup=4: λ1 = 0.25, 0.5, 0.75, 1, 1, ... by iteration; a stage resumed at iteration 2
     continues the ramp at 0.75. The other λ are untouched."""
     import faceparse.engine.loop as loop
-    from faceparse.engine.config import load_config
+    from faceparse.runs.config import load_config
 
     seen = []
     monkeypatch.setattr(loop, "joint_step", lambda *args: seen.append((args[3], args[6], args[7])) or {})
@@ -226,8 +226,8 @@ def read_csv(path: Path) -> list[dict]:
 def test_nan_guard_stops_the_run_and_keeps_the_last_good_checkpoint(tiny_data, tmp_path, monkeypatch):
     import faceparse.losses
     from faceparse.engine import train
-    from faceparse.engine.checkpoint import latest_checkpoint
     from faceparse.engine.loop import TrainingStopped
+    from faceparse.runs.checkpoint import latest_checkpoint
 
     real = faceparse.losses.parser_loss("bisenet")
     calls = {"n": 0}
@@ -315,7 +315,7 @@ def test_validation_during_training_writes_val_csv_and_resumes(tiny_data, tmp_pa
     """run.eval_every: per-class val F1 and the stage's training seconds in <stage>/val.csv; a resumed run
     keeps its clock and its rows, as one uninterrupted run would."""
     from faceparse.engine import train
-    from faceparse.engine.checkpoint import latest_checkpoint, read_state
+    from faceparse.runs.checkpoint import latest_checkpoint, read_state
 
     out = tmp_path / "run"
     extra = ["run.eval_every=2", "run.ckpt_every=2"]
@@ -341,7 +341,7 @@ def test_validation_during_training_writes_val_csv_and_resumes(tiny_data, tmp_pa
 
 def test_channels_last_and_authors_optimiser_are_saved_resolved(tiny_data, tmp_path):
     from faceparse.engine import train
-    from faceparse.engine.checkpoint import latest_checkpoint, read_state
+    from faceparse.runs.checkpoint import latest_checkpoint, read_state
 
     out = tmp_path / "run"
     overrides = [
@@ -362,9 +362,9 @@ def test_channels_last_and_authors_optimiser_are_saved_resolved(tiny_data, tmp_p
 
 def test_data_crop_trains_on_windows_and_validates_on_whole_images(tmp_path):
     from faceparse.engine import train
-    from faceparse.engine.config import load_config
     from faceparse.engine.loop import _open_dataset
     from faceparse.engine.sampling import SeededItems
+    from faceparse.runs.config import load_config
 
     root = disc_dataset(tmp_path / "data64", size=64)
     out = tmp_path / "run"

@@ -19,13 +19,13 @@ from faceparse.data.format import (
 )
 from faceparse.data.normalize import depth_for_network, depth_from_network, rgb_for_generator, rgb_for_parser
 from faceparse.data.transforms import build_transform
-from faceparse.engine.checkpoint import save_checkpoint
-from faceparse.engine.config import load_config, resolve, to_dict
 from faceparse.engine.networks import network_specs
 from faceparse.eval.metrics import ConfusionMatrix, DepthL1, parsing_scores
 from faceparse.eval.run import checkpoint_paths, evaluate_checkpoint, evaluate_networks, evaluate_report
 from faceparse.labels import get_scheme
 from faceparse.losses import main_logits
+from faceparse.runs.checkpoint import save_checkpoint
+from faceparse.runs.config import load_config, resolve, to_dict
 from faceparse.utils.io import DataError
 from tiny import disc_dataset
 
@@ -89,7 +89,7 @@ def direct_scores(
     run: Path, data: Path, ids: list[str] | None = None
 ) -> tuple[ConfusionMatrix, ConfusionMatrix, DepthL1]:
     """The protocol written out by hand, one image at a time (the six test samples, or ``ids``)."""
-    from faceparse.engine.checkpoint import load_checkpoint
+    from faceparse.runs.checkpoint import load_checkpoint
 
     nets, _ = load_checkpoint(run / "joint")
     resize = build_transform("bisenet", NET_SIZE, SCHEME, train=False)
@@ -158,7 +158,7 @@ def test_light_levels_from_synthetic_meta(tmp_path, dataset):
     from faceparse.data.synth import generate_dataset
     from faceparse.utils.io import DataError
 
-    generate_dataset(tmp_path / "synth", 12, 32, seed=0, workers=1, progress=False)
+    generate_dataset(tmp_path / "synth", 12, 32, seed=0, workers=1)
     levels = light_levels(tmp_path / "synth", "train")
     assert levels and set(levels.values()) <= {"dark", "normal", "bright"}
     meta = json.loads((tmp_path / "synth" / "meta" / f"{next(iter(levels))}.json").read_text())

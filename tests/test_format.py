@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from faceparse.data.encoding import MAX16, nearness_to_uint16
 from faceparse.data.format import (
     DatasetInfo,
     DepthInfo,
@@ -22,7 +23,6 @@ from faceparse.data.format import (
     write_sample,
     write_split,
 )
-from faceparse.depth.encoding import MAX16, nearness_to_uint16
 from faceparse.utils.io import DataError, atomic_path
 
 

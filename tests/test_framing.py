@@ -35,12 +35,12 @@ def test_smaller_fov_frames_the_same_head_larger():
 
 
 def test_fov_is_recorded_validated_and_guards_resume(tmp_path):
-    info = generate_dataset(tmp_path / "d", 3, size=32, seed=0, workers=1, progress=False, fov_deg=36.0)
+    info = generate_dataset(tmp_path / "d", 3, size=32, seed=0, workers=1, fov_deg=36.0)
     assert info.provenance["fov_deg"] == 36.0
     saved = json.loads((tmp_path / "d" / "dataset.json").read_text())
     assert saved["provenance"]["fov_deg"] == 36.0
     with pytest.raises(DataError, match=MARKER):
-        generate_dataset(tmp_path / "d", 3, size=32, seed=0, workers=1, progress=False)  # other framing
+        generate_dataset(tmp_path / "d", 3, size=32, seed=0, workers=1)  # other framing
     with pytest.raises(ValueError, match="fov_deg"):
         generate_sample(0, 32, seed=0, fov_deg=5.0)
 

@@ -11,8 +11,6 @@ import torch
 from typer.testing import CliRunner
 
 from faceparse.data.format import read_label, write_depth, write_rgb
-from faceparse.engine import checkpoint as ckpt
-from faceparse.engine.config import Config, resolve, to_dict
 from faceparse.engine.networks import network_specs
 from faceparse.inference import (
     DetectorUnavailable,
@@ -22,10 +20,12 @@ from faceparse.inference import (
     predict_files,
     side_by_side,
 )
-from faceparse.inference.predictor import OUTSIDE_LOGIT, crop_square, paste_logits
+from faceparse.inference.detect import OUTSIDE_LOGIT, crop_square, paste_logits
 from faceparse.labels import get_scheme
 from faceparse.models import build_model
 from faceparse.models.pretrained import PretrainedInfo, save_pretrained
+from faceparse.runs import checkpoint as ckpt
+from faceparse.runs.config import Config, resolve, to_dict
 from faceparse.utils.io import DataError
 
 SIZE = 64
@@ -230,12 +230,12 @@ def test_paste_and_crop_are_inverse_inside_the_image():
 
 
 def test_detection_without_mediapipe_names_the_extra(rgb_parser, run_dir, tmp_path, monkeypatch):
-    import faceparse.depth.estimate as estimate
+    import faceparse.utils.facemesh as facemesh
 
     def missing():
-        raise RuntimeError(f"{estimate.INSTALL_HINT} (No module named 'mediapipe')")
+        raise RuntimeError(f"{facemesh.INSTALL_HINT} (No module named 'mediapipe')")
 
-    monkeypatch.setattr(estimate, "import_mediapipe", missing)
+    monkeypatch.setattr(facemesh, "import_mediapipe", missing)
     with pytest.raises(DetectorUnavailable, match="make depth-extra"):
         rgb_parser(_images()[0], detect=True)
     assert rgb_parser.detector is None

@@ -398,7 +398,7 @@ def test_e2e_gradients_reach_generator_and_depth_parser() -> None:
 
 
 def test_joint_weights_defaults_follow_paper() -> None:
-    from faceparse.engine.config import Config, joint_weights
+    from faceparse.runs.config import Config, joint_weights
 
     weights = joint_weights(Config())  # the config is the λ's one home
     assert weights.lambdas == (1.0, 1.0, 0.5, 0.5, 1.0)  # §4.2

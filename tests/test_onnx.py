@@ -10,14 +10,14 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from faceparse.engine import checkpoint as ckpt
-from faceparse.engine.config import Config, resolve, to_dict
 from faceparse.engine.networks import network_specs
 from faceparse.inference import face_parser, load_network
 from faceparse.inference.export import ExportError, export_onnx, read_onnx_metadata
 from faceparse.inference.predictor import LoadedNetwork, NetworkInfo
 from faceparse.labels import get_scheme
 from faceparse.models import build_model
+from faceparse.runs import checkpoint as ckpt
+from faceparse.runs.config import Config, resolve, to_dict
 
 ort = pytest.importorskip("onnxruntime")
 SIZE = 64

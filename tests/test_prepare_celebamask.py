@@ -58,7 +58,7 @@ def expected_label(parts, scheme: str, size: int = 32) -> np.ndarray:
 def test_labels_and_splits(tmp_path, scheme):
     raw = make_celebamask(tmp_path / "raw")
     out = tmp_path / "out"
-    report = convert_celebamask(raw, out, scheme=scheme, size=32, workers=1, show_progress=False)
+    report = convert_celebamask(raw, out, scheme=scheme, size=32, workers=1)
     assert not report.bad
     lay = open_layout(out)
     assert lay.info.scheme == scheme and lay.info.image_size == [32, 32]
@@ -103,7 +103,7 @@ def test_mask_modes_read_alike(tmp_path, mode):
 def test_bad_samples_reported_and_rest_converted(tmp_path):
     raw = make_celebamask(tmp_path / "raw", bad=True)
     out = tmp_path / "out"
-    report = convert_celebamask(raw, out, scheme="celebamask19", size=32, workers=1, show_progress=False)
+    report = convert_celebamask(raw, out, scheme="celebamask19", size=32, workers=1)
     bad = {o.sid: o for o in report.bad}
     assert set(bad) == {"3", "4", "5", "6"}
     assert bad["3"].path.endswith("3.jpg") and "truncated" in bad["3"].problem
@@ -141,7 +141,7 @@ def test_cli_exit_codes_and_resume(tmp_path):
     before = os.stat(label0).st_mtime_ns
     r2 = CliRunner().invoke(app, args)  # resume: existing outputs are not rewritten
     assert r2.exit_code == 0 and os.stat(label0).st_mtime_ns == before
-    report = convert_celebamask(raw, out, size=32, workers=1, show_progress=False)
+    report = convert_celebamask(raw, out, size=32, workers=1)
     assert report.counts()["train"]["skipped"] == 2 and report.counts()["train"]["written"] == 0
     r3 = CliRunner().invoke(app, [*args, "--strict"])
     assert r3.exit_code == 2 and "--strict" in r3.output
@@ -150,15 +150,15 @@ def test_cli_exit_codes_and_resume(tmp_path):
 def test_resume_refuses_other_options(tmp_path):
     raw = make_celebamask(tmp_path / "raw")
     out = tmp_path / "out"
-    convert_celebamask(raw, out, scheme="celebamask13", size=32, workers=1, show_progress=False)
+    convert_celebamask(raw, out, scheme="celebamask13", size=32, workers=1)
     with pytest.raises(DataError, match="other options.*scheme"):
-        convert_celebamask(raw, out, scheme="celebamask19", size=32, workers=1, show_progress=False)
+        convert_celebamask(raw, out, scheme="celebamask19", size=32, workers=1)
 
 
 def test_parallel_matches_serial(tmp_path):
     raw = make_celebamask(tmp_path / "raw", n=5)
-    convert_celebamask(raw, tmp_path / "a", size=32, workers=1, show_progress=False)
-    convert_celebamask(raw, tmp_path / "b", size=32, workers=2, show_progress=False)
+    convert_celebamask(raw, tmp_path / "a", size=32, workers=1)
+    convert_celebamask(raw, tmp_path / "b", size=32, workers=2)
     for sid in "01234":
         np.testing.assert_array_equal(
             read_label(tmp_path / "a" / "label" / f"{sid}.png"),
@@ -173,4 +173,4 @@ def test_missing_mapping_is_named(tmp_path):
     raw = make_celebamask(tmp_path / "raw")
     (raw / "CelebA-HQ-to-CelebA-mapping.txt").unlink()
     with pytest.raises(DataError, match="CelebA-HQ-to-CelebA-mapping.txt: mapping file not found"):
-        convert_celebamask(raw, tmp_path / "out", size=32, workers=1, show_progress=False)
+        convert_celebamask(raw, tmp_path / "out", size=32, workers=1)

@@ -16,7 +16,7 @@ from fixtures_raw import HELEN_LISTS, LAPA_SIZES, make_helen, make_lapa
 def test_lapa_native_sizes_and_landmarks(tmp_path):
     labels = make_lapa(tmp_path / "raw")
     out = tmp_path / "out"
-    report = convert_lapa(tmp_path / "raw", out, workers=1, show_progress=False)
+    report = convert_lapa(tmp_path / "raw", out, workers=1)
     assert not report.bad
     lay = open_layout(out)
     assert lay.info.scheme == "lapa11" and lay.info.image_size is None  # sizes vary
@@ -58,7 +58,7 @@ def test_lapa_bad_label_size_reported(tmp_path):
 def test_helen_argmax_ties_lowest(tmp_path):
     expected = make_helen(tmp_path / "raw")
     out = tmp_path / "out"
-    report = convert_helen(tmp_path / "raw", out, workers=1, show_progress=False)
+    report = convert_helen(tmp_path / "raw", out, workers=1)
     assert not report.bad
     lay = open_layout(out)
     assert lay.split_ids("train") == HELEN_LISTS["exemplars.txt"] and lay.split_ids("test") == ["107635070_1"]
@@ -79,7 +79,7 @@ def test_helen_drop_hair_clears_labels_and_depth(tmp_path):
     expected = make_helen(tmp_path / "raw")
     out = tmp_path / "out"
     name = "100032540_1"
-    convert_helen(tmp_path / "raw", out, workers=1, show_progress=False)
+    convert_helen(tmp_path / "raw", out, workers=1)
     write_depth(out / "depth" / f"{name}.png", np.full((32, 40), 0.5, np.float32))
     r = CliRunner().invoke(
         app,

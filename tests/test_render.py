@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import trimesh
 
-from faceparse.depth.render import Camera, render, vertex_normals
+from faceparse.data.render import Camera, render, vertex_normals
 
 
 def _sphere_depth(camera: Camera, centre: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:

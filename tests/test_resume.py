@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import csv
+import os
+import signal
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from faceparse.engine import checkpoint as ckpt
 from faceparse.engine import loop
 from faceparse.engine.loop import TrainingStopped, train
 from faceparse.engine.sampling import IterationBatches, Pool
+from faceparse.runs import checkpoint as ckpt
 from tiny import ROLES, disc_dataset, fake_pretrained, joint_overrides
 
 
@@ -39,7 +41,7 @@ def test_interrupted_then_resumed_equals_uninterrupted(setup, tmp_path, monkeypa
         terms = real_step(*args, **kwargs)
         calls["n"] += 1
         if calls["n"] == 1:
-            loop.request_stop()  # SIGTERM to ourselves mid-run, as a scheduler would
+            os.kill(os.getpid(), signal.SIGTERM)  # to ourselves mid-run, as a scheduler would
         return terms
 
     monkeypatch.setattr(loop, "joint_step", step_then_sigterm)

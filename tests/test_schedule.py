@@ -8,10 +8,10 @@ import math
 import pytest
 import torch
 
-from faceparse.engine import precision
-from faceparse.engine.config import load_config, resolve
 from faceparse.engine.schedule import lr_factor, make_optimizer, optimizer_groups, scheduler_for
 from faceparse.models.bisenet import BiSeNet, bisenet
+from faceparse.runs import precision
+from faceparse.runs.config import load_config, resolve
 
 
 def _resolved(*overrides: str):

@@ -83,18 +83,18 @@ def _files(root: Path) -> dict[str, bytes]:
 
 
 def test_dataset_is_byte_identical_across_runs_and_worker_counts(tmp_path):
-    a = generate_dataset(tmp_path / "a", 6, size=40, seed=7, workers=1, progress=False)
-    generate_dataset(tmp_path / "b", 6, size=40, seed=7, workers=2, progress=False)
+    a = generate_dataset(tmp_path / "a", 6, size=40, seed=7, workers=1)
+    generate_dataset(tmp_path / "b", 6, size=40, seed=7, workers=2)
     fa, fb = _files(tmp_path / "a"), _files(tmp_path / "b")
     assert len(fa) == 6 * 4 + 3 and fa == fb
     assert a.counts == {"train": 4, "val": 1, "test": 1}
-    generate_dataset(tmp_path / "c", 6, size=40, seed=8, workers=1, progress=False)
+    generate_dataset(tmp_path / "c", 6, size=40, seed=8, workers=1)
     fc = _files(tmp_path / "c")
     assert all(fa[k] != fc[k] for k in fa if k.startswith(("rgb/", "depth/", "label/")))
 
 
 def test_written_dataset_reads_back(tmp_path):
-    info = generate_dataset(tmp_path / "d", 10, size=32, seed=0, workers=1, progress=False)
+    info = generate_dataset(tmp_path / "d", 10, size=32, seed=0, workers=1)
     layout = open_layout(tmp_path / "d")
     assert layout.info.scheme == "celebamask13" and info.image_size == [32, 32]
     assert layout.info.depth.range == pytest.approx(0.3) and layout.info.depth.unit == "m"
@@ -110,11 +110,11 @@ def test_written_dataset_reads_back(tmp_path):
 
 def test_resume_skips_existing_files(tmp_path):
     root = tmp_path / "r"
-    generate_dataset(root, 4, size=32, seed=2, workers=1, progress=False)
+    generate_dataset(root, 4, size=32, seed=2, workers=1)
     before = {p: p.stat().st_mtime_ns for p in root.rglob("*.png")}
     original = (root / "label" / "000002.png").read_bytes()
     (root / "label" / "000002.png").unlink()
-    generate_dataset(root, 4, size=32, seed=2, workers=1, progress=False)
+    generate_dataset(root, 4, size=32, seed=2, workers=1)
     after = {p: p.stat().st_mtime_ns for p in root.rglob("*.png")}
     changed = {p.relative_to(root).as_posix() for p in after if after[p] != before.get(p)}
     assert changed == {"rgb/000002.png", "depth/000002.png", "label/000002.png"}
@@ -122,13 +122,13 @@ def test_resume_skips_existing_files(tmp_path):
     assert not list(root.rglob("*.tmp*"))
     # a resumed run with another seed or size would mix datasets: refused, naming the marker
     with pytest.raises(DataError, match=MARKER):
-        generate_dataset(root, 4, size=32, seed=3, workers=1, progress=False)
+        generate_dataset(root, 4, size=32, seed=3, workers=1)
 
 
 def test_refuses_a_foreign_folder(tmp_path):
     (tmp_path / "f" / "rgb").mkdir(parents=True)
     with pytest.raises(DataError, match="not made by"):
-        generate_dataset(tmp_path / "f", 2, size=32, seed=0, workers=1, progress=False)
+        generate_dataset(tmp_path / "f", 2, size=32, seed=0, workers=1)
 
 
 def test_splits_are_deterministic_and_disjoint():

@@ -143,9 +143,9 @@ def tiny_networks(seed: int = 0):
 def fake_pretrained(out: Path, overrides: list[str]) -> Path:
     """Randomly initialised 'pre-trained' checkpoints of the three pre-training stages under ``out``, for
     joint-phase tests (resume, DDP) that do not care how the networks were trained."""
-    from faceparse.engine import checkpoint as ckpt
-    from faceparse.engine.config import load_config, resolve
     from faceparse.engine.networks import network_specs
+    from faceparse.runs import checkpoint as ckpt
+    from faceparse.runs.config import load_config, resolve
 
     specs = network_specs(resolve(load_config(None, overrides), num_classes=CLASSES))
     torch.manual_seed(0)

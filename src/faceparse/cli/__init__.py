@@ -32,12 +32,8 @@ _COMMAND_MODULES = (
 
 
 def _register() -> None:
-    for name in _COMMAND_MODULES:
-        try:
-            importlib.import_module(f"faceparse.cli.{name}")
-        except ModuleNotFoundError as e:
-            if e.name != f"faceparse.cli.{name}":
-                raise
+    for name in _COMMAND_MODULES:  # a module that fails to import is a bug: let it raise
+        importlib.import_module(f"faceparse.cli.{name}")
 
 
 _register()

@@ -10,9 +10,9 @@ import typer
 from rich.markup import escape
 
 from faceparse.utils.io import DataError
-from faceparse.utils.progress import console, progress
+from faceparse.utils.progress import console, progress, progress_bar
 
-__all__ = ["console", "fail", "friendly_errors", "progress"]
+__all__ = ["console", "fail", "friendly_errors", "progress", "progress_bar"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from faceparse.cli import app
-from faceparse.cli.common import console, friendly_errors, progress
+from faceparse.cli.common import console, friendly_errors, progress, progress_bar
 
 if TYPE_CHECKING:
     from faceparse.data.check import CheckReport
@@ -24,13 +24,8 @@ _SPLIT_HEADINGS = {"train": "Train set", "val": "Validation set", "test": "Test 
 def _run_check(root: Path, splits: list[str] | None, workers: int | None) -> CheckReport:
     from faceparse.data.check import check_dataset
 
-    with progress(transient=True) as bar:
-        task = bar.add_task(f"checking {root.name}", total=None, info="")
-
-        def advance(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        return check_dataset(root, splits or None, workers=workers, on_progress=advance)
+    with progress_bar(f"checking {root.name}", transient=True) as on_progress:
+        return check_dataset(root, splits or None, workers=workers, on_progress=on_progress)
 
 
 def _class_table(report: CheckReport, title: str) -> Table:

@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 
 from faceparse.cli import app
-from faceparse.cli.common import console, fail, friendly_errors
+from faceparse.cli.common import console, fail, friendly_errors, progress_bar
 
 depth_app = typer.Typer(
     help="Build depth maps: import the authors' released depth or Deep3dPortrait outputs, render meshes, "
@@ -63,7 +63,15 @@ def import_released_cmd(
     """Merge the authors' released 8-bit depth into a prepared dataset as 16-bit nearness."""
     from faceparse.depth.released import import_released
 
-    report = import_released(src, data, drop_missing=not keep_missing, overwrite=overwrite, strict=strict)
+    with progress_bar("importing depth") as on_progress:
+        report = import_released(
+            src,
+            data,
+            drop_missing=not keep_missing,
+            overwrite=overwrite,
+            strict=strict,
+            on_progress=on_progress,
+        )
     _print_import(report)
 
 
@@ -94,16 +102,18 @@ def import_deep3dportrait_cmd(
     if (source_width is None) != (source_height is None):
         raise typer.BadParameter("give both --source-width and --source-height, or neither")
     size = (source_width, source_height) if source_width is not None else None
-    report = import_deep3dportrait(
-        mats,
-        data,
-        crops=crops,
-        source_size=size,
-        depth_range=depth_range,
-        drop_missing=not keep_missing,
-        overwrite=overwrite,
-        strict=strict,
-    )
+    with progress_bar("Deep3dPortrait depth") as on_progress:
+        report = import_deep3dportrait(
+            mats,
+            data,
+            crops=crops,
+            source_size=size,
+            depth_range=depth_range,
+            drop_missing=not keep_missing,
+            overwrite=overwrite,
+            strict=strict,
+            on_progress=on_progress,
+        )
     _print_import(report)
 
 
@@ -154,9 +164,16 @@ def estimate_cmd(
     from faceparse.depth.estimate import estimate_folder
 
     try:
-        report = estimate_folder(
-            images, out, labels=labels, min_quality=min_quality, overwrite=overwrite, strict=strict
-        )
+        with progress_bar("estimating depth") as on_progress:
+            report = estimate_folder(
+                images,
+                out,
+                labels=labels,
+                min_quality=min_quality,
+                overwrite=overwrite,
+                strict=strict,
+                on_progress=on_progress,
+            )
     except RuntimeError as e:
         raise fail(e) from None
     console.print(report.table())

@@ -49,7 +49,8 @@ def predict_command(
     ),
 ) -> None:
     """Predict label maps for an image or a folder; unreadable images are reported and skipped."""
-    from faceparse.inference.predictor import DetectorUnavailable, face_parser, list_inputs, predict_files
+    from faceparse.inference.detect import DetectorUnavailable
+    from faceparse.inference.predictor import face_parser, list_inputs, predict_files
 
     if modality not in ("rgb", "depth"):
         raise typer.BadParameter(f"must be rgb or depth, got {modality!r}", param_hint="--modality")

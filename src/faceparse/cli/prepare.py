@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 
 from faceparse.cli import app
-from faceparse.cli.common import console, friendly_errors
+from faceparse.cli.common import console, friendly_errors, progress_bar
 
 prepare_app = typer.Typer(
     help="Convert raw CelebAMask-HQ / LaPa / Helen downloads into faceparse datasets (resumable).",
@@ -66,17 +66,19 @@ def celebamask_hq(
     if scheme not in SCHEMES:
         raise typer.BadParameter(f"must be one of {', '.join(SCHEMES)}", param_hint="--scheme")
 
-    report = convert_celebamask(
-        root,
-        out,
-        scheme=scheme,
-        size=size,
-        partition=partition,
-        workers=workers,
-        strict=strict,
-        overwrite=overwrite,
-        rgb_ext=".png" if png else ".jpg",
-    )
+    with progress_bar("CelebAMask-HQ") as on_progress:
+        report = convert_celebamask(
+            root,
+            out,
+            scheme=scheme,
+            size=size,
+            partition=partition,
+            workers=workers,
+            strict=strict,
+            overwrite=overwrite,
+            rgb_ext=".png" if png else ".jpg",
+            on_progress=on_progress,
+        )
     _summary(report)
 
 
@@ -92,7 +94,11 @@ def lapa(
     """LaPa: native resolution, images copied unchanged, landmarks kept in landmarks/<id>.txt."""
     from faceparse.data.convert.lapa import convert_lapa
 
-    _summary(convert_lapa(root, out, workers=workers, strict=strict, overwrite=overwrite))
+    with progress_bar("LaPa") as on_progress:
+        report = convert_lapa(
+            root, out, workers=workers, strict=strict, overwrite=overwrite, on_progress=on_progress
+        )
+    _summary(report)
 
 
 @prepare_app.command("helen")
@@ -110,6 +116,14 @@ def helen(
     """Helen (SmithCVPR2013): argmax over the 11 soft class maps; exemplars/tuning/testing splits."""
     from faceparse.data.convert.helen import convert_helen
 
-    _summary(
-        convert_helen(root, out, drop_hair=drop_hair, workers=workers, strict=strict, overwrite=overwrite)
-    )
+    with progress_bar("Helen-D" if drop_hair else "Helen") as on_progress:
+        report = convert_helen(
+            root,
+            out,
+            drop_hair=drop_hair,
+            workers=workers,
+            strict=strict,
+            overwrite=overwrite,
+            on_progress=on_progress,
+        )
+    _summary(report)

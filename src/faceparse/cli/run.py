@@ -108,8 +108,8 @@ def demo_command(
     competence gate (val) and the demo target (test), evaluate baselines vs joint on the test split, and
     write OUT/report.md, report.json and qualitative.png. About 20 minutes on 2 CPU cores (configs/demo.yaml);
     needs no data and no download; re-running resumes."""
-    from faceparse.engine.demo import run_demo
     from faceparse.engine.loop import TrainingStopped
+    from faceparse.workflows.demo import run_demo
 
     try:
         report, tables = run_demo(out, workers, quick, list(overrides or []), samples)
@@ -176,7 +176,7 @@ def study_command(
     per-class paired differences (joint − control) and F1 by light level. Writes OUT/study.md,
     study.json and plots. Resumable."""
     from faceparse.engine.loop import TrainingStopped
-    from faceparse.engine.study import GateNotMet, run_study
+    from faceparse.workflows.study import GateNotMet, run_study
 
     try:
         result = run_study(

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from faceparse.cli import app
-from faceparse.cli.common import console, friendly_errors
+from faceparse.cli.common import console, friendly_errors, progress_bar
 
 
 @app.command()
@@ -38,6 +38,9 @@ def synth(
     """Generate synthetic heads (RGB, depth, celebamask13 labels, metadata) with train/val/test splits."""
     from faceparse.data.synth import generate_dataset
 
-    info = generate_dataset(out, num, size=size, seed=seed, workers=workers, progress=True, fov_deg=fov)
+    with progress_bar("synth") as on_progress:
+        info = generate_dataset(
+            out, num, size=size, seed=seed, workers=workers, fov_deg=fov, on_progress=on_progress
+        )
     counts = ", ".join(f"{k} {v}" for k, v in info.counts.items())
     console.print(f"[green]wrote[/green] {out} ({info.scheme}, {size}x{size}; {counts})")

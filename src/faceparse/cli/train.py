@@ -37,7 +37,7 @@ def train_command(
     print_config: bool = typer.Option(False, "--print-config", help="Print the merged config and exit."),
 ) -> None:
     """Train the parsers and the RGB→depth translator (paper §3.2, §4.2); checkpoints in run.out/<stage>/."""
-    from faceparse.engine.config import STAGES, load_config, to_yaml
+    from faceparse.runs.config import STAGES, load_config, to_yaml
 
     overrides = list(overrides or [])
     if "=" in stage:  # `faceparse train data.root=x` : no stage given, only overrides

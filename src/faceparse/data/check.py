@@ -11,12 +11,12 @@ which ``faceparse stats`` prints as the paper's Table 1 row and class shares.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -32,6 +32,9 @@ from faceparse.data.format import (
 )
 from faceparse.labels import IGNORE_INDEX, LabelScheme
 from faceparse.utils.io import DataError, read_json
+
+if TYPE_CHECKING:
+    from faceparse.utils.progress import OnProgress
 
 ERROR = "error"
 WARNING = "warning"
@@ -254,12 +257,13 @@ def check_dataset(
     splits: Sequence[str] | None = None,
     *,
     workers: int | None = None,
-    on_progress: Callable[[int, int], None] | None = None,
+    on_progress: OnProgress | None = None,
 ) -> CheckReport:
     """Validate a dataset folder (faceparse or released layout) and count its classes.
 
     ``splits``: the splits to check (default: all of train/val/test, each of which must exist).
-    ``on_progress(done, total)`` is called after each decoded sample. Never raises on bad data: every
+    ``on_progress(done, total, info)`` (:mod:`faceparse.utils.progress`) is called once before the first
+    sample and after each decoded sample (``info`` is ``""``). Never raises on bad data: every
     problem is in the report (``report.ok`` is False when any is an error).
     """
     root = Path(root)
@@ -311,17 +315,19 @@ def _run_samples(
     layout: Layout,
     first_split: dict[str, str],
     workers: int | None,
-    on_progress: Callable[[int, int], None] | None,
+    on_progress: OnProgress | None,
 ) -> dict[str, _SampleResult]:
     ids = list(first_split)
     workers = workers or min(8, (os.cpu_count() or 1) + 1)
     results: dict[str, _SampleResult] = {}
+    if on_progress is not None:
+        on_progress(0, len(ids), "")
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = pool.map(lambda sid: checker.sample(sid, layout.split_file(first_split[sid])), ids)
         for done, (sid, res) in enumerate(zip(ids, futures, strict=True), start=1):
             results[sid] = res
             if on_progress is not None:
-                on_progress(done, len(ids))
+                on_progress(done, len(ids), "")
     return results
 
 

@@ -4,7 +4,7 @@ A dataset is a folder::
 
     dataset.json            name, label scheme, depth encoding, image size, counts, provenance, version
     rgb/<id>.png|jpg        8-bit RGB
-    depth/<id>.png          16-bit nearness (faceparse.depth.encoding); 8-bit also accepted
+    depth/<id>.png          16-bit nearness (faceparse.data.encoding); 8-bit also accepted
     label/<id>.png          8-bit class ids of the dataset's label scheme
     meta/<id>.json          optional per-sample sidecar (e.g. the synthetic generator's pose and light)
     splits/{train,val,test}.txt   one id per line
@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from faceparse.depth.encoding import nearness_to_uint16, stored_to_nearness
+from faceparse.data.encoding import nearness_to_uint16, stored_to_nearness
 from faceparse.labels import get_scheme
 from faceparse.utils.io import DataError, atomic_save, atomic_write_json, atomic_write_text, read_json
 
@@ -38,7 +38,7 @@ DEPTH_COVERAGES = ("all", "partial", "none")
 class DepthInfo:
     """How depth is encoded. ``range``/``unit`` give the metric span that nearness 0..1 covers."""
 
-    encoding: str = "nearness16"  # see faceparse.depth.encoding
+    encoding: str = "nearness16"  # see faceparse.data.encoding
     range: float | None = None
     unit: str | None = None
     source: str = ""  # e.g. "synthetic-raycast", "deep3dportrait", "mediapipe-facemesh", "released-8bit"

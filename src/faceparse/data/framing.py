@@ -48,7 +48,7 @@ def measure_framing(
     on_image: Callable[[], None] | None = None,
 ) -> FramingReport:
     """Measure (name, RGB uint8 (H, W, 3)) images with the offline face mesh (needs ``faceparse[depth]``)."""
-    from faceparse.depth.estimate import FaceMeshEstimator
+    from faceparse.utils.facemesh import FaceMeshEstimator
 
     iod: list[float] = []
     missed: list[str] = []

@@ -2,7 +2,7 @@
 
 * Parsers on RGB: ImageNet mean/std on RGB in [0, 1] (face-parsing.PyTorch and EAGRNet do this, FACTS §4).
 * Parsers on depth and the Pix2Pix generator/discriminator: values in [-1, 1] (``2x - 1``), so depth
-  background is -1, matching the generator's tanh output (faceparse.depth.encoding).
+  background is -1, matching the generator's tanh output (faceparse.data.encoding).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Each sample is a random 3D head (``synth_head``: skull with nose, lips, opening mouth, ears, hair shell
 and hanging hair, neck and shoulders) posed (yaw ±45°, pitch ±20°, roll ±15°), ray cast
-(``faceparse.depth.render``), shaded under a random light (including very dark and over-exposed
+(``faceparse.data.render``), shaded under a random light (including very dark and over-exposed
 images), painted with per-part albedo and procedural texture, and composited over a cluttered random
 background. Labels follow the ``celebamask13`` scheme with CelebAMask-HQ's convention (``l_eye`` is
 the subject's left eye, on the image's right). Neck and shoulders have depth but label 0, as in the
@@ -17,14 +17,17 @@ from __future__ import annotations
 import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from faceparse.data import synth_head as sh
+from faceparse.data.encoding import metric_to_nearness
 from faceparse.data.format import DatasetInfo, DepthInfo, write_info, write_sample, write_split
-from faceparse.depth.encoding import metric_to_nearness
 from faceparse.labels import get_scheme
+
+if TYPE_CHECKING:
+    from faceparse.utils.progress import OnProgress
 
 SCHEME = "celebamask13"
 DEPTH_RANGE_M = 0.3  # metres of depth that nearness 1 → 0 spans (dataset.json depth.range)
@@ -171,7 +174,7 @@ def generate_sample(
     ``pose`` = (yaw, pitch, roll) in degrees overrides the random pose (the other draws are unchanged).
     ``fov_deg`` is the camera's vertical field of view: smaller values frame the head larger.
     """
-    from faceparse.depth.render import Camera, render, vertex_normals
+    from faceparse.data.render import Camera, render, vertex_normals
 
     if size < 16:
         raise ValueError(f"size must be at least 16 pixels, got {size}")
@@ -349,7 +352,7 @@ def _preload() -> None:
     import cv2  # noqa: F401
     import trimesh.ray  # noqa: F401
 
-    import faceparse.depth.render  # noqa: F401
+    import faceparse.data.render  # noqa: F401
 
     try:
         import trimesh.ray.ray_pyembree  # noqa: F401
@@ -374,8 +377,9 @@ def generate_dataset(
     size: int = 128,
     seed: int = 0,
     workers: int | None = None,
-    progress: bool = True,
     fov_deg: float = FOV_DEG,
+    *,
+    on_progress: OnProgress | None = None,
 ) -> DatasetInfo:
     """Write ``num`` synthetic samples into ``out`` (faceparse format). Resumable; returns the dataset info.
 
@@ -384,6 +388,10 @@ def generate_dataset(
 
     Samples whose four files all exist are skipped; each file is written atomically, so an interrupted
     run leaves only whole files. ``dataset.json`` and the splits are written at the end.
+
+    ``on_progress(done, total, info)`` (:mod:`faceparse.utils.progress`) is called once before the work,
+    with ``done`` = the samples already there, then after each sample written; ``total`` is ``num`` and
+    ``info`` reads ``"{size}px, {workers} workers"``.
     """
     if num <= 0:
         raise ValueError(f"num must be positive, got {num}")
@@ -399,26 +407,25 @@ def generate_dataset(
 
     _preload()  # import once here: forked workers inherit the modules instead of importing them each
 
-    def run(advance) -> None:
-        if workers == 1 or len(jobs) <= 1:
-            for job in jobs:
-                _write_one(job)
-                advance()
-            return
+    done = num - len(todo)
+    note = f"{size}px, {workers} workers"
+
+    def advance() -> None:
+        nonlocal done
+        done += 1
+        if on_progress is not None:
+            on_progress(done, num, note)
+
+    if on_progress is not None:
+        on_progress(done, num, note)
+    if workers == 1 or len(jobs) <= 1:
+        for job in jobs:
+            _write_one(job)
+            advance()
+    else:
         with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
             for _ in pool.map(_write_one, jobs, chunksize=max(1, min(16, len(jobs) // (4 * workers)))):
                 advance()
-
-    if progress:
-        from faceparse.cli.common import progress as make_progress
-
-        with make_progress() as bar:
-            task = bar.add_task(
-                "synth", total=num, completed=num - len(todo), info=f"{size}px, {workers} workers"
-            )
-            run(lambda: bar.advance(task))
-    else:
-        run(lambda: None)
 
     splits = split_ids(num)
     for name, ids in splits.items():

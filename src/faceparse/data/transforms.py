@@ -3,7 +3,7 @@
 A *sample* here is a dict of numpy arrays::
 
     rgb        (H, W, 3) uint8
-    depth      (H, W)    float32 nearness in [0, 1], 0 = no surface (faceparse.depth.encoding)
+    depth      (H, W)    float32 nearness in [0, 1], 0 = no surface (faceparse.data.encoding)
     label      (H, W)    uint8 class ids, IGNORE_INDEX (255) = ignore
     has_depth  bool      (other keys, e.g. ``id``, pass through untouched)
 

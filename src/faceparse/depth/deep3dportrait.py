@@ -26,15 +26,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
+from faceparse.data.encoding import metric_to_nearness
 from faceparse.data.format import RGB_EXTS, open_layout, write_depth
-from faceparse.depth.encoding import metric_to_nearness
 from faceparse.depth.released import ImportReport, clear_dropped, dataset_ids, finish_import, label_size
 from faceparse.utils.io import DataError
+
+if TYPE_CHECKING:
+    from faceparse.utils.progress import OnProgress
 
 CROP = 256
 DEFAULT_RANGE_DM = 3.0
@@ -137,16 +140,16 @@ def import_deep3dportrait(
     drop_missing: bool = True,
     overwrite: bool = False,
     strict: bool = False,
-    show_progress: bool = True,
+    on_progress: OnProgress | None = None,
 ) -> ImportReport:
     """Convert Deep3dPortrait outputs for the samples of ``data`` into 16-bit nearness depth.
 
     ``mats``: the step-3 folder (``<id>.mat``); ``crops``: the step-1 folder holding ``crop_param``
     (default: ``mats``). ``source_size`` (width, height): the image size Deep3dPortrait saw (default: each
-    sample's ``rgb/`` image size, i.e. it ran on the prepared images).
+    sample's ``rgb/`` image size, i.e. it ran on the prepared images). ``on_progress(done, total, info)``
+    (:mod:`faceparse.utils.progress`) is called once before the first ``.mat`` and after each one,
+    written, skipped or bad (``info`` is ``""``).
     """
-    from faceparse.cli.common import progress
-
     mats, data = Path(mats), Path(data)
     crops = Path(crops) if crops is not None else mats
     if not mats.is_dir():
@@ -157,18 +160,12 @@ def import_deep3dportrait(
     report = ImportReport(str(mats))
     report.depth_without_sample = sorted({p.stem for p in mats.glob("*.mat")} - set(known))
     todo = [i for i in known if (mats / f"{i}.mat").is_file()]
-    bar = progress() if show_progress else None
-    task = bar.add_task("Deep3dPortrait depth", total=len(todo), info="") if bar else None
-    if bar is not None:
-        bar.start()
-    try:
-        for sid in todo:
-            _import_one(sid, mats, crops, data, source_size, depth_range, overwrite, strict, report)
-            if bar is not None and task is not None:  # task is None exactly when bar is
-                bar.update(task, advance=1)
-    finally:
-        if bar is not None:
-            bar.stop()
+    if on_progress is not None:
+        on_progress(0, len(todo), "")
+    for done, sid in enumerate(todo, start=1):
+        _import_one(sid, mats, crops, data, source_size, depth_range, overwrite, strict, report)
+        if on_progress is not None:
+            on_progress(done, len(todo), "")
     finish_import(
         data,
         lay,
@@ -210,14 +207,14 @@ def _import_one(sid, mats, crops, data, source_size, depth_range, overwrite, str
 
 
 def load_camera(spec: str | os.PathLike):
-    """A :class:`faceparse.depth.render.Camera` from a JSON file or an inline JSON object.
+    """A :class:`faceparse.data.render.Camera` from a JSON file or an inline JSON object.
 
     Keys: ``fx, fy, cx, cy, width, height`` (pixels; OpenCV convention) and optional ``R`` (3×3,
     world→camera) and ``t`` (3).
     """
     import json
 
-    from faceparse.depth.render import Camera
+    from faceparse.data.render import Camera
 
     text = str(spec)
     path = Path(text)
@@ -252,7 +249,7 @@ def depth_from_mesh(
     """
     import trimesh
 
-    from faceparse.depth.render import render
+    from faceparse.data.render import render
 
     mesh = Path(mesh)
     if not mesh.is_file():

@@ -8,7 +8,7 @@ BFM09. This backend runs anywhere, offline, with the optional extra ``faceparse[
    enough pixels (the mesh model misses them otherwise); without a detection, the whole image is used;
 2. run the face mesh (static images, refined landmarks) on the crop and map landmarks back;
 3. rasterise the mesh triangles (MediaPipe's tessellation) into a depth map with the shared renderer
-   (``faceparse.depth.render``; a far camera makes its projection orthographic to 1e-4 px);
+   (``faceparse.data.render``; a far camera makes its projection orthographic to 1e-4 px);
 4. extend depth over the head with a harmonic fill (``faceparse.depth.fill``): over the labelled
    region (every non-background label) when labels are given, else over an ellipse around the face;
 5. convert to nearness: MediaPipe's z is relative, in x units (smaller = closer); we use
@@ -24,24 +24,22 @@ hair and ears get a smooth dome, not reconstructed shape.
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from faceparse.data.encoding import metric_to_nearness
 from faceparse.data.format import DATASET_JSON
-from faceparse.depth.encoding import metric_to_nearness
 from faceparse.depth.fill import harmonic_fill
 from faceparse.depth.released import clear_dropped
+from faceparse.utils.facemesh import FaceMeshEstimator, facemesh_triangles
 from faceparse.utils.io import DataError, atomic_write_json
 
-INSTALL_HINT = (
-    "the offline depth backend needs mediapipe 0.10.14: "
-    "`pip install 'faceparse[depth]'` or `make depth-extra`"
-)
+if TYPE_CHECKING:
+    from faceparse.utils.progress import OnProgress
+
 DEFAULT_RANGE_FACE_WIDTHS = 2.1
 NOSE_TIP = 4  # face-mesh landmark at the tip of the nose (1 is just below it)
 FACE_CLASSES = (
@@ -65,153 +63,6 @@ FACE_CLASSES = (
 FAR = 1e5  # camera distance (pixels) used to render the mesh orthographically
 
 
-def import_mediapipe():
-    """Import mediapipe, with a shim for protobuf >= 5 (mediapipe 0.10.14 calls a removed API).
-
-    MediaPipe 0.10.14 pins protobuf < 5 but our onnx/tensorboard need protobuf >= 6.31; its only
-    casualty here is ``SymbolDatabase.GetPrototype``, which we map to ``message_factory.GetMessageClass``.
-    """
-    try:
-        from google.protobuf import message_factory, symbol_database
-
-        if not hasattr(symbol_database.SymbolDatabase, "GetPrototype"):
-            symbol_database.SymbolDatabase.GetPrototype = lambda self, d: message_factory.GetMessageClass(d)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            import mediapipe as mp
-    except ImportError as e:
-        raise RuntimeError(f"{INSTALL_HINT} ({e})") from None
-    return mp
-
-
-@lru_cache(maxsize=1)
-def facemesh_triangles() -> np.ndarray:
-    """(852, 3) triangles of MediaPipe's 468-point face mesh, rebuilt from its tessellation edges.
-
-    The edge list gives 854 3-cliques; two are not faces but 'separating' triangles beside the nose
-    (each of their edges is already shared by two real faces), and are dropped.
-    """
-    mp = import_mediapipe()
-    edges = {tuple(sorted(e)) for e in mp.solutions.face_mesh.FACEMESH_TESSELATION}
-    nbrs: dict[int, set[int]] = {}
-    for a, b in edges:
-        nbrs.setdefault(a, set()).add(b)
-        nbrs.setdefault(b, set()).add(a)
-    tris = {tuple(sorted((a, b, c))) for a, b in edges for c in nbrs[a] & nbrs[b]}
-    count: dict[tuple[int, int], int] = {}
-    for t in tris:
-        for e in ((t[0], t[1]), (t[1], t[2]), (t[0], t[2])):
-            count[e] = count.get(e, 0) + 1
-    faces = [
-        t for t in sorted(tris) if not all(count[e] >= 3 for e in ((t[0], t[1]), (t[1], t[2]), (t[0], t[2])))
-    ]
-    return np.asarray(faces, dtype=np.int64)
-
-
-@dataclass
-class FaceLandmarks:
-    """478 landmarks in ORIGINAL image pixels: (u, v, z) with z in pixels, smaller = closer."""
-
-    points: np.ndarray  # (478, 3)
-    det_score: float
-    box: tuple[int, int, int] | None  # crop (x0, y0, side) used for the mesh, None = whole image
-
-
-class FaceMeshEstimator:
-    """MediaPipe face detector + face mesh, both offline (models ship in the wheel)."""
-
-    def __init__(self, margin: float = 0.5, min_side: int = 256):
-        mp = import_mediapipe()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            self._detector = mp.solutions.face_detection.FaceDetection(
-                model_selection=1, min_detection_confidence=0.5
-            )
-            # The FaceMesh wrapper sets calculator options through a protobuf API gone in protobuf 7;
-            # the graph's defaults are the wrapper's (thresholds 0.5), so we build the solution directly.
-            from mediapipe.python.solution_base import SolutionBase
-            from mediapipe.python.solutions import face_mesh
-
-            self._mesh = SolutionBase(
-                binary_graph_path=face_mesh._BINARYPB_FILE_PATH,
-                side_inputs={"num_faces": 1, "with_attention": True, "use_prev_landmarks": False},
-                outputs=["multi_face_landmarks"],
-            )
-        self.margin, self.min_side = margin, min_side
-
-    def close(self) -> None:
-        self._detector.close()
-        self._mesh.close()
-
-    def __enter__(self) -> FaceMeshEstimator:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def _process(self, solution, image: np.ndarray):
-        with warnings.catch_warnings():  # protobuf deprecation warnings from inside mediapipe
-            warnings.simplefilter("ignore")
-            if solution is self._mesh:
-                return solution.process({"image": image})
-            return solution.process(image)
-
-    def detect(self, rgb: np.ndarray) -> tuple[tuple[int, int, int], float] | None:
-        """Largest face → (square crop (x0, y0, side) with margin, detector score)."""
-        res = self._process(self._detector, np.ascontiguousarray(rgb))
-        if not res.detections:
-            return None
-        H, W = rgb.shape[:2]
-
-        def area(d):
-            b = d.location_data.relative_bounding_box
-            return b.width * b.height
-
-        det = max(res.detections, key=area)
-        b = det.location_data.relative_bounding_box
-        cx, cy = (b.xmin + b.width / 2) * W, (b.ymin + b.height / 2) * H
-        side = int(round(max(b.width * W, b.height * H) * (1 + 2 * self.margin)))
-        return (int(round(cx - side / 2)), int(round(cy - side / 2)), max(side, 8)), float(det.score[0])
-
-    def landmarks(self, rgb: np.ndarray) -> FaceLandmarks | None:
-        """Detect, crop, run the mesh; None when no face mesh is found."""
-        import cv2
-
-        H, W = rgb.shape[:2]
-        found = self.detect(rgb)
-        box, score = found if found else (None, 0.0)
-        crop, scale, x0, y0 = rgb, 1.0, 0, 0
-        if box is not None:
-            x0, y0, side = box
-            crop = _crop_padded(rgb, x0, y0, side)
-            if side < self.min_side:
-                crop = cv2.resize(crop, (self.min_side, self.min_side), interpolation=cv2.INTER_LINEAR)
-            scale = side / crop.shape[1]  # crop pixels → original pixels
-        res = self._process(self._mesh, np.ascontiguousarray(crop))
-        if not res.multi_face_landmarks and box is not None:  # fall back to the whole image
-            crop, scale, x0, y0, box = rgb, 1.0, 0, 0, None
-            res = self._process(self._mesh, np.ascontiguousarray(rgb))
-        if not res.multi_face_landmarks:
-            return None
-        lm = res.multi_face_landmarks[0].landmark
-        rel = np.array([[p.x, p.y, p.z] for p in lm], dtype=np.float64)  # (478, 3), relative to the crop
-        ch, cw = crop.shape[:2]
-        pts = np.stack(
-            [rel[:, 0] * cw * scale + x0, rel[:, 1] * ch * scale + y0, rel[:, 2] * cw * scale], axis=1
-        )
-        return FaceLandmarks(points=pts, det_score=score if box is not None else 0.5, box=box)
-
-
-def _crop_padded(rgb: np.ndarray, x0: int, y0: int, side: int) -> np.ndarray:
-    """A (side, side) crop; parts outside the image are black."""
-    H, W = rgb.shape[:2]
-    out = np.zeros((side, side, 3), dtype=rgb.dtype)
-    sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x0 + side, W), min(y0 + side, H)
-    if sx1 > sx0 and sy1 > sy0:
-        out[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = rgb[sy0:sy1, sx0:sx1]
-    return out
-
-
 def rasterize_mesh(
     points: np.ndarray, faces: np.ndarray, size: tuple[int, int]
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -221,7 +72,7 @@ def rasterize_mesh(
     its own pixel ray at depth ``FAR + z``, so it projects exactly to (u, v) and the rendered camera z
     minus ``FAR`` is the mesh's z (the residual perspective is below 1e-4 px across a face).
     """
-    from faceparse.depth.render import Camera, render
+    from faceparse.data.render import Camera, render
 
     W, H = size
     cam = Camera(fx=FAR, fy=FAR, cx=0.0, cy=0.0, width=W, height=H)
@@ -317,7 +168,7 @@ def estimate_folder(
     min_quality: float = 0.5,
     overwrite: bool = False,
     strict: bool = False,
-    show_progress: bool = True,
+    on_progress: OnProgress | None = None,
 ) -> EstimateReport:
     """Write ``<out>/<stem>.png`` (16-bit nearness) for every image in ``images``; see the module docstring.
 
@@ -325,8 +176,9 @@ def estimate_folder(
     the face classes of the dataset's scheme when ``labels`` is a dataset's ``label/`` folder (all
     non-zero otherwise). Scores go to ``<out>/quality.json``. When ``out`` is a dataset's ``depth/``
     folder, its ``dataset.json`` records this backend and Helen-D's ``dropped/`` regions get no depth.
+    ``on_progress(done, total, info)`` (:mod:`faceparse.utils.progress`) is called once before the first
+    image and after each image, estimated, skipped or discarded (``info`` is ``""``).
     """
-    from faceparse.cli.common import progress
     from faceparse.data.format import RGB_EXTS
 
     images, out = Path(images), Path(out)
@@ -337,12 +189,10 @@ def estimate_folder(
     report = EstimateReport()
     quality: dict[str, Any] = {}
     est = FaceMeshEstimator()  # fails early, with the install hint, when mediapipe is missing
-    bar = progress() if show_progress else None
-    task = bar.add_task("estimating depth", total=len(files), info="") if bar else None
-    if bar is not None:
-        bar.start()
+    if on_progress is not None:
+        on_progress(0, len(files), "")
     try:
-        for f in files:
+        for done, f in enumerate(files, start=1):
             target = out / f"{f.stem}.png"
             if target.is_file() and not overwrite:
                 report.skipped.append(f.stem)
@@ -355,12 +205,10 @@ def estimate_folder(
                     report.bad.append(str(e))
                 else:
                     _record(res, f, target, min_quality, report, quality)
-            if bar is not None and task is not None:  # task is None exactly when bar is
-                bar.update(task, advance=1)
+            if on_progress is not None:
+                on_progress(done, len(files), "")
     finally:
         est.close()
-        if bar is not None:
-            bar.stop()
     _update_dataset_info(out)
     if quality:
         prev = {}

@@ -21,12 +21,16 @@ import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
 from faceparse.data.format import SPLITS, open_layout, read_id_list, write_depth, write_info, write_split
 from faceparse.utils.io import DataError
+
+if TYPE_CHECKING:
+    from faceparse.utils.progress import OnProgress
 
 MAX_MEMBER_BYTES = 64 * 2**20  # one depth PNG is well under 1 MiB
 MAX_TOTAL_BYTES = 32 * 2**30
@@ -284,11 +288,13 @@ def import_released(
     drop_missing: bool = True,
     overwrite: bool = False,
     strict: bool = False,
-    show_progress: bool = True,
+    on_progress: OnProgress | None = None,
 ) -> ImportReport:
-    """Merge released 8-bit depth (zip or folder) into the prepared dataset ``data`` (module docstring)."""
-    from faceparse.cli.common import progress
+    """Merge released 8-bit depth (zip or folder) into the prepared dataset ``data`` (module docstring).
 
+    ``on_progress(done, total, info)`` (:mod:`faceparse.utils.progress`) is called once before the first
+    depth map and after each one, written, skipped or bad (``info`` is ``""``).
+    """
     data = Path(data)
     lay = open_layout(data)
     report = ImportReport(str(src))
@@ -301,11 +307,12 @@ def import_released(
             raise DataError(Path(src), f"refused zip member {report.unsafe[0]} (--strict)")
         report.depth_without_sample = sorted(set(sources) - known)
         todo = [sources[i] for v in ids.values() for i in v if i in sources]
-        with progress() if show_progress else _NoBar() as bar:
-            task = bar.add_task("importing depth", total=len(todo), info="")
-            for s in todo:
-                _import_one(archive, s, data, report, overwrite, strict)
-                bar.update(task, advance=1)
+        if on_progress is not None:
+            on_progress(0, len(todo), "")
+        for done, s in enumerate(todo, start=1):
+            _import_one(archive, s, data, report, overwrite, strict)
+            if on_progress is not None:
+                on_progress(done, len(todo), "")
     finally:
         archive.close()
     finish_import(
@@ -335,17 +342,3 @@ def _import_one(
         depth = resize_nearest(depth, size)
     write_depth(out, clear_dropped(data, s.stem, depth))
     report.written += 1
-
-
-class _NoBar:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        return None
-
-    def add_task(self, *a, **k) -> int:
-        return 0
-
-    def update(self, *a, **k) -> None:
-        return None

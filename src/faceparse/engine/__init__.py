@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from faceparse.engine.config import STAGES, Config, load_config
+from faceparse.runs.config import STAGES, Config, load_config
 
 __all__ = ["STAGES", "Config", "joint_step", "load_checkpoint", "load_config", "train"]
 
@@ -26,7 +26,7 @@ def __getattr__(name: str) -> Any:
 
         return train
     if name == "load_checkpoint":
-        from faceparse.engine.checkpoint import load_checkpoint
+        from faceparse.runs.checkpoint import load_checkpoint
 
         return load_checkpoint
     if name == "joint_step":

@@ -5,7 +5,7 @@
     <run.out>/<stage>/config.yaml            the resolved config of that stage
     <run.out>/<stage>/metrics.csv            one row per logged iteration
     <run.out>/<stage>/val.csv                per-class validation scores every run.eval_every iterations
-    <run.out>/<stage>/checkpoints/iter-*/    see faceparse.engine.checkpoint
+    <run.out>/<stage>/checkpoints/iter-*/    see faceparse.runs.checkpoint
 
 Lightning Fabric owns devices, precision and distribution (the same code runs on one CPU, one GPU or
 under ``torchrun``/``fabric run`` with DDP); everything else is a plain PyTorch loop.
@@ -29,19 +29,6 @@ from typing import Any
 
 import torch
 
-from faceparse.engine import checkpoint as ckpt
-from faceparse.engine.config import (
-    STAGES,
-    Config,
-    OptimConfig,
-    joint_weights,
-    load_config,
-    mutual_learning,
-    resolve,
-    to_dict,
-    to_yaml,
-    train_window,
-)
 from faceparse.engine.joint import joint_step
 from faceparse.engine.logging import MetricsLog, StageProgress
 from faceparse.engine.networks import STAGE_ROLES, Networks, NetworkSpec, Optimizers, network_specs
@@ -54,6 +41,20 @@ from faceparse.engine.pretrain import (
 )
 from faceparse.engine.sampling import IterationBatches, Pool, SeededItems, mix_seed, seed_everything
 from faceparse.engine.schedule import make_optimizer, scheduler_for
+from faceparse.runs import checkpoint as ckpt
+from faceparse.runs.config import (
+    STAGES,
+    Config,
+    OptimConfig,
+    Overrides,
+    joint_weights,
+    load_config,
+    mutual_learning,
+    resolve,
+    to_dict,
+    to_yaml,
+    train_window,
+)
 from faceparse.utils.io import DataError, atomic_write_text
 from faceparse.utils.progress import console
 
@@ -110,20 +111,21 @@ def stage_plan(cfg: Config, stage: str) -> StagePlan:
 
 
 def train(
-    config: Config | str | os.PathLike,
+    config: Config | str | os.PathLike | None = None,
     stage: str = "all",
     resume: bool = False,
-    overrides: list[str] | tuple[str, ...] = (),
+    overrides: Overrides = (),
     fabric: Any = None,
 ) -> Path:
     """Run one stage (``pretrain-rgb``, ``pretrain-depth``, ``pretrain-translator``, ``joint``) or ``all``.
 
-    ``config`` is a :class:`Config`, a YAML path or a preset name; ``overrides`` are dotted ``key=value``
-    strings. ``all`` runs the four stages in order; joint training starts from the three pre-trained
-    stages' last checkpoints (discriminator included). ``resume`` continues each stage from its last
-    checkpoint exactly (a finished stage is skipped). Returns the last checkpoint folder written.
+    ``config`` is a :class:`Config`, a YAML path or a preset name (None: the defaults); ``overrides``,
+    ``key=value`` strings or a mapping (``{"parsers.iterations": 100}``), apply to any of them. ``all``
+    runs the four stages in order; joint training starts from the three pre-trained stages' last
+    checkpoints (discriminator included). ``resume`` continues each stage from its last checkpoint
+    exactly (a finished stage is skipped). Returns the last checkpoint folder written.
     """
-    cfg = config if isinstance(config, Config) else load_config(config, overrides)
+    cfg = config if isinstance(config, Config) and not overrides else load_config(config, overrides)
     stages = STAGES if stage == "all" else (stage,)
     if stage != "all":
         stage_plan(cfg, stage)  # validates the name
@@ -140,7 +142,7 @@ def train(
 def make_fabric(cfg: Config) -> Any:
     from lightning_fabric import Fabric
 
-    from faceparse.engine.precision import auto_precision
+    from faceparse.runs.precision import auto_precision
 
     precision = cfg.run.precision
     if precision == "auto":
@@ -554,8 +556,3 @@ def _stop_requests() -> Iterator[Callable[[], bool]]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
-
-
-def request_stop() -> None:
-    """Ask a running loop (in this process) to save and stop, as SIGTERM would."""
-    os.kill(os.getpid(), signal.SIGTERM)

@@ -13,7 +13,7 @@ from typing import Any
 
 from torch import nn
 
-from faceparse.engine.config import Config
+from faceparse.runs.config import Config
 
 ROLES = ("parser_rgb", "parser_depth", "generator", "discriminator")
 
@@ -39,7 +39,7 @@ def network_specs(cfg: Config) -> dict[str, NetworkSpec]:
     """F_R, F_D (same architecture, 3 vs 1 input channels, paper §4.2), G (U-Net), D (PixelGAN/PatchGAN)."""
     arch, classes = cfg.model.arch, cfg.model.num_classes
     if classes is None or cfg.model.generator_num_downs is None:
-        raise ValueError("config is unresolved; call faceparse.engine.config.resolve first")
+        raise ValueError("config is unresolved; call faceparse.runs.config.resolve first")
     parser_output = (
         "(out, out16, out32) logits at input size" if arch == "bisenet" else "(parsing, edge) at 1/4 size"
     )

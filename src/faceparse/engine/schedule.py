@@ -2,7 +2,7 @@
 
 The paper states SGD (momentum 0.9, weight decay 5e-4) with poly decay for the parsers; the code its
 authors trained BiSeNet with (face-parsing.PyTorch ``optimizer.py``, FACTS §4) adds three things that
-:class:`~faceparse.engine.config.OptimConfig` exposes and ``resolve`` turns on for BiSeNet:
+:class:`~faceparse.runs.config.OptimConfig` exposes and ``resolve`` turns on for BiSeNet:
 
 * parameter groups: the feature-fusion module and the three output heads at ``head_lr_mult`` (10×) the
   learning rate (``models.bisenet.param_groups``);
@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from faceparse.engine.config import OptimConfig
+from faceparse.runs.config import OptimConfig
 
 
 def _groups(module: nn.Module) -> dict[str, list[nn.Parameter]]:
@@ -42,7 +42,7 @@ def optimizer_groups(module: nn.Module, optim: OptimConfig, lr_scale: float = 1.
     One group when ``head_lr_mult`` is 1 and ``decay_norms`` is true (the paper's plain reading).
     """
     if optim.lr is None or optim.head_lr_mult is None or optim.decay_norms is None:
-        raise ValueError("optimiser settings are unresolved; call faceparse.engine.config.resolve first")
+        raise ValueError("optimiser settings are unresolved; call faceparse.runs.config.resolve first")
     lr = optim.lr * lr_scale
     if optim.head_lr_mult == 1.0 and optim.decay_norms:
         return [{"params": [p for p in module.parameters() if p.requires_grad], "lr": lr, "name": "all"}]

@@ -32,7 +32,7 @@ QUALITATIVE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("depth_fake", "Generated depth"),
 )
 """(sample key, column heading) of :func:`qualitative_figure`; keys starting ``label_`` are id maps,
-``depth_`` nearness maps in [0, 1] (faceparse.depth.encoding), ``rgb`` (H, W, 3) uint8."""
+``depth_`` nearness maps in [0, 1] (faceparse.data.encoding), ``rgb`` (H, W, 3) uint8."""
 
 
 def _new_figure(width: float, height: float) -> Figure:

@@ -273,10 +273,10 @@ def jsonable(obj: Any) -> Any:
 class DepthL1:
     """Mean absolute error between predicted and ground-truth nearness (paper Table 4).
 
-    Both maps are on the nearness scale [0, 1] of :mod:`faceparse.depth.encoding` (convert a generator's
-    tanh output with ``network_to_nearness`` first). Errors are summed over the whole split and divided
-    by the pixel count once (dataset-level, like the confusion matrix): ``l1`` over all pixels,
-    ``l1_fg`` over the foreground, i.e. pixels whose ground-truth depth is > 0 (a surface).
+    Both maps are on the nearness scale [0, 1] of :mod:`faceparse.data.encoding` (convert a generator's
+    tanh output with ``faceparse.data.normalize.depth_from_network`` first). Errors are summed over the
+    whole split and divided by the pixel count once (dataset-level, like the confusion matrix): ``l1``
+    over all pixels, ``l1_fg`` over the foreground, i.e. pixels whose ground-truth depth is > 0 (a surface).
     """
 
     def __init__(self) -> None:

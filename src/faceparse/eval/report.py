@@ -77,7 +77,8 @@ def aggregate_seeds(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return {"mean": mean, "std": std, "n": len(results)}
 
 
-def _is_aggregate(entry: Mapping[str, Any]) -> bool:
+def is_aggregate(entry: Mapping[str, Any]) -> bool:
+    """Whether ``entry`` is an :func:`aggregate_seeds` result (mean, std, n) rather than one run's scores."""
     return set(entry) == {"mean", "std", "n"} and isinstance(entry.get("mean"), Mapping)
 
 
@@ -85,7 +86,7 @@ def lookup(entry: Mapping[str, Any] | None, path: KeyPath) -> tuple[float | None
     """(mean, std) at ``path`` of a score dict or an aggregate; None where absent."""
     if entry is None:
         return None, None
-    if _is_aggregate(entry):
+    if is_aggregate(entry):
         return _get(entry["mean"], path), _get(entry["std"], path)
     return _get(entry, path), None
 

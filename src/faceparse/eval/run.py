@@ -3,7 +3,7 @@
 * RGB parsing: ``parser_rgb`` on every RGB image of the split;
 * depth parsing: ``parser_depth`` on the ground-truth depth of every sample that has a depth file;
 * RGB→depth translation: ``generator`` on the same samples, mean L1 on the nearness scale [0, 1]
-  (:mod:`faceparse.depth.encoding`) over all pixels and over the ground-truth surface.
+  (:mod:`faceparse.data.encoding`) over all pixels and over the ground-truth surface.
 
 Each parsing task fills ONE confusion matrix with every pixel of every image of the split, from which
 per-class F1, mean F1 over the foreground and (Helen) the merged "overall" F1 are computed once
@@ -20,7 +20,6 @@ three pre-trained stages = the paper's baselines) and :func:`evaluate_report` (b
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -30,10 +29,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from faceparse.engine.config import STAGES
 from faceparse.eval.metrics import ConfusionMatrix, DepthL1, jsonable, parsing_scores
-from faceparse.eval.report import ReportTable, method_name, parsing_table, translation_table
+from faceparse.eval.report import ReportTable, is_aggregate, method_name, parsing_table, translation_table
 from faceparse.labels import LabelScheme
+from faceparse.runs.config import STAGES
 from faceparse.utils.io import DataError
 
 CheckpointArg = str | os.PathLike | Sequence[str | os.PathLike]
@@ -50,9 +49,9 @@ def checkpoint_paths(checkpoint: CheckpointArg, *, pretrained: bool = False) -> 
 
     A sequence is taken as is. A run folder (one holding stage folders) stands for its ``joint`` stage,
     or with ``pretrained`` for its three pre-training stages (the paper's baselines, §4.3). Anything
-    else is one checkpoint, stage or run folder (:func:`faceparse.engine.checkpoint.find_checkpoint`).
+    else is one checkpoint, stage or run folder (:func:`faceparse.runs.checkpoint.find_checkpoint`).
     """
-    from faceparse.engine.checkpoint import find_checkpoint, latest_checkpoint
+    from faceparse.runs.checkpoint import find_checkpoint, latest_checkpoint
 
     if not isinstance(checkpoint, str | os.PathLike):
         return [find_checkpoint(p) for p in checkpoint]
@@ -72,7 +71,7 @@ def load_networks(
     ``meta["sources"]`` maps each role to the checkpoint it came from; every checkpoint must share the
     label scheme and the parser architecture.
     """
-    from faceparse.engine.checkpoint import load_checkpoint
+    from faceparse.runs.checkpoint import load_checkpoint
 
     networks: dict[str, nn.Module] = {}
     merged: dict[str, Any] = {}
@@ -425,22 +424,18 @@ def comparison_tables(
     return tables
 
 
-def _is_aggregate(entry: Mapping[str, Any]) -> bool:
-    return set(entry) == {"mean", "std", "n"}
-
-
 def _has(entry: Mapping[str, Any], key: str) -> bool:
-    return key in (entry["mean"] if _is_aggregate(entry) else entry)
+    return key in (entry["mean"] if is_aggregate(entry) else entry)
 
 
 def _get(entry: Mapping[str, Any], key: str) -> Any:
-    if _is_aggregate(entry):
+    if is_aggregate(entry):
         return {"mean": entry["mean"][key], "std": entry["std"][key], "n": entry["n"]}
     return entry[key]
 
 
 def _first(entry: Mapping[str, Any], key: str, default: Any) -> Any:
-    body = entry["mean"] if _is_aggregate(entry) else entry
+    body = entry["mean"] if is_aggregate(entry) else entry
     return body.get(key, default)
 
 
@@ -538,11 +533,3 @@ def evaluation_markdown(
         render_markdown(list(tables)),
     ]
     return "\n".join(lines)
-
-
-def mean_f1_of(entry: Mapping[str, Any] | None, key: str) -> float:
-    """``entry[key]["mean_f1"]`` or NaN."""
-    if entry is None or key not in entry:
-        return math.nan
-    value = entry[key].get("mean_f1")
-    return math.nan if value is None else float(value)

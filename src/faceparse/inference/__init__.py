@@ -8,8 +8,8 @@ predictions, and ONNX export.
 ``export_onnx`` lives in :mod:`faceparse.inference.export` (it imports onnx only when called).
 """
 
+from faceparse.inference.detect import DetectorUnavailable, mediapipe_detector
 from faceparse.inference.predictor import (
-    DetectorUnavailable,
     FaceParser,
     LoadedNetwork,
     NetworkInfo,
@@ -17,7 +17,6 @@ from faceparse.inference.predictor import (
     face_parser,
     list_inputs,
     load_network,
-    mediapipe_detector,
     predict_files,
 )
 from faceparse.inference.visualize import colorize, depth_to_rgb, overlay, side_by_side

@@ -32,17 +32,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from faceparse.inference.detect import (
+    Box,
+    Detector,
+    crop_square,
+    mediapipe_detector,
+    paste_logits,
+)
 from faceparse.labels import LabelScheme, get_scheme
 from faceparse.utils.io import DataError
 
 MODALITIES = ("rgb", "depth")
 ROLES = ("parser_rgb", "parser_depth", "generator")
 FPT_INPUT_SIZE = 512  # face-parsing.PyTorch evaluates at 512² (its test.py)
-DEFAULT_MARGIN = 0.6  # detector box grown by 60% each side: hair, ears and chin fit in the crop
-OUTSIDE_LOGIT = -1e4  # foreground logits outside a detected face crop: softmax gives background
-
-Box = tuple[int, int, int]  # square crop (x0, y0, side) in image pixels; may extend past the borders
-Detector = Callable[[np.ndarray], tuple[Box, float] | None]
 ImageInput = np.ndarray | str | os.PathLike
 
 
@@ -114,8 +116,8 @@ def load_network(
 def _checkpoint_with(path: Path, role: str) -> Path:
     """The checkpoint to read ``role`` from: a run folder gives its LAST stage that trained ``role``
     (e.g. the RGB parser of pretrain-rgb when the last stage is pretrain-translator)."""
-    from faceparse.engine.checkpoint import META_FILE, find_checkpoint, latest_checkpoint, read_meta
-    from faceparse.engine.config import STAGES
+    from faceparse.runs.checkpoint import META_FILE, find_checkpoint, latest_checkpoint, read_meta
+    from faceparse.runs.config import STAGES
 
     if not (path / META_FILE).is_file() and latest_checkpoint(path) is None:
         for stage in reversed(STAGES):
@@ -126,8 +128,8 @@ def _checkpoint_with(path: Path, role: str) -> Path:
 
 
 def _load_engine_checkpoint(path: Path, role: str) -> LoadedNetwork:
-    from faceparse.engine.checkpoint import load_weights, read_meta
     from faceparse.models import build_model
+    from faceparse.runs.checkpoint import load_weights, read_meta
 
     checkpoint = _checkpoint_with(path, role)
     meta = read_meta(checkpoint)
@@ -226,8 +228,8 @@ def as_rgb(image: ImageInput) -> np.ndarray:
 
 def as_nearness(image: ImageInput) -> np.ndarray:
     """A path, (H, W) nearness float in [0, 1], or stored uint16/uint8 depth → (H, W) float32 nearness."""
+    from faceparse.data.encoding import stored_to_nearness
     from faceparse.data.format import read_depth
-    from faceparse.depth.encoding import stored_to_nearness
 
     if isinstance(image, str | os.PathLike):
         return read_depth(image)
@@ -271,56 +273,6 @@ def _resize_nearness(depth: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         return depth
     shrink = height < depth.shape[0] and width < depth.shape[1]
     return resize_depth(depth, (width, height), cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-
-
-def crop_square(image: np.ndarray, box: Box) -> np.ndarray:
-    """The (side, side) crop at ``box``; parts outside the image are 0 (black / no depth)."""
-    x0, y0, side = box
-    height, width = image.shape[:2]
-    out = np.zeros((side, side, *image.shape[2:]), dtype=image.dtype)
-    sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x0 + side, width), min(y0 + side, height)
-    if sx1 > sx0 and sy1 > sy0:
-        out[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = image[sy0:sy1, sx0:sx1]
-    return out
-
-
-def paste_logits(crop_logits: torch.Tensor, box: Box, image_size: tuple[int, int]) -> torch.Tensor:
-    """(C, side, side) crop logits → (C, H, W) full-frame logits; outside the crop only background scores.
-
-    Outside the crop every foreground class gets :data:`OUTSIDE_LOGIT` and background 0, so softmax and
-    argmax both say background there.
-    """
-    x0, y0, side = box
-    height, width = image_size
-    num_classes = crop_logits.shape[0]
-    full = crop_logits.new_full((num_classes, height, width), OUTSIDE_LOGIT)
-    full[0] = 0.0
-    sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x0 + side, width), min(y0 + side, height)
-    if sx1 > sx0 and sy1 > sy0:
-        full[:, sy0:sy1, sx0:sx1] = crop_logits[:, sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0]
-    return full
-
-
-# --- face detection -------------------------------------------------------------------------------------
-
-
-class DetectorUnavailable(RuntimeError):
-    """Face detection was asked for but MediaPipe (the optional ``depth`` extra) is not installed."""
-
-
-def mediapipe_detector(margin: float = DEFAULT_MARGIN) -> Detector:
-    """MediaPipe's offline face detector (the ``depth`` extra): largest face → (square box, score).
-
-    The box is the detector's, grown by ``margin`` times its size on every side and made square.
-    Raises :class:`DetectorUnavailable` naming ``make depth-extra`` when mediapipe 0.10.14 is missing.
-    """
-    from faceparse.depth.estimate import FaceMeshEstimator
-
-    try:
-        estimator = FaceMeshEstimator(margin=margin)
-    except RuntimeError as e:  # import_mediapipe's error carries the install hint
-        raise DetectorUnavailable(f"face detection needs MediaPipe: {e}") from None
-    return estimator.detect
 
 
 # --- the parser -----------------------------------------------------------------------------------------

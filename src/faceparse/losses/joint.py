@@ -9,7 +9,7 @@
 
 The training step that computes the terms, runs the discriminator's step and the updates is the engine's
 (``faceparse.engine.joint.joint_step``). The λ values live in one place, the config (``JointConfig`` and
-``Config.lambda_l1`` in ``faceparse.engine.config``, §4.2's values as defaults).
+``Config.lambda_l1`` in ``faceparse.runs.config``, §4.2's values as defaults).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ ML_DIRECTIONS = ("both", "gated", "confident")
 @dataclass
 class JointWeights:
     """The λ of paper Eq. 4 and λ of Eq. 1 (L_DT's L1 weight). No defaults here: the paper's values
-    (§4.2: 1, 1, 0.5, 0.5, 1 and 100) are the config's defaults, ``engine.config.joint_weights(cfg)``.
+    (§4.2: 1, 1, 0.5, 0.5, 1 and 100) are the config's defaults, ``runs.config.joint_weights(cfg)``.
 
     Attributes:
         lambda1: L_ML, mutual learning between the RGB and depth parsers' last-layer logits.

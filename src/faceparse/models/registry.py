@@ -1,23 +1,25 @@
-"""The model registry: one plain dict from name to builder, and one front door, ``build_model``.
-
-Builders are given as ``"module:function"`` strings and imported on first use, so importing the registry is
-cheap and a missing optional module (e.g. EAGRNet while it is being written) only fails when asked for.
+"""The model registry: one plain dict from name to (builder, description), and one front door,
+``build_model``. Checkpoints name their networks' builders by these names, so a checkpoint rebuilds its
+networks with nothing but the registry.
 """
 
 from __future__ import annotations
 
-import importlib
+from collections.abc import Callable
 from typing import Any
 
 from torch import nn
 
-# name → (builder "module:function", one-line description)
-MODELS: dict[str, tuple[str, str]] = {
-    "bisenet": ("faceparse.models.bisenet:bisenet", "BiSeNet face parser (face-parsing.PyTorch layout)"),
-    "eagrnet": ("faceparse.models.eagrnet:eagrnet", "EAGRNet face parser (tegusi/EAGRNet layout)"),
-    "unet_generator": ("faceparse.models.pix2pix:unet_generator", "Pix2Pix U-Net generator, tanh output"),
-    "patch_discriminator": ("faceparse.models.pix2pix:patch_discriminator", "Pix2Pix PatchGAN discriminator"),
-    "pixel_discriminator": ("faceparse.models.pix2pix:pixel_discriminator", "Pix2Pix PixelGAN discriminator"),
+from faceparse.models.bisenet import bisenet
+from faceparse.models.eagrnet import eagrnet
+from faceparse.models.pix2pix import patch_discriminator, pixel_discriminator, unet_generator
+
+MODELS: dict[str, tuple[Callable[..., nn.Module], str]] = {
+    "bisenet": (bisenet, "BiSeNet face parser (face-parsing.PyTorch layout)"),
+    "eagrnet": (eagrnet, "EAGRNet face parser (tegusi/EAGRNet layout)"),
+    "unet_generator": (unet_generator, "Pix2Pix U-Net generator, tanh output"),
+    "patch_discriminator": (patch_discriminator, "Pix2Pix PatchGAN discriminator"),
+    "pixel_discriminator": (pixel_discriminator, "Pix2Pix PixelGAN discriminator"),
 }
 
 PARSERS = ("bisenet", "eagrnet")
@@ -28,19 +30,11 @@ def list_models() -> list[str]:
     return sorted(MODELS)
 
 
-def get_builder(name: str) -> Any:
+def get_builder(name: str) -> Callable[..., nn.Module]:
     """The builder function for ``name``; ValueError listing the known names if there is none."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(list_models())}")
-    target = MODELS[name][0]
-    module_name, _, attr = target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as e:
-        if e.name != module_name:
-            raise
-        raise ValueError(f"model {name!r} is registered but its module {module_name} is not available") from e
-    return getattr(module, attr)
+    return MODELS[name][0]
 
 
 def build_model(name: str, **kwargs: Any) -> nn.Module:

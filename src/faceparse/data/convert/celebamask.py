@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -36,6 +37,9 @@ from faceparse.data.convert.common import (
 from faceparse.data.format import SPLITS, _open, write_label, write_rgb
 from faceparse.labels import CELEBAMASK13_RETAINED, CELEBAMASK_PARTS, get_scheme
 from faceparse.utils.io import DataError
+
+if TYPE_CHECKING:
+    from faceparse.utils.progress import OnProgress
 
 IMG_DIR = "CelebA-HQ-img"
 MASK_DIR = "CelebAMask-HQ-mask-anno"
@@ -146,7 +150,7 @@ def convert_celebamask(
     strict: bool = False,
     overwrite: bool = False,
     rgb_ext: str = ".jpg",
-    show_progress: bool = True,
+    on_progress: OnProgress | None = None,
 ) -> ConvertReport:
     """Convert a raw CelebAMask-HQ folder into a faceparse dataset at ``out``; see the module docstring."""
     root, out = Path(root), Path(out)
@@ -188,5 +192,5 @@ def convert_celebamask(
     return convert_and_finish(
         jobs, convert_one, report, out, root,
         name="CelebAMask-HQ", scheme=scheme, converter="celebamask-hq", options=options,
-        workers=workers, strict=strict, overwrite=overwrite, show_progress=show_progress,
+        workers=workers, strict=strict, overwrite=overwrite, on_progress=on_progress,
     )  # fmt: skip

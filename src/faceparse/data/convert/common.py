@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
@@ -30,6 +30,9 @@ from faceparse.data.format import (
     write_split,
 )
 from faceparse.utils.io import DataError, atomic_path, atomic_write_json
+
+if TYPE_CHECKING:
+    from faceparse.utils.progress import OnProgress
 
 REPORT_JSON = "prepare_report.json"
 
@@ -158,42 +161,39 @@ def run_jobs(
     workers: int = 1,
     strict: bool = False,
     overwrite: bool = False,
-    description: str = "converting",
-    show_progress: bool = True,
+    on_progress: OnProgress | None = None,
     chunk: int = 16,
 ) -> list[Outcome]:
     """Run ``convert_one`` over ``jobs`` (resumable, parallel when ``workers > 1``), in job order.
 
     With ``strict`` the first bad sample raises its :class:`DataError`; otherwise bad samples come back
-    as ``Outcome(status="bad")`` naming the file and the problem.
+    as ``Outcome(status="bad")`` naming the file and the problem. ``on_progress(done, total, info)``
+    (:mod:`faceparse.utils.progress`) is called once before the first job and after each job, written,
+    skipped or bad, with ``info`` the running bad count (``"3 bad"``, or ``""`` while there is none).
     """
-    from faceparse.cli.common import progress
-
     results: dict[int, list[Outcome]] = {}
     chunks = [list(jobs[i : i + chunk]) for i in range(0, len(jobs), chunk)]
-    bar = progress() if show_progress else None
-    task = bar.add_task(description, total=len(jobs), info="") if bar else None
+    done, n_bad = 0, 0
 
     def collect(idx: int, outs: list[Outcome]) -> None:
+        nonlocal done, n_bad
         results[idx] = outs
         for o in outs:
             if strict and o.status == "bad":
                 raise DataError(o.path, f"sample {o.sid!r}: {o.problem} (--strict)")
-        if bar is not None and task is not None:  # task is None exactly when bar is
-            n_bad = sum(o.status == "bad" for r in results.values() for o in r)
-            bar.update(task, advance=len(outs), info=f"{n_bad} bad" if n_bad else "")
+        if on_progress is not None:
+            for o in outs:
+                done += 1
+                n_bad += o.status == "bad"
+                on_progress(done, len(jobs), f"{n_bad} bad" if n_bad else "")
 
-    if bar is not None:
-        bar.start()
-    try:
-        if workers <= 1:
-            for idx, c in enumerate(chunks):
-                collect(idx, _run_chunk(convert_one, c, overwrite))
-        else:
-            _run_parallel(chunks, convert_one, overwrite, workers, collect)
-    finally:
-        if bar is not None:
-            bar.stop()
+    if on_progress is not None:
+        on_progress(0, len(jobs), "")
+    if workers <= 1:
+        for idx, c in enumerate(chunks):
+            collect(idx, _run_chunk(convert_one, c, overwrite))
+    else:
+        _run_parallel(chunks, convert_one, overwrite, workers, collect)
     return [o for idx in range(len(chunks)) for o in results[idx]]
 
 
@@ -302,7 +302,7 @@ def convert_and_finish(
     workers: int | None,
     strict: bool,
     overwrite: bool,
-    show_progress: bool,
+    on_progress: OnProgress | None = None,
 ) -> ConvertReport:
     """The tail every converter shares: run the jobs, then write splits, dataset.json and the report."""
     report.outcomes = run_jobs(
@@ -311,8 +311,7 @@ def convert_and_finish(
         workers=workers or default_workers(),
         strict=strict,
         overwrite=overwrite,
-        description=name,
-        show_progress=show_progress,
+        on_progress=on_progress,
     )
     finish_dataset(
         out,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -33,6 +34,9 @@ from faceparse.data.convert.common import (
 from faceparse.data.format import _open, read_depth, write_depth, write_label
 from faceparse.labels import get_scheme
 from faceparse.utils.io import DataError, atomic_save
+
+if TYPE_CHECKING:
+    from faceparse.utils.progress import OnProgress
 
 LISTS = {"train": "exemplars.txt", "val": "tuning.txt", "test": "testing.txt"}
 NUM_CLASSES = 11
@@ -106,7 +110,7 @@ def convert_helen(
     workers: int | None = None,
     strict: bool = False,
     overwrite: bool = False,
-    show_progress: bool = True,
+    on_progress: OnProgress | None = None,
 ) -> ConvertReport:
     """Convert a raw Helen folder into a faceparse dataset (Helen-D labels with ``drop_hair``)."""
     root, out = Path(root), Path(out)
@@ -125,5 +129,5 @@ def convert_helen(
     return convert_and_finish(
         jobs, convert_one, report, out, root,
         name="Helen-D" if drop_hair else "Helen", scheme="helen11", converter="helen", options=options,
-        workers=workers, strict=strict, overwrite=overwrite, show_progress=show_progress,
+        workers=workers, strict=strict, overwrite=overwrite, on_progress=on_progress,
     )  # fmt: skip

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -26,6 +27,9 @@ from faceparse.data.convert.common import (
 from faceparse.data.format import SPLITS, _open, read_label, write_label
 from faceparse.labels import get_scheme
 from faceparse.utils.io import DataError
+
+if TYPE_CHECKING:
+    from faceparse.utils.progress import OnProgress
 
 NUM_CLASSES = get_scheme("lapa11").num_classes
 
@@ -72,7 +76,7 @@ def convert_lapa(
     workers: int | None = None,
     strict: bool = False,
     overwrite: bool = False,
-    show_progress: bool = True,
+    on_progress: OnProgress | None = None,
 ) -> ConvertReport:
     """Convert a raw LaPa folder (``train/ val/ test/``) into a faceparse dataset at ``out``."""
     root, out = Path(root), Path(out)
@@ -95,5 +99,5 @@ def convert_lapa(
     return convert_and_finish(
         jobs, convert_one, report, out, root,
         name="LaPa", scheme="lapa11", converter="lapa", options={},
-        workers=workers, strict=strict, overwrite=overwrite, show_progress=show_progress,
+        workers=workers, strict=strict, overwrite=overwrite, on_progress=on_progress,
     )  # fmt: skip

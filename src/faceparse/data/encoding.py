@@ -56,13 +56,3 @@ def stored_to_nearness(v: np.ndarray) -> np.ndarray:
     if v.dtype == np.uint8:
         return v.astype(np.float32) / 255.0
     raise TypeError(f"stored depth must be uint8 or uint16, got {v.dtype}")
-
-
-def nearness_to_network(n: np.ndarray):
-    """Nearness [0, 1] → network input [-1, 1] (works for numpy arrays and torch tensors)."""
-    return n * 2.0 - 1.0
-
-
-def network_to_nearness(x):
-    """Network output in [-1, 1] (tanh) → nearness [0, 1] (numpy arrays or torch tensors)."""
-    return (x + 1.0) * 0.5

@@ -23,8 +23,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from faceparse.engine.config import STAGES, Config, load_config
-from faceparse.utils.progress import console
+from faceparse.runs.config import STAGES, Config, load_config
+from faceparse.utils.progress import console, progress_bar
 
 DEMO_SAMPLES = 1500  # 1200 train (120 with depth labels) / 150 val / 150 test (synth's 80/10/10 split)
 QUICK_SAMPLES = 40
@@ -95,7 +95,8 @@ def run_demo(
 
     _step(1, f"synthetic RGB-D dataset: {num} heads at {cfg.data.size}² → {cfg.data.root}")
     tic = time.perf_counter()
-    generate_dataset(cfg.data.root, num, cfg.data.size, seed=0, workers=workers, progress=progress)
+    with progress_bar("synth", enabled=progress) as on_progress:
+        generate_dataset(cfg.data.root, num, cfg.data.size, seed=0, workers=workers, on_progress=on_progress)
     seconds["data"] = time.perf_counter() - tic
 
     for number, stages in ((2, STAGES[:3]), (3, STAGES[3:])):
@@ -151,8 +152,8 @@ def run_demo(
 
 def _preset_summary(cfg: Config) -> str:
     """What the demo trained, read from its config (so the report cannot drift from the preset)."""
-    from faceparse.engine.config import train_window
     from faceparse.engine.loop import stage_plan
+    from faceparse.runs.config import train_window
 
     window, size = train_window(cfg), cfg.data.size
     data = f"{size}² heads" if window == size else f"{window}² training windows of {size}² heads"

@@ -49,8 +49,8 @@ from typing import Any
 
 import numpy as np
 
-from faceparse.engine.config import Config, load_config
-from faceparse.utils.progress import console
+from faceparse.runs.config import Config, load_config
+from faceparse.utils.progress import console, progress_bar
 
 FRACTIONS = (0.01, 0.1, 1.0)  # Figure 7
 MAIN_FRACTION = 0.1  # paper §4.1
@@ -113,8 +113,8 @@ def _evaluate_cached(
     """Evaluate once on ``split``; reuse ``path`` if it was computed from the same checkpoint folders.
     Where the dataset records each sample's light level (synthetic data), the scores of each level are
     added under ``by_group`` (paper §1: RGB suffers in very dark and bright scenes, depth does not)."""
-    from faceparse.engine.checkpoint import find_checkpoint
     from faceparse.eval.run import evaluate_checkpoint, scores_only
+    from faceparse.runs.checkpoint import find_checkpoint
     from faceparse.utils.io import atomic_write_json, read_json
 
     groups = _light_groups(data, split)
@@ -183,9 +183,10 @@ class Study:
             console.print(f"using the dataset in {self.data_root}")
             return
         console.rule(f"[bold]study[/bold] synthetic dataset: {samples} heads at {self.base.data.size}²")
-        generate_dataset(
-            self.data_root, samples, self.base.data.size, seed=0, workers=workers, progress=self.progress
-        )
+        with progress_bar("synth", enabled=self.progress) as on_progress:
+            generate_dataset(
+                self.data_root, samples, self.base.data.size, seed=0, workers=workers, on_progress=on_progress
+            )
 
     def _train(self, cfg: Config, stage: str, what: str) -> None:
         from faceparse.engine.loop import train
@@ -651,7 +652,7 @@ def run_study(
 ) -> dict[str, Any]:
     """Run (or resume) the whole study and write ``study.md``, ``study.json`` and the plots into ``out``.
 
-    Arguments left ``None`` come from the preset's ``study:`` section (``engine.config.StudyConfig``).
+    Arguments left ``None`` come from the preset's ``study:`` section (``runs.config.StudyConfig``).
     With ``gate`` it stops with :class:`GateNotMet` at the first cell whose pre-trained parsers miss the
     competence gate on the val split. ``flip`` adds the left/right-flip diagnostic's arm; ``options``
     names :data:`OPTION_VARIANTS` (readings of Eq. 4) to run against the same control."""

@@ -12,7 +12,7 @@ here and filled in by :func:`resolve`, and the resolved config is what every run
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
@@ -147,7 +147,7 @@ class RunConfig:
     out: str = "runs/default"
     seed: int = 0
     # auto: bf16-mixed where the hardware runs bf16 natively (CUDA with bf16, CPUs with AVX512-BF16 or
-    # AMX), else 32-true; the resolved value is saved with the run (engine/precision.py)
+    # AMX), else 32-true; the resolved value is saved with the run (runs/precision.py)
     precision: str = "auto"
     channels_last: bool | None = None  # None: on with bf16/fp16 or on CUDA (parsers in NHWC), else off
     eval_every: int = 0  # evaluate the trained networks on data.val_split every N iterations (0: off)
@@ -168,8 +168,8 @@ class StudyConfig:
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     fractions: list[float] = field(default_factory=lambda: [0.01, 0.1, 1.0])  # Figure 7
     samples: int = 600  # synthetic heads generated when data.root holds no dataset
-    variants: list[str] = field(default_factory=list)  # readings of Eq. 4 (engine.study.OPTION_VARIANTS)
-    flip_diagnostic: bool = False  # the left/right-flip arm (engine.study)
+    variants: list[str] = field(default_factory=list)  # readings of Eq. 4 (workflows.study.OPTION_VARIANTS)
+    flip_diagnostic: bool = False  # the left/right-flip arm (workflows.study)
     gate: bool = True  # stop unless the pre-trained parsers meet eval.gate.COMPETENCE on val
 
 
@@ -216,27 +216,49 @@ def find_config(name: str | os.PathLike) -> Path:
     raise DataError(path, f"config file not found (presets in {CONFIG_DIR}: {presets})")
 
 
-def load_config(source: str | os.PathLike | None = None, overrides: Sequence[str] = ()) -> Config:
-    """A :class:`Config` from defaults, a YAML file or preset name, and dotted ``key=value`` overrides."""
-    schema = OmegaConf.structured(Config)
+Overrides = Sequence[str] | Mapping[str, Any]
+"""``key=value`` strings (``["parsers.iterations=100"]``, as on the command line) or a mapping, with dotted
+or nested keys (``{"parsers.iterations": 100}`` or ``{"parsers": {"iterations": 100}}``)."""
+
+
+def load_config(source: str | os.PathLike | Config | None = None, overrides: Overrides = ()) -> Config:
+    """A :class:`Config` from defaults, a YAML file or preset name (or a ``Config``), and overrides."""
     where: Path | None = None
     try:
-        layers = [schema]
-        if source is not None:
-            where = find_config(source)
-            layers.append(_read_yaml(where))
-        merged = OmegaConf.merge(*layers)
+        if isinstance(source, Config):
+            merged = OmegaConf.structured(source)
+        else:
+            layers = [OmegaConf.structured(Config)]
+            if source is not None:
+                where = find_config(source)
+                layers.append(_read_yaml(where))
+            merged = OmegaConf.merge(*layers)
         if overrides:
             where = None
-            bad = [o for o in overrides if "=" not in o]
-            if bad:
-                raise ValueError(f"overrides must be key=value, got {bad[0]!r}")
-            merged = OmegaConf.merge(merged, OmegaConf.from_dotlist(list(overrides)))
+            merged = OmegaConf.merge(merged, _overrides_node(overrides))
         cfg: Config = OmegaConf.to_object(merged)  # type: ignore[assignment]
     except OmegaConfBaseException as e:
         raise DataError(where, f"invalid config: {e.msg if hasattr(e, 'msg') else e}") from None
     validate(cfg)
     return cfg
+
+
+def _overrides_node(overrides: Overrides) -> DictConfig:
+    if isinstance(overrides, Mapping):
+        nested: dict[str, Any] = {}
+        for key, value in overrides.items():
+            *parents, leaf = str(key).split(".")
+            node = nested
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = value
+        return OmegaConf.create(nested)
+    if isinstance(overrides, str):
+        raise ValueError(f"overrides must be a list of key=value strings or a mapping, got {overrides!r}")
+    bad = [o for o in overrides if "=" not in o]
+    if bad:
+        raise ValueError(f"overrides must be key=value, got {bad[0]!r}")
+    return OmegaConf.from_dotlist(list(overrides))
 
 
 def validate(cfg: Config) -> None:
@@ -328,11 +350,11 @@ def resolve(cfg: Config, num_classes: int) -> Config:
         if optim.warmup_iters is None:
             optim.warmup_iters = ref["warmup_iters"]
     if cfg.run.precision == "auto":
-        from faceparse.engine.precision import auto_precision
+        from faceparse.runs.precision import auto_precision
 
         cfg.run.precision = auto_precision(cfg.run.accelerator)
     if cfg.run.channels_last is None:  # with the fast precision only: fp32 at 448² measured no gain (AVX2)
-        from faceparse.engine.precision import uses_cuda
+        from faceparse.runs.precision import uses_cuda
 
         cfg.run.channels_last = cfg.run.precision != "32-true" or uses_cuda(cfg.run.accelerator)
     if cfg.model.generator_num_downs is None:

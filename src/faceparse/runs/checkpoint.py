@@ -162,7 +162,7 @@ def latest_checkpoint(stage_dir: str | os.PathLike) -> Path | None:
 
 def find_checkpoint(path: str | os.PathLike) -> Path:
     """Accept a checkpoint folder, a stage folder (its newest checkpoint) or a run folder (its last stage)."""
-    from faceparse.engine.config import STAGES
+    from faceparse.runs.config import STAGES
 
     path = Path(path)
     if (path / META_FILE).is_file():
