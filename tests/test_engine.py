@@ -19,6 +19,7 @@ from faceparse.engine.pretrain import NonFiniteLoss, discriminator_step, plain_b
 from faceparse.losses import JointWeights, parser_loss
 from faceparse.models import build_model
 from faceparse.runs.config import Config, joint_weights
+from faceparse.runs.stages import JOINT
 from tiny import CLASSES, SIZE, disc_dataset, tiny_networks, tiny_overrides
 
 PAPER = joint_weights(Config())  # §4.2: λ = 1, 1, 0.5, 0.5, 1 and λ_L1 = 100
@@ -189,15 +190,14 @@ def test_ml_warmup_ramps_lambda1_from_zero_and_resumes(monkeypatch):
     monkeypatch.setattr(loop, "joint_step", lambda *args: seen.append((args[3], args[6], args[7])) or {})
     cfg = load_config(None, ["joint.ml_warmup=4", "joint.lambda1=2", "joint.ml_loss=kl"])
     weights = dataclasses.replace(PAPER, lambda1=2.0)
-    step = loop._stage_step("joint", Networks(), Optimizers(), parser_loss("bisenet"), weights, cfg, None)
+    context = loop.StepContext(Networks(), Optimizers(), parser_loss("bisenet"), weights, cfg, plain_backward)
+    step = loop.STEPS[JOINT](context)
     for _ in range(5):
         step({})
     assert [w.lambda1 for w, _, _ in seen] == pytest.approx([0.5, 1.0, 1.5, 2.0, 2.0])
     assert {w.lambda3 for w, _, _ in seen} == {0.5} and seen[0][1].loss == "kl" and seen[0][2] == "mixed"
     seen.clear()
-    resumed = loop._stage_step(
-        "joint", Networks(), Optimizers(), parser_loss("bisenet"), weights, cfg, None, 2
-    )
+    resumed = loop.STEPS[JOINT](dataclasses.replace(context, start=2))
     resumed({})
     resumed({})
     assert [w.lambda1 for w, _, _ in seen] == pytest.approx([1.5, 2.0])

@@ -37,14 +37,18 @@ def train_command(
     print_config: bool = typer.Option(False, "--print-config", help="Print the merged config and exit."),
 ) -> None:
     """Train the parsers and the RGB→depth translator (paper §3.2, §4.2); checkpoints in run.out/<stage>/."""
-    from faceparse.runs.config import STAGES, load_config, to_yaml
+    from faceparse.runs.config import load_config, to_yaml
+    from faceparse.runs.stages import get_stage
 
     overrides = list(overrides or [])
     if "=" in stage:  # `faceparse train data.root=x` : no stage given, only overrides
         overrides.insert(0, stage)
         stage = "all"
-    if stage not in (*STAGES, "all"):
-        raise typer.BadParameter(f"unknown stage {stage!r}; choose one of {', '.join((*STAGES, 'all'))}")
+    if stage != "all":
+        try:
+            get_stage(stage)
+        except ValueError as e:
+            raise typer.BadParameter(str(e)) from None
     try:
         cfg = load_config(config, overrides)
     except ValueError as e:

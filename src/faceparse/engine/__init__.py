@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from faceparse.runs.config import STAGES, Config, load_config
+from faceparse.runs.config import Config, load_config
+from faceparse.runs.stages import STAGES
 
 __all__ = ["STAGES", "Config", "joint_step", "load_checkpoint", "load_config", "train"]
 

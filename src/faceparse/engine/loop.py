@@ -25,13 +25,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from faceparse.engine.joint import joint_step
 from faceparse.engine.logging import MetricsLog, StageProgress
-from faceparse.engine.networks import STAGE_ROLES, Networks, NetworkSpec, Optimizers, network_specs
+from faceparse.engine.networks import Networks, NetworkSpec, Optimizers, network_specs
 from faceparse.engine.pretrain import (
     NonFiniteLoss,
     depth_parser_step,
@@ -43,9 +43,7 @@ from faceparse.engine.sampling import IterationBatches, Pool, SeededItems, mix_s
 from faceparse.engine.schedule import make_optimizer, scheduler_for
 from faceparse.runs import checkpoint as ckpt
 from faceparse.runs.config import (
-    STAGES,
     Config,
-    OptimConfig,
     Overrides,
     joint_weights,
     load_config,
@@ -55,56 +53,25 @@ from faceparse.runs.config import (
     to_yaml,
     train_window,
 )
+from faceparse.runs.stages import (
+    JOINT,
+    PRETRAIN_DEPTH,
+    PRETRAIN_RGB,
+    PRETRAIN_TRANSLATOR,
+    Stage,
+    StagePlan,
+    get_stage,
+    stages_of,
+)
 from faceparse.utils.io import DataError, atomic_write_text
 from faceparse.utils.progress import console
 
-STAGE_INIT = {
-    "parser_rgb": "pretrain-rgb",
-    "parser_depth": "pretrain-depth",
-    "generator": "pretrain-translator",
-}
-STAGE_INIT["discriminator"] = "pretrain-translator"
+if TYPE_CHECKING:
+    from faceparse.losses import JointWeights
 
 
 class TrainingStopped(RuntimeError):
     """The run stopped early: interrupted (a checkpoint was saved) or a non-finite loss (none was)."""
-
-
-@dataclass
-class StagePlan:
-    """What a stage trains, with which optimiser settings, for how long, on which batches."""
-
-    roles: tuple[str, ...]
-    iterations: int
-    batch_size: int
-    optim: dict[str, tuple[OptimConfig, float]]  # role → (optimiser config, lr scale)
-    warmup: dict[str, int]  # role → warm-up iterations of this stage
-
-
-def _pretrain_plan(roles: tuple[str, ...], optim: OptimConfig, iterations: int | None = None) -> StagePlan:
-    return StagePlan(
-        roles,
-        iterations or optim.iterations,
-        optim.batch_size,
-        {role: (optim, 1.0) for role in roles},
-        {role: optim.warmup_iters or 0 for role in roles},  # None only before resolve()
-    )
-
-
-def stage_plan(cfg: Config, stage: str) -> StagePlan:
-    if stage == "pretrain-rgb":
-        return _pretrain_plan(("parser_rgb",), cfg.parsers)
-    if stage == "pretrain-depth":
-        return _pretrain_plan(("parser_depth",), cfg.parsers, cfg.parsers.depth_iterations)
-    if stage == "pretrain-translator":
-        return _pretrain_plan(("generator", "discriminator"), cfg.translator)
-    if stage == "joint":
-        j = cfg.joint
-        optim = {"parser_rgb": (cfg.parsers, j.lr_scale), "parser_depth": (cfg.parsers, j.lr_scale)}
-        optim |= {"generator": (cfg.translator, j.lr_scale), "discriminator": (cfg.translator, j.lr_scale)}
-        roles = STAGE_ROLES["joint"]
-        return StagePlan(roles, j.iterations, j.batch_size, optim, {role: j.warmup_iters for role in roles})
-    raise ValueError(f"unknown stage {stage!r}; choose one of {', '.join((*STAGES, 'all'))}")
 
 
 # --- public entry points ----------------------------------------------------------------------------------
@@ -112,7 +79,7 @@ def stage_plan(cfg: Config, stage: str) -> StagePlan:
 
 def train(
     config: Config | str | os.PathLike | None = None,
-    stage: str = "all",
+    stage: str | Stage = "all",
     resume: bool = False,
     overrides: Overrides = (),
     fabric: Any = None,
@@ -126,15 +93,13 @@ def train(
     exactly (a finished stage is skipped). Returns the last checkpoint folder written.
     """
     cfg = config if isinstance(config, Config) and not overrides else load_config(config, overrides)
-    stages = STAGES if stage == "all" else (stage,)
-    if stage != "all":
-        stage_plan(cfg, stage)  # validates the name
+    stages = stages_of(stage)  # validates the name
     if fabric is None:
         fabric = make_fabric(cfg)
         fabric.launch()
     last: Path | None = None
-    for name in stages:
-        last = run_stage(fabric, cfg, name, resume=resume)
+    for each in stages:
+        last = run_stage(fabric, cfg, each, resume=resume)
     assert last is not None
     return last
 
@@ -185,16 +150,16 @@ def _open_dataset(cfg: Config) -> Any:
     )
 
 
-def _pools(dataset: Any, stage: str, plan: StagePlan, seed: int) -> list[tuple[Pool, int]]:
+def _pools(dataset: Any, stage: Stage, plan: StagePlan, seed: int) -> list[tuple[Pool, int]]:
     """Which samples feed the stage (paper §4.1-4.2): F_R all RGB-labelled; F_D and G the depth subset."""
     all_indices = list(range(len(dataset)))
     depth_indices = dataset.depth_indices()
-    if stage != "pretrain-rgb" and not depth_indices:
-        raise DataError(dataset.layout.root, f"no depth-annotated training samples for stage {stage!r}")
-    stream = STAGES.index(stage) * 2
-    if stage == "pretrain-rgb":
+    if stage.pools != "rgb" and not depth_indices:
+        raise DataError(dataset.layout.root, f"no depth-annotated training samples for stage {stage.name!r}")
+    stream = stage.index * 2
+    if stage.pools == "rgb":
         return [(Pool(all_indices, seed, stream), plan.batch_size)]
-    if stage in ("pretrain-depth", "pretrain-translator"):
+    if stage.pools == "depth":
         return [(Pool(depth_indices, seed, stream), plan.batch_size)]
     half = plan.batch_size // 2  # joint: [depth-annotated half | RGB-labelled half]
     return [(Pool(depth_indices, seed, stream), half), (Pool(all_indices, seed, stream + 1), half)]
@@ -223,13 +188,14 @@ def _init_from_pretrained(cfg: Config, networks: Networks, specs: dict[str, Netw
     sources |= {"generator": cfg.joint.init_translator, "discriminator": cfg.joint.init_translator}
     used = {}
     for role, module in networks.items():
-        source = sources[role] or str(Path(cfg.run.out) / STAGE_INIT[role])
+        init_stage = JOINT.init_from[role]
+        source = sources[role] or str(Path(cfg.run.out) / init_stage.name)
         try:
             checkpoint = ckpt.find_checkpoint(source)
         except DataError:
             raise DataError(
                 source,
-                f"no pre-trained {role} checkpoint: run `faceparse train ... {STAGE_INIT[role]}` first",
+                f"no pre-trained {role} checkpoint: run `faceparse train ... {init_stage.name}` first",
             ) from None
         stored = ckpt.read_meta(checkpoint)["networks"].get(role)
         if (
@@ -245,16 +211,17 @@ def _init_from_pretrained(cfg: Config, networks: Networks, specs: dict[str, Netw
     return used
 
 
-def run_stage(fabric: Any, cfg: Config, stage: str, resume: bool = False) -> Path:
+def run_stage(fabric: Any, cfg: Config, stage: str | Stage, resume: bool = False) -> Path:
     """Train one stage to its configured iteration count; returns its last checkpoint folder."""
     from faceparse.losses import parser_loss
 
+    stage = get_stage(stage)
     cfg = copy.deepcopy(cfg)
     dataset = _open_dataset(cfg)
     scheme = dataset.scheme
     resolve(cfg, scheme.num_classes)
-    plan = stage_plan(cfg, stage)
-    stage_dir = Path(cfg.run.out) / stage
+    plan = stage.plan(cfg)
+    stage_dir = Path(cfg.run.out) / stage.name
     checkpoints = stage_dir / ckpt.CHECKPOINT_DIR
     existing = ckpt.latest_checkpoint(stage_dir)
     if existing is not None and not resume:
@@ -267,16 +234,14 @@ def run_stage(fabric: Any, cfg: Config, stage: str, resume: bool = False) -> Pat
         atomic_write_text(stage_dir / "config.yaml", to_yaml(cfg))
 
     # networks: identical initialisation on every rank (DDP also broadcasts rank 0's weights)
-    seed_everything(mix_seed(cfg.run.seed, STAGES.index(stage)))
+    seed_everything(mix_seed(cfg.run.seed, stage.index))
     specs = network_specs(cfg)
     networks = Networks(**{role: specs[role].build() for role in plan.roles})
     if cfg.run.channels_last:  # the parsers are plain conv nets: NHWC is faster on CPU and GPU
         for role in ("parser_rgb", "parser_depth"):
             if getattr(networks, role, None) is not None:
                 setattr(networks, role, getattr(networks, role).to(memory_format=torch.channels_last))
-    init_sources = (
-        _init_from_pretrained(cfg, networks, specs) if stage == "joint" and existing is None else {}
-    )
+    init_sources = _init_from_pretrained(cfg, networks, specs) if stage.init_from and existing is None else {}
     state = ckpt.read_state(existing) if existing is not None else None
     start = int(state["iteration"]) if state is not None else 0
     if existing is not None:
@@ -290,10 +255,10 @@ def run_stage(fabric: Any, cfg: Config, stage: str, resume: bool = False) -> Pat
 
     loss_fn = parser_loss(cfg.model.arch)
     weights = joint_weights(cfg)
-    step = _stage_step(stage, networks, optimizers, loss_fn, weights, cfg, fabric.backward, start)
+    step = STEPS[stage](StepContext(networks, optimizers, loss_fn, weights, cfg, fabric.backward, start))
     loader = _loader(dataset, _pools(dataset, stage, plan, cfg.run.seed), cfg, start, plan.iterations, fabric)
     meta = {
-        "stage": stage,
+        "stage": stage.name,
         "config": to_dict(cfg),
         "scheme": {"name": scheme.name, **scheme.to_dict()},
         "networks": {role: specs[role].to_json() for role in plan.roles},
@@ -338,7 +303,8 @@ def run_stage(fabric: Any, cfg: Config, stage: str, resume: bool = False) -> Pat
     hooks.restart_clock()
     last = existing
     try:
-        last = _iterate(fabric, cfg, stage, plan, step, loader, schedulers, start, hooks, last, rank0)
+        run = _StageRun(fabric, cfg, stage, plan, step, schedulers, hooks, rank0)
+        last = _iterate(run, loader, start, last)
     finally:
         log.close()
         val_log.close()
@@ -410,67 +376,94 @@ def _setup_optimization(
     return optimizers, schedulers
 
 
-def _stage_step(
-    stage: str,
-    nets: Networks,
-    opts: Optimizers,
-    loss_fn: Callable,
-    weights: Any,
-    cfg: Config,
-    backward: Callable,
-    start: int = 0,
-) -> Callable[[dict], dict[str, torch.Tensor]]:
-    lambda_l1 = cfg.lambda_l1
-    if stage == "pretrain-rgb":
-        return lambda batch: rgb_parser_step(
-            nets.require("parser_rgb"), opts.parser_rgb, batch, loss_fn, backward
-        )
-    if stage == "pretrain-depth":
-        return lambda batch: depth_parser_step(
-            nets.require("parser_depth"), opts.parser_depth, batch, loss_fn, backward
-        )
-    if stage == "pretrain-translator":
-        return lambda batch: translator_step(
-            nets.require("generator"),
-            nets.require("discriminator"),
-            opts.generator,
-            opts.discriminator,
-            batch,
-            lambda_l1,
-            backward,
-        )
-    ml, depth_bn, ramp = mutual_learning(cfg), cfg.joint.depth_bn, cfg.joint.ml_warmup
-    iterations = itertools.count(start)  # the iteration each call trains (a resumed stage starts at start)
+@dataclass(frozen=True)
+class StepContext:
+    """What a stage's step function closes over."""
+
+    nets: Networks
+    opts: Optimizers
+    loss_fn: Callable
+    weights: JointWeights
+    cfg: Config
+    backward: Callable
+    start: int = 0  # the first iteration this run trains (a resumed stage starts there)
+
+
+Step = Callable[[dict], dict[str, torch.Tensor]]
+
+
+def _rgb_step(c: StepContext) -> Step:
+    return lambda batch: rgb_parser_step(
+        c.nets.require("parser_rgb"), c.opts.parser_rgb, batch, c.loss_fn, c.backward
+    )
+
+
+def _depth_step(c: StepContext) -> Step:
+    parser_depth = c.nets.require
+    return lambda batch: depth_parser_step(
+        parser_depth("parser_depth"), c.opts.parser_depth, batch, c.loss_fn, c.backward
+    )
+
+
+def _translator_step(c: StepContext) -> Step:
+    return lambda batch: translator_step(
+        c.nets.require("generator"),
+        c.nets.require("discriminator"),
+        c.opts.generator,
+        c.opts.discriminator,
+        batch,
+        c.cfg.lambda_l1,
+        c.backward,
+    )
+
+
+def _joint_step(c: StepContext) -> Step:
+    ml, depth_bn, ramp = mutual_learning(c.cfg), c.cfg.joint.depth_bn, c.cfg.joint.ml_warmup
+    iterations = itertools.count(c.start)  # the iteration each call trains (a resumed stage starts at start)
 
     def joint(batch: dict) -> dict[str, torch.Tensor]:
         iteration = next(iterations)
-        step_weights = weights
+        weights = c.weights
         if ramp and iteration < ramp:  # joint.ml_warmup: λ1 ramps linearly from 0
-            step_weights = dataclasses.replace(weights, lambda1=weights.lambda1 * (iteration + 1) / ramp)
-        return joint_step(nets, opts, batch, step_weights, loss_fn, backward, ml, depth_bn)
+            weights = dataclasses.replace(weights, lambda1=weights.lambda1 * (iteration + 1) / ramp)
+        return joint_step(c.nets, c.opts, batch, weights, c.loss_fn, c.backward, ml, depth_bn)
 
     return joint
 
 
-def _iterate(
-    fabric: Any,
-    cfg: Config,
-    stage: str,
-    plan: StagePlan,
-    step: Callable[[dict], dict[str, torch.Tensor]],
-    loader: Any,
-    schedulers: dict[str, Any],
-    start: int,
-    hooks: _Hooks,
-    last: Path | None,
-    rank0: bool,
-) -> Path:
+# each stage's step function (paper §3.2 and Eq. 4), keyed by the stage objects of faceparse.runs.stages
+STEPS: dict[Stage, Callable[[StepContext], Step]] = {
+    PRETRAIN_RGB: _rgb_step,
+    PRETRAIN_DEPTH: _depth_step,
+    PRETRAIN_TRANSLATOR: _translator_step,
+    JOINT: _joint_step,
+}
+
+
+@dataclass
+class _StageRun:
+    """One stage's training run, as the loop sees it."""
+
+    fabric: Any
+    cfg: Config
+    stage: Stage
+    plan: StagePlan
+    step: Step
+    schedulers: dict[str, Any]
+    hooks: _Hooks
+    rank0: bool
+
+
+def _iterate(run: _StageRun, loader: Any, start: int, last: Path | None) -> Path:
+    """Iterations ``start`` → the plan's end over ``loader``; returns the last checkpoint written."""
+    fabric, cfg, stage, plan, step = run.fabric, run.cfg, run.stage, run.plan, run.step
+    schedulers, hooks, rank0 = run.schedulers, run.hooks, run.rank0
     iteration = start
     tic, images_seen = time.perf_counter(), 0
     hooks.restart_clock()
     with (
         _stop_requests() as stop_requested,
-        StageProgress(stage, plan.iterations, start, rank0 and cfg.run.progress) as bar,
+        StageProgress(stage.name, plan.iterations, start, rank0 and cfg.run.progress) as bar,
     ):
         for batch in loader:
             if cfg.run.channels_last:

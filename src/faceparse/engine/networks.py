@@ -111,11 +111,3 @@ class Optimizers:
             optimizer = getattr(self, f.name)
             if optimizer is not None:
                 yield f.name, optimizer
-
-
-STAGE_ROLES = {
-    "pretrain-rgb": ("parser_rgb",),
-    "pretrain-depth": ("parser_depth",),
-    "pretrain-translator": ("generator", "discriminator"),
-    "joint": ROLES,
-}

@@ -32,11 +32,10 @@ from torch import nn
 from faceparse.eval.metrics import ConfusionMatrix, DepthL1, jsonable, parsing_scores
 from faceparse.eval.report import ReportTable, is_aggregate, method_name, parsing_table, translation_table
 from faceparse.labels import LabelScheme
-from faceparse.runs.config import STAGES
+from faceparse.runs.stages import JOINT, PRETRAIN
 from faceparse.utils.io import DataError
 
 CheckpointArg = str | os.PathLike | Sequence[str | os.PathLike]
-PRETRAIN_STAGES = STAGES[:3]  # pretrain-rgb, pretrain-depth, pretrain-translator
 ARCH_NAMES = {"bisenet": "BiSeNet", "eagrnet": "EAGRNet"}
 EVALUATED_ROLES = ("parser_rgb", "parser_depth", "generator")  # the discriminator is not evaluated
 
@@ -56,9 +55,9 @@ def checkpoint_paths(checkpoint: CheckpointArg, *, pretrained: bool = False) -> 
     if not isinstance(checkpoint, str | os.PathLike):
         return [find_checkpoint(p) for p in checkpoint]
     path = Path(checkpoint)
-    stages = [s for s in (PRETRAIN_STAGES if pretrained else STAGES[3:]) if (path / s).is_dir()]
+    stages = [s for s in (PRETRAIN if pretrained else (JOINT,)) if (path / s.name).is_dir()]
     if stages:
-        found = [latest_checkpoint(path / s) for s in stages]
+        found = [latest_checkpoint(path / s.name) for s in stages]
         return [p for p in found if p is not None] or [find_checkpoint(path)]
     return [find_checkpoint(path)]
 
@@ -391,7 +390,7 @@ def comparison_tables(
     """
     arch = _arch_name(_first(joint, "arch", "bisenet"))
     scheme = _first(joint, "scheme", None)
-    is_joint = "joint" in _first(joint, "stages", ["joint"]) or baseline is not None
+    is_joint = JOINT.name in _first(joint, "stages", [JOINT.name]) or baseline is not None
     tables = []
     for key, modality, paper_table in (("rgb", "RGB", "Table 2"), ("depth", "Depth", "Table 3")):
         rows: dict[str, Any] = {}

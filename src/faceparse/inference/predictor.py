@@ -117,11 +117,11 @@ def _checkpoint_with(path: Path, role: str) -> Path:
     """The checkpoint to read ``role`` from: a run folder gives its LAST stage that trained ``role``
     (e.g. the RGB parser of pretrain-rgb when the last stage is pretrain-translator)."""
     from faceparse.runs.checkpoint import META_FILE, find_checkpoint, latest_checkpoint, read_meta
-    from faceparse.runs.config import STAGES
+    from faceparse.runs.stages import STAGES
 
     if not (path / META_FILE).is_file() and latest_checkpoint(path) is None:
         for stage in reversed(STAGES):
-            checkpoint = latest_checkpoint(path / stage)
+            checkpoint = latest_checkpoint(path / stage.name)
             if checkpoint is not None and role in read_meta(checkpoint).get("networks", {}):
                 return checkpoint
     return find_checkpoint(path)

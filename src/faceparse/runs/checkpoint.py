@@ -162,7 +162,7 @@ def latest_checkpoint(stage_dir: str | os.PathLike) -> Path | None:
 
 def find_checkpoint(path: str | os.PathLike) -> Path:
     """Accept a checkpoint folder, a stage folder (its newest checkpoint) or a run folder (its last stage)."""
-    from faceparse.runs.config import STAGES
+    from faceparse.runs.stages import STAGES
 
     path = Path(path)
     if (path / META_FILE).is_file():
@@ -172,7 +172,7 @@ def find_checkpoint(path: str | os.PathLike) -> Path:
     if (latest := latest_checkpoint(path)) is not None:
         return latest
     for stage in reversed(STAGES):
-        if (latest := latest_checkpoint(path / stage)) is not None:
+        if (latest := latest_checkpoint(path / stage.name)) is not None:
             return latest
     raise DataError(
         path, f"no checkpoint here (expected {META_FILE}, {CHECKPOINT_DIR}/{PREFIX}*/ or stage folders)"

@@ -25,7 +25,6 @@ from faceparse.utils.io import DataError
 if TYPE_CHECKING:
     from faceparse.losses.joint import JointWeights, MutualLearning
 
-STAGES = ("pretrain-rgb", "pretrain-depth", "pretrain-translator", "joint")
 ARCHS = ("bisenet", "eagrnet")
 DISCRIMINATORS = ("pixel", "patch")
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed")

@@ -23,7 +23,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from faceparse.runs.config import STAGES, Config, load_config
+from faceparse.runs.config import Config, load_config
+from faceparse.runs.stages import JOINT, PRETRAIN, STAGES
 from faceparse.utils.progress import console, progress_bar
 
 DEMO_SAMPLES = 1500  # 1200 train (120 with depth labels) / 150 val / 150 test (synth's 80/10/10 split)
@@ -99,19 +100,19 @@ def run_demo(
         generate_dataset(cfg.data.root, num, cfg.data.size, seed=0, workers=workers, on_progress=on_progress)
     seconds["data"] = time.perf_counter() - tic
 
-    for number, stages in ((2, STAGES[:3]), (3, STAGES[3:])):
+    for number, stages in ((2, PRETRAIN), (3, (JOINT,))):
         _step(number, "pre-training F_R, F_D, G+D (paper §4.2)" if number == 2 else "joint training (Eq. 4)")
         for stage in stages:
             tic = time.perf_counter()
             train(cfg, stage, resume=True)
-            seconds[stage] = time.perf_counter() - tic
+            seconds[stage.name] = time.perf_counter() - tic
 
     _step(4, "evaluation: competence gate (val), pre-trained baselines vs joint model (test)")
     tic = time.perf_counter()
     runs = Path(cfg.run.out)
     val = scores_only(evaluate_checkpoint(runs, cfg.data.root, "val", pretrained=True, num_examples=0))
     baseline = evaluate_checkpoint(runs, cfg.data.root, "test", pretrained=True)
-    joint = evaluate_checkpoint(runs / "joint", cfg.data.root, "test")
+    joint = evaluate_checkpoint(runs / JOINT.name, cfg.data.root, "test")
     seconds["evaluate"] = time.perf_counter() - tic
 
     _step(5, f"report → {out}")
@@ -152,7 +153,6 @@ def run_demo(
 
 def _preset_summary(cfg: Config) -> str:
     """What the demo trained, read from its config (so the report cannot drift from the preset)."""
-    from faceparse.engine.loop import stage_plan
     from faceparse.runs.config import train_window
 
     window, size = train_window(cfg), cfg.data.size
@@ -164,7 +164,7 @@ def _preset_summary(cfg: Config) -> str:
         optim = f"{optim.capitalize()} (lr {cfg.parsers.lr:g}) for the parsers"
     names = ("RGB parser", "depth parser", "translator", "joint")
     lengths = ", ".join(
-        f"{name} {stage_plan(cfg, stage).iterations}" for name, stage in zip(names, STAGES, strict=True)
+        f"{name} {stage.plan(cfg).iterations}" for name, stage in zip(names, STAGES, strict=True)
     )
     return f"{data}, {optim}; iterations: {lengths}"
 

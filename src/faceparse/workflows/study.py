@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 
 from faceparse.runs.config import Config, load_config
+from faceparse.runs.stages import JOINT, PRETRAIN_DEPTH, PRETRAIN_RGB, PRETRAIN_TRANSLATOR, Stage
 from faceparse.utils.progress import console, progress_bar
 
 FRACTIONS = (0.01, 0.1, 1.0)  # Figure 7
@@ -188,7 +189,7 @@ class Study:
                 self.data_root, samples, self.base.data.size, seed=0, workers=workers, on_progress=on_progress
             )
 
-    def _train(self, cfg: Config, stage: str, what: str) -> None:
+    def _train(self, cfg: Config, stage: Stage, what: str) -> None:
         from faceparse.engine.loop import train
 
         tic = time.perf_counter()
@@ -226,33 +227,34 @@ class Study:
         pretrain_extra: Sequence[str] = (),
         gated: bool = True,
     ) -> dict[str, Any]:
-        rgb_dir = seed_dir / "pretrain-rgb"
+        rgb_dir = seed_dir / PRETRAIN_RGB.name
         label = f"{fraction * 100:g}%"
         where = f"study seed {seed}" + ("" if gated else f" ({FLIP_DIR})")
         console.rule(f"[bold]{where}[/bold]: F_R pre-training (shared by every depth fraction)")
-        self._train(self.config(seed, seed_dir, pretrain_extra), "pretrain-rgb", "pretrain-rgb")
+        self._train(self.config(seed, seed_dir, pretrain_extra), PRETRAIN_RGB, PRETRAIN_RGB.name)
         fdir = seed_dir / fraction_dir(fraction)
         cfg = self.config(seed, fdir, [f"data.depth_fraction={fraction}", *pretrain_extra])
-        for stage in ("pretrain-depth", "pretrain-translator"):
-            console.rule(f"[bold]{where}[/bold]: {stage}, {label} depth labels")
-            self._train(cfg, stage, stage)
+        for stage in (PRETRAIN_DEPTH, PRETRAIN_TRANSLATOR):
+            console.rule(f"[bold]{where}[/bold]: {stage.name}, {label} depth labels")
+            self._train(cfg, stage, stage.name)
         data = str(self.data_root)
-        pretrained = [rgb_dir, fdir / "pretrain-depth", fdir / "pretrain-translator"]
+        depth_dir, translator_dir = fdir / PRETRAIN_DEPTH.name, fdir / PRETRAIN_TRANSLATOR.name
+        pretrained = [rgb_dir, depth_dir, translator_dir]
         val = _evaluate_cached(fdir / "eval-val.json", pretrained, data, "val")
         main = math.isclose(fraction, self.main_fraction)
         self.check_gate(seed, label if gated else f"{label} {FLIP_DIR}", val, enforce=gated, depth=main)
         scores = {"baseline": _evaluate_cached(fdir / "eval-test.json", pretrained, data)}
         inits = [
             f"joint.init_rgb={rgb_dir}",
-            f"joint.init_depth={fdir / 'pretrain-depth'}",
-            f"joint.init_translator={fdir / 'pretrain-translator'}",
+            f"joint.init_depth={depth_dir}",
+            f"joint.init_translator={translator_dir}",
         ]
         for variant in variants:
             run_out = fdir if variant == "joint" else fdir / variant
             console.rule(f"[bold]{where}[/bold]: joint ({VARIANT_LABELS[variant]}), {label}")
             extra = [f"data.depth_fraction={fraction}", *inits, *ALL_VARIANTS[variant]]
-            self._train(self.config(seed, run_out, extra), "joint", f"joint-{variant}")
-            joint_dir = run_out / "joint"
+            self._train(self.config(seed, run_out, extra), JOINT, f"joint-{variant}")
+            joint_dir = run_out / JOINT.name
             scores[variant] = _evaluate_cached(joint_dir / "eval-test.json", [joint_dir], data)
         return scores
 
