@@ -103,8 +103,14 @@ def test_wrong_type_is_named():
 
 
 def test_bad_values_are_rejected():
-    with pytest.raises(ValueError, match="model.arch"):
+    # closed choices are typed (Literal): OmegaConf names the key and the choices
+    with pytest.raises(
+        DataError, match=r"model\.arch: Invalid value 'unet', expected one of \['bisenet', 'eagrnet'\]"
+    ):
         load_config(None, ["model.arch=unet"])
+    for key in ("data.augment", "model.discriminator", "run.precision", "parsers.optimizer", "joint.ml_loss"):
+        with pytest.raises(DataError, match=key.replace(".", r"\.")):
+            load_config(None, {key: "nonsense"})
     with pytest.raises(ValueError, match="even"):
         load_config(None, ["joint.batch_size=3"])
     with pytest.raises(ValueError, match="lambda2"):
@@ -167,3 +173,12 @@ def test_generator_depth_follows_the_image_size(size, downs):
         ).model.generator_num_downs
         == 4
     )
+
+
+def test_the_config_choices_of_mutual_learning_match_the_losses():
+    from typing import get_args
+
+    from faceparse.losses.joint import ML_DIRECTIONS, ML_LOSSES
+    from faceparse.runs.config import MLDirection, MLLoss
+
+    assert get_args(MLLoss) == ML_LOSSES and get_args(MLDirection) == ML_DIRECTIONS

@@ -20,6 +20,7 @@ from faceparse.losses import JointWeights, parser_loss
 from faceparse.models import build_model
 from faceparse.runs.config import Config, joint_weights
 from faceparse.runs.stages import JOINT
+from faceparse.utils.io import DataError
 from tiny import CLASSES, SIZE, disc_dataset, tiny_networks, tiny_overrides
 
 PAPER = joint_weights(Config())  # §4.2: λ = 1, 1, 0.5, 0.5, 1 and λ_L1 = 100
@@ -201,9 +202,9 @@ def test_ml_warmup_ramps_lambda1_from_zero_and_resumes(monkeypatch):
     resumed({})
     resumed({})
     assert [w.lambda1 for w, _, _ in seen] == pytest.approx([1.5, 2.0])
-    with pytest.raises(ValueError, match="joint.depth_bn"):
+    with pytest.raises(DataError, match="joint.depth_bn"):
         load_config(None, ["joint.depth_bn=split"])
-    with pytest.raises(ValueError, match="joint.ml_direction"):
+    with pytest.raises(DataError, match="joint.ml_direction"):
         load_config(None, ["joint.ml_direction=one-way"])
 
 

@@ -109,14 +109,12 @@ def make_fabric(cfg: Config) -> Any:
 
     from faceparse.runs.precision import auto_precision
 
-    precision = cfg.run.precision
-    if precision == "auto":
-        precision = auto_precision(cfg.run.accelerator)
+    precision = auto_precision(cfg.run.accelerator) if cfg.run.precision == "auto" else cfg.run.precision
     return Fabric(
         accelerator=cfg.run.accelerator,
         devices=cfg.run.devices,
         strategy=cfg.run.strategy,
-        precision=precision,  # type: ignore[arg-type]
+        precision=precision,
     )
 
 

@@ -15,7 +15,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -25,11 +25,15 @@ from faceparse.utils.io import DataError
 if TYPE_CHECKING:
     from faceparse.losses.joint import JointWeights, MutualLearning
 
-ARCHS = ("bisenet", "eagrnet")
-DISCRIMINATORS = ("pixel", "patch")
-PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed")
-AUGMENTATIONS = ("bisenet", "eagrnet", "none")
-DEPTH_BN = ("mixed", "separate")
+# Closed choices, typed: OmegaConf rejects any other value, naming the key.
+Arch = Literal["bisenet", "eagrnet"]  # the parsers F_R and F_D (paper §4.2)
+Discriminator = Literal["pixel", "patch"]
+Precision = Literal["auto", "32-true", "bf16-mixed", "16-mixed"]
+Augment = Literal["bisenet", "eagrnet", "none"]
+Optimizer = Literal["sgd", "adam"]
+MLLoss = Literal["mse_logits", "mse_probs", "kl"]  # = losses.joint.ML_LOSSES (a test checks)
+MLDirection = Literal["both", "gated", "confident"]  # = losses.joint.ML_DIRECTIONS
+DepthBN = Literal["mixed", "separate"]
 
 # paper §4.2: "an initial learning rate of 1e-3 for EAGRNet and 1e-2 for BiSeNet"
 PARSER_LR = {"bisenet": 1e-2, "eagrnet": 1e-3}
@@ -63,7 +67,7 @@ class DataConfig:
     train_split: str = "train"
     val_split: str = "val"
     size: int = 512  # square training crop/resize, pixels
-    augment: str = "bisenet"  # transform preset: bisenet | eagrnet | none
+    augment: Augment = "bisenet"  # transform preset
     scales: list[float] | None = None  # bisenet preset's zoom choices; None: face-parsing.PyTorch's 0.75-2
     # bisenet preset's training window, in stored pixels (face-parsing.PyTorch: 448 crops of 512² images,
     # evaluated whole); None: data.size. Evaluation always resizes the whole image to data.size.
@@ -78,12 +82,12 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    arch: str = "bisenet"  # parsers F_R and F_D: bisenet | eagrnet (paper §4.2)
+    arch: Arch = "bisenet"  # parsers F_R and F_D (paper §4.2)
     num_classes: int | None = None  # None: from the dataset's label scheme
     generator_num_downs: int | None = None  # None: from data.size (8 for ≥256², FACTS §4)
     generator_ngf: int = 64
     generator_dropout: bool = True
-    discriminator: str = "pixel"  # paper §4.2: "a PixelGAN discriminator"
+    discriminator: Discriminator = "pixel"  # paper §4.2: "a PixelGAN discriminator"
     discriminator_ndf: int = 64
 
 
@@ -91,7 +95,7 @@ class ModelConfig:
 class OptimConfig:
     """One network family's optimiser, poly schedule, iterations and (global) batch size."""
 
-    optimizer: str = "sgd"  # sgd | adam
+    optimizer: Optimizer = "sgd"
     lr: float | None = None  # None: PARSER_LR[model.arch]
     momentum: float = 0.9
     weight_decay: float = 5e-4
@@ -130,11 +134,11 @@ class JointConfig:
     warmup_iters: int = 0  # not in the paper: joint training restarts at lr/10 with no warm-up
     # the readings of L_ML the paper leaves open (losses.joint.MutualLearning; docs/method.md); the
     # defaults are the literal Eq. 4
-    ml_loss: str = "mse_logits"  # mse_logits | mse_probs | kl
-    ml_direction: str = "both"  # both | gated | confident
+    ml_loss: MLLoss = "mse_logits"
+    ml_direction: MLDirection = "both"
     ml_temperature: float = 1.0  # kl only
     ml_warmup: int = 0  # iterations over which λ1 ramps linearly from 0 (0: none)
-    depth_bn: str = "mixed"  # mixed: F_D's one forward over real + generated depth (§4.2) | separate
+    depth_bn: DepthBN = "mixed"  # mixed: F_D's one forward over real + generated depth (§4.2) | separate
     # pre-trained checkpoints (a checkpoint dir or a stage dir); None: <run.out>/<stage>
     init_rgb: str | None = None
     init_depth: str | None = None
@@ -147,7 +151,7 @@ class RunConfig:
     seed: int = 0
     # auto: bf16-mixed where the hardware runs bf16 natively (CUDA with bf16, CPUs with AVX512-BF16 or
     # AMX), else 32-true; the resolved value is saved with the run (runs/precision.py)
-    precision: str = "auto"
+    precision: Precision = "auto"
     channels_last: bool | None = None  # None: on with bf16/fp16 or on CUDA (parsers in NHWC), else off
     eval_every: int = 0  # evaluate the trained networks on data.val_split every N iterations (0: off)
     accelerator: str = "auto"
@@ -237,7 +241,9 @@ def load_config(source: str | os.PathLike | Config | None = None, overrides: Ove
             merged = OmegaConf.merge(merged, _overrides_node(overrides))
         cfg: Config = OmegaConf.to_object(merged)  # type: ignore[assignment]
     except OmegaConfBaseException as e:
-        raise DataError(where, f"invalid config: {e.msg if hasattr(e, 'msg') else e}") from None
+        key = getattr(e, "full_key", None)
+        problem = e.msg if hasattr(e, "msg") else str(e)
+        raise DataError(where, f"invalid config: {key + ': ' if key else ''}{problem}") from None
     validate(cfg)
     return cfg
 
@@ -263,13 +269,6 @@ def _overrides_node(overrides: Overrides) -> DictConfig:
 def validate(cfg: Config) -> None:
     """Reject values the engine cannot run with, naming the key."""
     checks = [
-        (cfg.model.arch in ARCHS, f"model.arch must be one of {ARCHS}, got {cfg.model.arch!r}"),
-        (cfg.model.discriminator in DISCRIMINATORS, f"model.discriminator must be one of {DISCRIMINATORS}"),
-        (
-            cfg.run.precision in PRECISIONS,
-            f"run.precision must be one of {PRECISIONS}, got {cfg.run.precision!r}",
-        ),
-        (cfg.data.augment in AUGMENTATIONS, f"data.augment must be one of {AUGMENTATIONS}"),
         (0.0 < cfg.data.depth_fraction <= 1.0, "data.depth_fraction must be in (0, 1]"),
         (cfg.data.size >= 16, "data.size must be at least 16"),
         (not cfg.data.scales or min(cfg.data.scales) > 0, "data.scales must be positive zoom factors"),
@@ -286,14 +285,9 @@ def validate(cfg: Config) -> None:
         (cfg.run.eval_every >= 0, "run.eval_every must be ≥ 0 (0: no validation during training)"),
         (cfg.joint.warmup_iters >= 0, "joint.warmup_iters must be ≥ 0"),
         (cfg.joint.ml_warmup >= 0, "joint.ml_warmup must be ≥ 0"),
-        (
-            cfg.joint.depth_bn in DEPTH_BN,
-            f"joint.depth_bn must be one of {DEPTH_BN}, got {cfg.joint.depth_bn!r}",
-        ),
     ]
     for name in ("parsers", "translator"):
         optim: OptimConfig = getattr(cfg, name)
-        checks.append((optim.optimizer in ("sgd", "adam"), f"{name}.optimizer must be sgd or adam"))
         checks.append(
             (optim.iterations >= 1 and optim.batch_size >= 1, f"{name}.iterations/batch_size must be ≥ 1")
         )
@@ -322,7 +316,7 @@ def mutual_learning(cfg: Config) -> MutualLearning:
     """The L_ML reading of ``cfg.joint`` (``joint.ml_loss``, ``ml_direction``, ``ml_temperature``)."""
     from faceparse.losses.joint import MutualLearning
 
-    return MutualLearning(cfg.joint.ml_loss, cfg.joint.ml_direction, cfg.joint.ml_temperature)  # type: ignore[arg-type]
+    return MutualLearning(cfg.joint.ml_loss, cfg.joint.ml_direction, cfg.joint.ml_temperature)
 
 
 def joint_weights(cfg: Config) -> JointWeights:

@@ -8,6 +8,8 @@ back to ``32-true`` there. The resolved value is what the run's ``config.yaml`` 
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 
 
@@ -22,7 +24,7 @@ def uses_cuda(accelerator: str) -> bool:
     return accelerator in ("cuda", "gpu") or (accelerator == "auto" and torch.cuda.is_available())
 
 
-def auto_precision(accelerator: str = "auto") -> str:
+def auto_precision(accelerator: str = "auto") -> Literal["bf16-mixed", "32-true"]:
     """The Fabric precision string ``auto`` resolves to on this machine for ``run.accelerator``."""
     if uses_cuda(accelerator):
         return "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true"

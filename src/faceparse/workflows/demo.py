@@ -157,11 +157,10 @@ def _preset_summary(cfg: Config) -> str:
 
     window, size = train_window(cfg), cfg.data.size
     data = f"{size}² heads" if window == size else f"{window}² training windows of {size}² heads"
-    optim = cfg.parsers.optimizer
-    if optim == "sgd":
+    if cfg.parsers.optimizer == "sgd":
         optim = "the paper's SGD"
     else:
-        optim = f"{optim.capitalize()} (lr {cfg.parsers.lr:g}) for the parsers"
+        optim = f"{cfg.parsers.optimizer.capitalize()} (lr {cfg.parsers.lr:g}) for the parsers"
     names = ("RGB parser", "depth parser", "translator", "joint")
     lengths = ", ".join(
         f"{name} {stage.plan(cfg).iterations}" for name, stage in zip(names, STAGES, strict=True)
