@@ -182,3 +182,31 @@ def test_the_config_choices_of_mutual_learning_match_the_losses():
     from faceparse.runs.config import MLDirection, MLLoss
 
     assert get_args(MLLoss) == ML_LOSSES and get_args(MLDirection) == ML_DIRECTIONS
+
+
+def test_every_joint_arm_is_a_config_overlay_and_table_7_presets_use_them():
+    from faceparse.runs.config import CONFIG_DIR, read_overlay
+    from faceparse.workflows.study import OPTION_VARIANTS, VARIANTS, variant_overrides
+
+    files = {p.stem for p in (CONFIG_DIR / "variants").glob("*.yaml")}
+    assert files == (set(VARIANTS) - {"joint"}) | set(OPTION_VARIANTS)  # no arm restated in code
+    assert variant_overrides("joint") == []  # the literal Eq. 4 with every term
+    assert variant_overrides("control") == ["joint.lambda1=0.0", "joint.lambda2=0.0"]
+    assert read_overlay("variants/ml-kl") == {"joint": {"ml_loss": "kl"}}
+    for preset, overlay in (
+        ("ablation-no-ml", "no-ml"),
+        ("ablation-no-e2e", "no-e2e"),
+        ("ablation-neither", "control"),
+    ):
+        cfg = load_config(preset)  # inherit: [celebamask-eagrnet.yaml, variants/<overlay>.yaml]
+        assert cfg.model.arch == "eagrnet" and cfg.run.out == f"runs/{preset}"
+        assert load_config(cfg) == load_config(
+            "celebamask-eagrnet", [*variant_overrides(overlay), *_runs(cfg)]
+        )
+
+
+def _runs(cfg) -> list[str]:
+    """The keys an ablation preset sets besides its overlay: where it starts from and where it writes."""
+    j = cfg.joint
+    return [f"joint.init_rgb={j.init_rgb}", f"joint.init_depth={j.init_depth}",
+            f"joint.init_translator={j.init_translator}", f"run.out={cfg.run.out}"]  # fmt: skip

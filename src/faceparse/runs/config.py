@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from faceparse.utils.io import DataError
@@ -189,7 +189,8 @@ class Config:
 
 
 def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> Any:
-    """Load a YAML file, merged over its ``inherit:`` parent (recursively)."""
+    """Load a YAML file, merged over its ``inherit:`` parent or parents (a list, merged in order;
+    recursively), e.g. ``inherit: [celebamask-eagrnet.yaml, variants/no-ml.yaml]``."""
     if not path.is_file():
         raise DataError(path, "config file not found")
     if path in seen:
@@ -203,8 +204,16 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> Any:
     parent = node.pop("inherit", None)
     if parent is None:
         return node
-    base = _read_yaml((path.parent / str(parent)).resolve(), (*seen, path))
-    return OmegaConf.merge(base, node)
+    parents = list(parent) if isinstance(parent, ListConfig) else [parent]
+    bases = [_read_yaml((path.parent / str(p)).resolve(), (*seen, path)) for p in parents]
+    return OmegaConf.merge(*bases, node)
+
+
+def read_overlay(name: str | os.PathLike) -> dict[str, Any]:
+    """A config file or preset (e.g. ``variants/no-ml``) as plain nested overrides, for ``load_config``."""
+    overlay = OmegaConf.to_container(_read_yaml(find_config(name)))
+    assert isinstance(overlay, dict)  # _read_yaml only returns mappings
+    return {str(key): value for key, value in overlay.items()}
 
 
 def find_config(name: str | os.PathLike) -> Path:

@@ -40,6 +40,7 @@ checkpoint.
 from __future__ import annotations
 
 import functools
+import json
 import math
 import os
 import time
@@ -55,22 +56,33 @@ from faceparse.utils.progress import console, progress_bar
 
 FRACTIONS = (0.01, 0.1, 1.0)  # Figure 7
 MAIN_FRACTION = 0.1  # paper §4.1
-VARIANTS: dict[str, tuple[str, ...]] = {  # Table 7 rows + the control, as λ overrides (configs, not branches)
-    "joint": (),
-    "no-e2e": ("joint.lambda2=0",),  # + L_ML only
-    "no-ml": ("joint.lambda1=0",),  # + L_E2E only
-    "control": ("joint.lambda1=0", "joint.lambda2=0"),  # same iterations, base losses only
-}
+# Each joint arm is a config overlay in configs/variants/ (ablations are configs, not branches); "joint"
+# is the literal Eq. 4 with every term. Table 7's rows and the control:
+VARIANTS = ("joint", "no-e2e", "no-ml", "control")
 # the readings of Eq. 4 the paper leaves open (docs/method.md), each a joint run with every term, measured
 # against the same control; opt-in with `faceparse study --variant NAME`
-OPTION_VARIANTS: dict[str, tuple[str, ...]] = {
-    "ml-probs": ("joint.ml_loss=mse_probs",),
-    "ml-kl": ("joint.ml_loss=kl",),
-    "ml-gated": ("joint.ml_direction=gated",),
-    "ml-confident": ("joint.ml_direction=confident",),
-    "ml-warmup": ("joint.ml_warmup=100",),
-    "depth-bn-separate": ("joint.depth_bn=separate",),
-}
+OPTION_VARIANTS = ("ml-probs", "ml-kl", "ml-gated", "ml-confident", "ml-warmup", "depth-bn-separate")
+
+
+def variant_overrides(variant: str) -> list[str]:
+    """The ``key=value`` overrides of a joint arm, read from its overlay ``configs/variants/<name>.yaml``."""
+    from faceparse.runs.config import read_overlay
+
+    if variant == "joint":
+        return []
+    return _dotlist(read_overlay(f"variants/{variant}"))
+
+
+def _dotlist(tree: Mapping[str, Any], prefix: str = "") -> list[str]:
+    items = []
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            items += _dotlist(value, f"{prefix}{key}.")
+        else:  # JSON spells null, booleans and numbers the way OmegaConf's dotlist parses them back
+            items.append(f"{prefix}{key}={value if isinstance(value, str) else json.dumps(value)}")
+    return items
+
+
 VARIANT_LABELS = {
     "baseline": "pre-trained (baseline)",
     "control": "joint, λ1 = λ2 = 0 (control)",
@@ -78,11 +90,10 @@ VARIANT_LABELS = {
     "no-ml": "joint + L_E2E (λ1 = 0)",
     "joint": "joint + L_ML + L_E2E (our method)",
     **{
-        name: f"joint, {' '.join(o.removeprefix('joint.') for o in opts)}"
-        for name, opts in OPTION_VARIANTS.items()
+        name: f"joint, {' '.join(o.removeprefix('joint.') for o in variant_overrides(name))}"
+        for name in OPTION_VARIANTS
     },
 }
-ALL_VARIANTS = {**VARIANTS, **OPTION_VARIANTS}
 STUDY_SAMPLES = 600
 LR_CLASSES = ("l_brow", "r_brow", "l_eye", "r_eye", "l_ear", "r_ear")  # the paper's left/right classes
 FLIP_DIR = "flip-noswap"
@@ -252,7 +263,7 @@ class Study:
         for variant in variants:
             run_out = fdir if variant == "joint" else fdir / variant
             console.rule(f"[bold]{where}[/bold]: joint ({VARIANT_LABELS[variant]}), {label}")
-            extra = [f"data.depth_fraction={fraction}", *inits, *ALL_VARIANTS[variant]]
+            extra = [f"data.depth_fraction={fraction}", *inits, *variant_overrides(variant)]
             self._train(self.config(seed, run_out, extra), JOINT, f"joint-{variant}")
             joint_dir = run_out / JOINT.name
             scores[variant] = _evaluate_cached(joint_dir / "eval-test.json", [joint_dir], data)
