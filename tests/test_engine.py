@@ -387,3 +387,24 @@ def test_depth_parser_can_have_its_own_length(tiny_data, tmp_path):
     overrides = [*tiny_overrides(tiny_data, out, iterations=2), "parsers.depth_iterations=1"]
     assert train(None, "pretrain-depth", overrides=overrides).name == "iter-0000001"
     assert train(None, "pretrain-rgb", overrides=overrides).name == "iter-0000002"
+
+
+def test_training_reports_progress_through_the_factory_and_draws_nothing_itself(tiny_data, tmp_path, capsys):
+    from contextlib import contextmanager
+
+    from faceparse.engine import train
+
+    calls: dict[str, list] = {}
+
+    @contextmanager
+    def recorder(description: str):
+        calls[description] = []
+        yield lambda done, total, info: calls[description].append((done, total, info))
+
+    overrides = [*tiny_overrides(tiny_data, tmp_path / "run", iterations=3), "run.progress=true"]
+    train(None, "pretrain-rgb", overrides=overrides, progress=recorder)
+    seen = calls["pretrain-rgb"]
+    assert [(d, t) for d, t, _ in seen] == [(0, 3), (1, 3), (2, 3), (3, 3)]
+    assert seen[0][2] == "" and seen[-1][2].startswith("cls_rgb=")  # the loss terms of the step
+    train(None, "pretrain-depth", overrides=overrides)  # no factory: nothing drawn, even with run.progress
+    assert "pretrain-depth" not in capsys.readouterr().err

@@ -58,9 +58,10 @@ def train_command(
         return
 
     from faceparse.engine.loop import TrainingStopped, train
+    from faceparse.utils.progress import progress_bar
 
     try:
-        last = train(cfg, stage, resume=resume)
+        last = train(cfg, stage, resume=resume, progress=progress_bar if cfg.run.progress else None)
     except TrainingStopped as e:
         console.print(f"[red]stopped:[/red] {e}")
         raise typer.Exit(130 if "interrupted" in str(e) else 1) from None

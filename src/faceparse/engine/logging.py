@@ -1,15 +1,13 @@
-"""Run logging on rank 0: ``metrics.csv``, optional TensorBoard, a rich progress bar with the loss terms."""
+"""Run logging on rank 0: ``metrics.csv`` and optional TensorBoard."""
 
 from __future__ import annotations
 
 import csv
 import io
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from faceparse.utils.io import atomic_write_text
-from faceparse.utils.progress import progress
 
 
 class MetricsLog:
@@ -76,30 +74,3 @@ class MetricsLog:
     def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
-
-
-class StageProgress:
-    """A rich bar for one stage: iterations done / total, elapsed, ETA and the latest loss terms."""
-
-    def __init__(self, description: str, total: int, start: int, enabled: bool = True):
-        self.enabled = enabled
-        self._progress = progress(disable=not enabled)
-        self._task = self._progress.add_task(description, total=total, completed=start, info="")
-
-    def __enter__(self) -> StageProgress:
-        self._progress.__enter__()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._progress.__exit__(exc_type, exc, tb)
-
-    def update(self, completed: int, terms: dict[str, float]) -> None:
-        info = " ".join(
-            f"{k.removeprefix('loss_')}={v:.3f}" for k, v in terms.items() if k.startswith("loss")
-        )
-        self._progress.update(self._task, completed=completed, info=info)

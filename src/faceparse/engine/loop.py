@@ -21,7 +21,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from faceparse.engine.joint import joint_step
-from faceparse.engine.logging import MetricsLog, StageProgress
+from faceparse.engine.logging import MetricsLog
 from faceparse.engine.networks import Networks, NetworkSpec, Optimizers, network_specs
 from faceparse.engine.pretrain import (
     NonFiniteLoss,
@@ -64,7 +64,7 @@ from faceparse.runs.stages import (
     stages_of,
 )
 from faceparse.utils.io import DataError, atomic_write_text
-from faceparse.utils.progress import console
+from faceparse.utils.progress import ProgressFactory, console
 
 if TYPE_CHECKING:
     from faceparse.losses import JointWeights
@@ -83,6 +83,7 @@ def train(
     resume: bool = False,
     overrides: Overrides = (),
     fabric: Any = None,
+    progress: ProgressFactory | None = None,
 ) -> Path:
     """Run one stage (``pretrain-rgb``, ``pretrain-depth``, ``pretrain-translator``, ``joint``) or ``all``.
 
@@ -91,6 +92,9 @@ def train(
     runs the four stages in order; joint training starts from the three pre-trained stages' last
     checkpoints (discriminator included). ``resume`` continues each stage from its last checkpoint
     exactly (a finished stage is skipped). Returns the last checkpoint folder written.
+
+    ``progress`` opens one progress report per stage (``faceparse.utils.progress.progress_bar`` draws
+    a bar with the loss terms; the CLI passes it when ``run.progress`` is on); None reports nothing.
     """
     cfg = config if isinstance(config, Config) and not overrides else load_config(config, overrides)
     stages = stages_of(stage)  # validates the name
@@ -99,7 +103,7 @@ def train(
         fabric.launch()
     last: Path | None = None
     for each in stages:
-        last = run_stage(fabric, cfg, each, resume=resume)
+        last = run_stage(fabric, cfg, each, resume=resume, progress=progress)
     assert last is not None
     return last
 
@@ -209,7 +213,13 @@ def _init_from_pretrained(cfg: Config, networks: Networks, specs: dict[str, Netw
     return used
 
 
-def run_stage(fabric: Any, cfg: Config, stage: str | Stage, resume: bool = False) -> Path:
+def run_stage(
+    fabric: Any,
+    cfg: Config,
+    stage: str | Stage,
+    resume: bool = False,
+    progress: ProgressFactory | None = None,
+) -> Path:
     """Train one stage to its configured iteration count; returns its last checkpoint folder."""
     from faceparse.losses import parser_loss
 
@@ -301,7 +311,7 @@ def run_stage(fabric: Any, cfg: Config, stage: str | Stage, resume: bool = False
     hooks.restart_clock()
     last = existing
     try:
-        run = _StageRun(fabric, cfg, stage, plan, step, schedulers, hooks, rank0)
+        run = _StageRun(fabric, cfg, stage, plan, step, schedulers, hooks, progress if rank0 else None)
         last = _iterate(run, loader, start, last)
     finally:
         log.close()
@@ -449,20 +459,22 @@ class _StageRun:
     step: Step
     schedulers: dict[str, Any]
     hooks: _Hooks
-    rank0: bool
+    progress: ProgressFactory | None = None  # rank 0 only
 
 
 def _iterate(run: _StageRun, loader: Any, start: int, last: Path | None) -> Path:
     """Iterations ``start`` → the plan's end over ``loader``; returns the last checkpoint written."""
     fabric, cfg, stage, plan, step = run.fabric, run.cfg, run.stage, run.plan, run.step
-    schedulers, hooks, rank0 = run.schedulers, run.hooks, run.rank0
+    schedulers, hooks = run.schedulers, run.hooks
     iteration = start
     tic, images_seen = time.perf_counter(), 0
     hooks.restart_clock()
     with (
         _stop_requests() as stop_requested,
-        StageProgress(stage.name, plan.iterations, start, rank0 and cfg.run.progress) as bar,
+        run.progress(stage.name) if run.progress is not None else nullcontext() as on_progress,
     ):
+        if on_progress is not None:
+            on_progress(start, plan.iterations, "")
         for batch in loader:
             if cfg.run.channels_last:
                 batch = channels_last_batch(batch)
@@ -481,7 +493,9 @@ def _iterate(run: _StageRun, loader: Any, start: int, last: Path | None) -> Path
             iteration += 1
             images_seen += batch["rgb"].shape[0] * fabric.world_size
             values = {name: float(value) for name, value in terms.items()}
-            bar.update(iteration, values)
+            if on_progress is not None:
+                losses = (f"{k.removeprefix('loss_')}={v:.3f}" for k, v in values.items() if k[:4] == "loss")
+                on_progress(iteration, plan.iterations, " ".join(losses))
             if iteration % cfg.run.log_every == 0 or iteration == plan.iterations:
                 elapsed = time.perf_counter() - tic
                 reduced = {k: float(fabric.all_reduce(v.float(), reduce_op="mean")) for k, v in terms.items()}

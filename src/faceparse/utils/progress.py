@@ -26,7 +26,7 @@ the workflow drivers use it around a library call::
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import TypeAlias
 
 from rich.console import Console
@@ -40,9 +40,12 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-__all__ = ["OnProgress", "console", "progress", "progress_bar"]
+__all__ = ["OnProgress", "ProgressFactory", "console", "progress", "progress_bar"]
 
 OnProgress: TypeAlias = Callable[[int, int, str], None]
+# description → a context yielding the callback (or None: no bar); :func:`progress_bar` is one. Jobs made
+# of several parts (the training stages) take a factory and open one bar per part.
+ProgressFactory: TypeAlias = Callable[[str], AbstractContextManager[OnProgress | None]]
 """``on_progress(done, total, info)``: see the module docstring."""
 
 console = Console(stderr=True)

@@ -104,7 +104,7 @@ def run_demo(
         _step(number, "pre-training F_R, F_D, G+D (paper §4.2)" if number == 2 else "joint training (Eq. 4)")
         for stage in stages:
             tic = time.perf_counter()
-            train(cfg, stage, resume=True)
+            train(cfg, stage, resume=True, progress=progress_bar if cfg.run.progress else None)
             seconds[stage.name] = time.perf_counter() - tic
 
     _step(4, "evaluation: competence gate (val), pre-trained baselines vs joint model (test)")

@@ -204,7 +204,7 @@ class Study:
         from faceparse.engine.loop import train
 
         tic = time.perf_counter()
-        train(cfg, stage, resume=True)
+        train(cfg, stage, resume=True, progress=progress_bar if cfg.run.progress else None)
         self.seconds[what] = self.seconds.get(what, 0.0) + time.perf_counter() - tic
 
     def variants_for(self, fraction: float) -> tuple[str, ...]:
