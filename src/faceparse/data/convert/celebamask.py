@@ -31,6 +31,8 @@ from faceparse.data.convert.common import (
     ConvertReport,
     Job,
     Outcome,
+    Provenance,
+    RunOptions,
     check_options,
     convert_and_finish,
 )
@@ -189,8 +191,6 @@ def convert_celebamask(
         o = report.discarded[0]
         raise DataError(o.path, f"{o.problem} (--strict)")
 
-    return convert_and_finish(
-        jobs, convert_one, report, out, root,
-        name="CelebAMask-HQ", scheme=scheme, converter="celebamask-hq", options=options,
-        workers=workers, strict=strict, overwrite=overwrite, on_progress=on_progress,
-    )  # fmt: skip
+    provenance = Provenance("CelebAMask-HQ", scheme, "celebamask-hq", options)
+    run = RunOptions(workers, strict, overwrite, on_progress)
+    return convert_and_finish(jobs, convert_one, report, out, root, provenance, run)

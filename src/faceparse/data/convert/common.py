@@ -10,6 +10,7 @@ whole files and the next run continues where it stopped.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from collections.abc import Callable, Sequence
@@ -154,14 +155,32 @@ def default_workers() -> int:
     return max(1, min(8, os.cpu_count() or 1))
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """How a conversion runs: worker processes (None: up to 8, one per core), ``strict`` (the first bad
+    sample stops it), ``overwrite`` (redo finished samples) and the progress callback."""
+
+    workers: int | None = None
+    strict: bool = False
+    overwrite: bool = False
+    on_progress: OnProgress | None = None
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """What dataset.json records about a conversion: the dataset's name and label scheme, the converter
+    and its options."""
+
+    name: str
+    scheme: str
+    converter: str
+    options: dict[str, Any]
+
+
 def run_jobs(
     jobs: Sequence[Job],
     convert_one: Callable[[Job], Outcome],
-    *,
-    workers: int = 1,
-    strict: bool = False,
-    overwrite: bool = False,
-    on_progress: OnProgress | None = None,
+    run: RunOptions = RunOptions(),
     chunk: int = 16,
 ) -> list[Outcome]:
     """Run ``convert_one`` over ``jobs`` (resumable, parallel when ``workers > 1``), in job order.
@@ -171,6 +190,8 @@ def run_jobs(
     (:mod:`faceparse.utils.progress`) is called once before the first job and after each job, written,
     skipped or bad, with ``info`` the running bad count (``"3 bad"``, or ``""`` while there is none).
     """
+    run = run or RunOptions()
+    workers, strict, overwrite, on_progress = run.workers or 1, run.strict, run.overwrite, run.on_progress
     results: dict[int, list[Outcome]] = {}
     chunks = [list(jobs[i : i + chunk]) for i in range(0, len(jobs), chunk)]
     done, n_bad = 0, 0
@@ -294,32 +315,19 @@ def convert_and_finish(
     report: ConvertReport,
     out: Path,
     root: Path,
-    *,
-    name: str,
-    scheme: str,
-    converter: str,
-    options: dict[str, Any],
-    workers: int | None,
-    strict: bool,
-    overwrite: bool,
-    on_progress: OnProgress | None = None,
+    provenance: Provenance,
+    run: RunOptions,
 ) -> ConvertReport:
     """The tail every converter shares: run the jobs, then write splits, dataset.json and the report."""
-    report.outcomes = run_jobs(
-        jobs,
-        convert_one,
-        workers=workers or default_workers(),
-        strict=strict,
-        overwrite=overwrite,
-        on_progress=on_progress,
-    )
+    run = dataclasses.replace(run, workers=run.workers or default_workers())
+    report.outcomes = run_jobs(jobs, convert_one, run)
     finish_dataset(
         out,
         report,
-        name=name,
-        scheme=scheme,
-        converter=converter,
-        options=options,
+        name=provenance.name,
+        scheme=provenance.scheme,
+        converter=provenance.converter,
+        options=provenance.options,
         source=str(root.resolve()),
     )
     return report

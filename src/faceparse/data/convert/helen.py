@@ -27,6 +27,8 @@ from faceparse.data.convert.common import (
     ConvertReport,
     Job,
     Outcome,
+    Provenance,
+    RunOptions,
     check_options,
     convert_and_finish,
     copy_file,
@@ -126,8 +128,6 @@ def convert_helen(
             if drop_hair:
                 outputs = (dropped_mask_path(out, name), *outputs)
             jobs.append(Job(name, split, out, outputs, {"root": str(root), "drop_hair": drop_hair}))
-    return convert_and_finish(
-        jobs, convert_one, report, out, root,
-        name="Helen-D" if drop_hair else "Helen", scheme="helen11", converter="helen", options=options,
-        workers=workers, strict=strict, overwrite=overwrite, on_progress=on_progress,
-    )  # fmt: skip
+    provenance = Provenance("Helen-D" if drop_hair else "Helen", "helen11", "helen", options)
+    run = RunOptions(workers, strict, overwrite, on_progress)
+    return convert_and_finish(jobs, convert_one, report, out, root, provenance, run)

@@ -20,6 +20,8 @@ from faceparse.data.convert.common import (
     ConvertReport,
     Job,
     Outcome,
+    Provenance,
+    RunOptions,
     check_options,
     convert_and_finish,
     copy_file,
@@ -96,8 +98,6 @@ def convert_lapa(
             )
             outputs = (out / "rgb" / f"{sid}.jpg", out / "label" / f"{sid}.png")
             jobs.append(Job(sid, split, out, outputs, {"src": src}))
-    return convert_and_finish(
-        jobs, convert_one, report, out, root,
-        name="LaPa", scheme="lapa11", converter="lapa", options={},
-        workers=workers, strict=strict, overwrite=overwrite, on_progress=on_progress,
-    )  # fmt: skip
+    provenance = Provenance("LaPa", "lapa11", "lapa", {})
+    run = RunOptions(workers, strict, overwrite, on_progress)
+    return convert_and_finish(jobs, convert_one, report, out, root, provenance, run)
