@@ -103,7 +103,10 @@ def export_onnx_command(
         False, "--static-batch", help="Fix the batch size at 1 instead of a symbolic batch axis."
     ),
     tolerance: float = typer.Option(
-        1e-4, "--tolerance", help="Largest accepted |onnxruntime - PyTorch| on the random check input."
+        1e-4,
+        "--tolerance",
+        help="Largest accepted |onnxruntime - PyTorch| on the random check input, relative to the "
+        "output's scale (times max(1, max |output|)).",
     ),
 ) -> None:
     """Export a parser's main logits (or the generator's depth) to ONNX, verified in onnxruntime."""

@@ -119,7 +119,9 @@ def export_onnx(
 
     ``size`` (H, W) defaults to the network's recorded input size. With ``dynamic_batch`` the batch axis
     is symbolic and the check runs on a batch of 2 (a different batch from the one traced). Raises
-    :class:`ExportError` when onnxruntime differs from PyTorch by more than ``tolerance`` (max abs).
+    :class:`ExportError` when onnxruntime differs from PyTorch by more than ``tolerance`` relative to the
+    output's scale: max |difference| > tolerance × max(1, max |PyTorch output|). Logits of a trained
+    parser reach hundreds, where fp32 kernels differ by ~1e-6 of the value, not by a fixed 1e-4.
     """
     import onnx
 
@@ -145,10 +147,11 @@ def export_onnx(
     check = _random_input(info, hw, batch=2 if dynamic_batch else 1, seed=seed + 1)
     expected, got = _compare(wrapper, data, check)
     diff = float(np.abs(expected - got).max())
-    if not diff <= tolerance:
+    scale = max(1.0, float(np.abs(expected).max()))
+    if not diff <= tolerance * scale:
         raise ExportError(
-            f"{path}: onnxruntime differs from PyTorch by {diff:.3g} (max abs) > tolerance {tolerance:g}; "
-            "nothing was written"
+            f"{path}: onnxruntime differs from PyTorch by {diff:.3g} (max abs, outputs up to {scale:.3g}) > "
+            f"tolerance {tolerance:g} × {scale:.3g}; nothing was written"
         )
     atomic_write_bytes(path, data)
     return ExportReport(Path(path), diff, tuple(check.shape), tuple(expected.shape), onnx_metadata(info, hw))
