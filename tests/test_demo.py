@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from faceparse.eval.results import Evaluation, GroupScores, ParsingScores, SeedAggregate, TranslationScores
 from faceparse.workflows.demo import run_demo
 from faceparse.workflows.study import (
     LR_CLASSES,
@@ -55,15 +56,47 @@ def test_demo_end_to_end_writes_the_report_and_resumes(tmp_path):
     assert again["rgb"] == report["rgb"] and again["translation"] == report["translation"]
 
 
-def fake_scores(rgb: float, depth: float, l1: float) -> dict:
-    per_class = {"skin": rgb, "nose": rgb - 10}
-    return {
-        "arch": "bisenet",
-        "scheme": "celebamask13",
-        "rgb": {"per_class": per_class, "mean_f1": rgb - 5},
-        "depth": {"per_class": {"skin": depth, "nose": depth}, "mean_f1": depth},
-        "translation": {"l1": l1, "l1_fg": 2 * l1},
-    }
+def parsing(per_class: dict[str, float], mean_f1: float) -> ParsingScores:
+    return ParsingScores("celebamask13", 1000, per_class, mean_f1)
+
+
+def evaluation(
+    rgb: ParsingScores | None = None,
+    depth: ParsingScores | None = None,
+    translation: TranslationScores | None = None,
+    by_group: dict[str, GroupScores] | None = None,
+) -> Evaluation:
+    """An evaluation's result with made-up metadata (what a study reads back from eval-test.json)."""
+    return Evaluation(
+        checkpoint="ckpt",
+        sources={"parser_rgb": "ckpt"},
+        stages=["joint"],
+        iteration=2,
+        arch="bisenet",
+        data="data",
+        split="test",
+        size=32,
+        scheme="celebamask13",
+        images=10,
+        images_with_depth=5,
+        rgb=rgb,
+        depth=depth,
+        translation=translation,
+        by_group=by_group,
+    )
+
+
+def fake_scores(rgb: float, depth: float, l1: float) -> Evaluation:
+    return evaluation(
+        rgb=parsing({"skin": rgb, "nose": rgb - 10}, rgb - 5),
+        depth=parsing({"skin": depth, "nose": depth}, depth),
+        translation=TranslationScores(l1, 2 * l1),
+    )
+
+
+def as_json(tree: dict | Evaluation) -> dict:
+    """A study's (nested) evaluations in their JSON form (NaN → null: comparable with ==)."""
+    return tree.to_json() if isinstance(tree, Evaluation) else {k: as_json(v) for k, v in tree.items()}
 
 
 def fake_per_seed() -> dict:
@@ -101,14 +134,23 @@ def test_per_class_paired_differences_joint_minus_control():
     depth = deltas["depth"]["nose"]
     assert depth["values"] == pytest.approx([2.0, 3.0, 1.0]) and depth["std"] == pytest.approx(1.0)
     assert paired_class_deltas(fake_per_seed(), "1%", "joint", "control") == {"rgb": {}, "depth": {}}
+    # an undefined F1 (NaN, null in eval-test.json) leaves that class out for that seed only
+    per_seed = fake_per_seed()
+    joint = per_seed[1]["10%"]["joint"]
+    per_seed[1]["10%"]["joint"] = evaluation(
+        parsing(joint.rgb.per_class | {"nose": math.nan}, 0.0), joint.depth
+    )
+    deltas = paired_class_deltas(per_seed, "10%", "joint", "control")
+    assert (
+        deltas["rgb"]["nose"]["values"] == pytest.approx([2.0, 2.0])
+        and deltas["rgb"]["nose"]["improved_in"] == "2/2"
+    )
+    assert deltas["rgb"]["skin"]["values"] == pytest.approx([2.0, 2.0, 2.0])
 
 
-def _scores_lr(lr: float, other: float) -> dict:
+def _scores_lr(lr: float, other: float) -> Evaluation:
     per_class = {c: lr for c in LR_CLASSES} | {"skin": other, "nose": other}
-    return {
-        "rgb": {"per_class": per_class, "mean_f1": 0.0},
-        "depth": {"per_class": per_class, "mean_f1": 0.0},
-    }
+    return evaluation(rgb=parsing(per_class, 0.0), depth=parsing(per_class, 0.0))
 
 
 def test_flip_diagnostic_separates_left_right_classes_from_the_others():
@@ -150,12 +192,13 @@ def test_study_variants_per_fraction_and_eq4_readings(tmp_path):
 
 
 def test_light_level_rows_average_seeds_per_level():
-    def with_groups(dark: float, bright: float) -> dict:
+    def with_groups(dark: float, bright: float) -> Evaluation:
         by_group = {
-            "dark": {"rgb": {"mean_f1": dark}, "depth": {"mean_f1": 60.0}},
-            "bright": {"rgb": {"mean_f1": bright}},
+            "dark": GroupScores(3, rgb=parsing({}, dark), depth=parsing({}, 60.0)),
+            "bright": GroupScores(2, rgb=parsing({}, bright)),
+            "normal": GroupScores(5, rgb=parsing({}, math.nan)),  # undefined F1: left out
         }
-        return {"by_group": by_group}
+        return evaluation(by_group=by_group)
 
     per_seed = {
         0: {"10%": {"baseline": with_groups(20.0, 50.0), "joint": with_groups(30.0, 52.0)}},
@@ -170,11 +213,11 @@ def test_light_level_rows_average_seeds_per_level():
     assert "| RGB pre-trained (baseline) | 21.0 ± 1.4 | N/A | 52.0 ± 2.8 |" in text
 
 
-def _val(rgb_mean: float, brow: float, depth_mean: float) -> dict:
-    return {
-        "rgb": {"mean_f1": rgb_mean, "per_class": {"skin": 90.0, "l_brow": brow}},
-        "depth": {"mean_f1": depth_mean, "per_class": {"skin": 95.0, "l_brow": 30.0}},
-    }
+def _val(rgb_mean: float, brow: float, depth_mean: float) -> Evaluation:
+    return evaluation(
+        rgb=parsing({"skin": 90.0, "l_brow": brow}, rgb_mean),
+        depth=parsing({"skin": 95.0, "l_brow": 30.0}, depth_mean),
+    )
 
 
 def test_competence_gate_stops_the_study_naming_what_failed(tmp_path):
@@ -189,7 +232,8 @@ def test_competence_gate_stops_the_study_naming_what_failed(tmp_path):
     lenient = Study(tmp_path, "study", progress=False, gate=False)
     verdict = lenient.check_gate(2, "10%", _val(53.8, 16.8, 40.0))
     assert not verdict["passed"] and verdict["depth"]["failures"] == ["mean 40.0 < 50"]
-    assert lenient.gates[2]["10%"]["val"]["rgb"]["mean_f1"] == 53.8
+    assert lenient.gates[2]["10%"].val.rgb.mean_f1 == 53.8
+    assert lenient.gates[2]["10%"].to_json()["gate"] == verdict
     assert set(study.gates) == {0, 1}
 
 
@@ -214,8 +258,12 @@ def test_aggregate_tables_and_fraction_curves():
     per_seed = fake_per_seed()
     summary = aggregate_study(per_seed, "10%")
     joint = summary["cells"]["10%"]["joint"]
-    assert joint["n"] == 3 and joint["mean"]["rgb"]["per_class"]["skin"] == pytest.approx(64.0)
-    assert joint["std"]["rgb"]["per_class"]["skin"] == pytest.approx(1.0)
+    assert isinstance(joint, SeedAggregate) and set(joint.mean) == {"rgb", "depth", "translation"}
+    assert joint.n == 3 and joint.mean["rgb"]["per_class"]["skin"] == pytest.approx(64.0)
+    assert joint.std["rgb"]["per_class"]["skin"] == pytest.approx(1.0)
+    assert joint.mean["rgb"]["scheme"] == "celebamask13" and joint.mean["translation"]["l1"] == pytest.approx(
+        0.08
+    )
     assert "joint − baseline / rgb @ 1%" in summary["deltas"]
     runs = fraction_runs(per_seed)
     assert set(runs) == {
@@ -256,11 +304,14 @@ def test_study_runs_resumes_and_aggregates(tmp_path):
     assert set(result["flip_per_seed"][0]) == {"baseline", "control", "joint"}
     assert "Left/right-flip diagnostic" in (tmp_path / "study.md").read_text()
     assert "by light level" in (tmp_path / "study.md").read_text() and (tmp_path / "light.png").is_file()
-    by_group = result["per_seed"][0]["10%"]["joint"]["by_group"]
-    assert set(by_group) <= {"dark", "normal", "bright"} and sum(g["images"] for g in by_group.values()) == 2
+    by_group = result["per_seed"][0]["10%"]["joint"].by_group
+    assert set(by_group) <= {"dark", "normal", "bright"} and sum(g.images for g in by_group.values()) == 2
     assert (tmp_path / "seed-1" / "depth-10" / "control" / "joint" / "eval-test.json").is_file()
     assert not (tmp_path / "seed-0" / "depth-100" / "pretrain-rgb").exists()  # F_R is shared across fractions
     saved = json.loads((tmp_path / "study.json").read_text())
+    assert saved["per_seed"]["0"]["10%"]["joint"] == json.loads(
+        (tmp_path / "seed-0" / "depth-10" / "joint" / "eval-test.json").read_text()
+    )
     assert saved["summary"]["cells"]["10%"]["joint"]["n"] == 2
     assert saved["gate"]["enabled"] is False and not saved["gate"]["cells"]["0"]["10%"]["gate"]["passed"]
     assert set(saved["summary"]["class_deltas"]["rgb"]) >= {"skin", "l_eye"}
@@ -273,7 +324,7 @@ def test_study_runs_resumes_and_aggregates(tmp_path):
     again = run_study(
         "study", (0, 1), tmp_path, overrides, flip=True, options=["ml-gated"], **kwargs
     )  # cached
-    assert again["per_seed"] == result["per_seed"]
+    assert as_json(again["per_seed"]) == as_json(result["per_seed"])
 
 
 @pytest.mark.slow

@@ -21,6 +21,7 @@ from faceparse.data.normalize import depth_for_network, depth_from_network, rgb_
 from faceparse.data.transforms import build_transform
 from faceparse.engine.networks import network_specs
 from faceparse.eval.metrics import ConfusionMatrix, DepthL1, parsing_scores
+from faceparse.eval.results import Comparison, Evaluation
 from faceparse.eval.run import checkpoint_paths, evaluate_checkpoint, evaluate_networks, evaluate_report
 from faceparse.labels import get_scheme
 from faceparse.losses import main_logits
@@ -116,17 +117,16 @@ def direct_scores(
 def test_checkpoint_scores_equal_a_direct_confusion_matrix(run, dataset):
     result = evaluate_checkpoint(run / "joint", dataset, "test", batch_size=4)
     cm_rgb, cm_depth, l1 = direct_scores(run, dataset)
-    assert result["images"] == 6 and result["images_with_depth"] == 4
-    assert np.array_equal(np.array(result["confusion_rgb"]), cm_rgb.compute())
-    assert np.array_equal(np.array(result["confusion_depth"]), cm_depth.compute())
+    assert result.images == 6 and result.images_with_depth == 4
+    assert np.array_equal(np.array(result.confusion_rgb), cm_rgb.compute())
+    assert np.array_equal(np.array(result.confusion_depth), cm_depth.compute())
     # every non-ignored label pixel at label resolution (40²), not the 32² network size
     assert cm_rgb.total == 6 * (LABEL_SIZE**2 - 3)
-    assert result["rgb"]["mean_f1"] == pytest.approx(parsing_scores(cm_rgb, SCHEME)["mean_f1"], nan_ok=True)
-    assert result["depth"]["per_class"] == pytest.approx(
-        parsing_scores(cm_depth, SCHEME)["per_class"], nan_ok=True
-    )
-    assert result["translation"]["l1"] == pytest.approx(l1.compute()["l1"], rel=1e-6)
-    assert result["translation"]["l1_fg"] == pytest.approx(l1.compute()["l1_fg"], rel=1e-6)
+    assert result.rgb is not None and result.depth is not None and result.translation is not None
+    assert result.rgb.mean_f1 == pytest.approx(parsing_scores(cm_rgb, SCHEME).mean_f1, nan_ok=True)
+    assert result.depth.per_class == pytest.approx(parsing_scores(cm_depth, SCHEME).per_class, nan_ok=True)
+    assert result.translation.l1 == pytest.approx(l1.compute().l1, rel=1e-6)
+    assert result.translation.l1_fg == pytest.approx(l1.compute().l1_fg, rel=1e-6)
 
 
 def test_scores_by_group_are_each_groups_own_dataset_level_scores(run, dataset):
@@ -136,21 +136,25 @@ def test_scores_by_group_are_each_groups_own_dataset_level_scores(run, dataset):
     split = evaluate_checkpoint(
         run / "joint", dataset, "test", batch_size=4, groups=dict.fromkeys(ids[:2], "dark")
     )
-    assert set(split["by_group"]) == {"dark"} and split["by_group"]["dark"]["images"] == 2
+    assert split.by_group is not None and set(split.by_group) == {"dark"}
+    dark = split.by_group["dark"]
+    assert dark.images == 2 and dark.rgb is not None
     whole = evaluate_checkpoint(
         run / "joint", dataset, "test", batch_size=4, groups=dict.fromkeys(ids, "all")
     )
-    assert whole["by_group"]["all"]["rgb"]["per_class"] == pytest.approx(
-        whole["rgb"]["per_class"], nan_ok=True
-    )
-    assert whole["by_group"]["all"]["rgb"]["mean_f1"] == pytest.approx(whole["rgb"]["mean_f1"])
-    assert whole["by_group"]["all"]["depth"]["per_class"] == pytest.approx(
-        whole["depth"]["per_class"], nan_ok=True
-    )
+    assert whole.by_group is not None and whole.rgb is not None and whole.depth is not None
+    everything = whole.by_group["all"]
+    assert everything.rgb is not None and everything.depth is not None
+    assert everything.rgb.per_class == pytest.approx(whole.rgb.per_class, nan_ok=True)
+    assert everything.rgb.mean_f1 == pytest.approx(whole.rgb.mean_f1)
+    assert everything.depth.per_class == pytest.approx(whole.depth.per_class, nan_ok=True)
     cm_rgb, _, _ = direct_scores(run, dataset, ids[:2])
-    expected = parsing_scores(cm_rgb, SCHEME)["per_class"]
-    assert split["by_group"]["dark"]["rgb"]["per_class"] == pytest.approx(expected, nan_ok=True)
-    assert "by_group" not in evaluate_checkpoint(run / "joint", dataset, "test")
+    expected = parsing_scores(cm_rgb, SCHEME).per_class
+    assert dark.rgb.per_class == pytest.approx(expected, nan_ok=True)
+    ungrouped = evaluate_checkpoint(run / "joint", dataset, "test")
+    assert ungrouped.by_group is None and "by_group" not in ungrouped.to_json()
+    saved = json.loads(json.dumps(whole.to_json()))  # as a study caches it (eval-test.json) and reads it back
+    assert saved["by_group"]["all"]["images"] == 6 and Evaluation.from_json(saved).to_json() == saved
 
 
 def test_light_levels_from_synthetic_meta(tmp_path, dataset):
@@ -170,16 +174,22 @@ def test_light_levels_from_synthetic_meta(tmp_path, dataset):
 def test_result_keys_ranges_examples_and_determinism(run, dataset):
     first = evaluate_checkpoint(run / "joint", dataset, "test", batch_size=3, num_examples=3)
     again = evaluate_checkpoint(run / "joint", dataset, "test", batch_size=5, num_examples=3)
-    for key in ("rgb", "depth", "translation", "scheme", "size", "split", "sources", "examples"):
-        assert key in first
-    assert first["size"] == NET_SIZE and first["scheme"] == "celebamask13" and first["split"] == "test"
+    saved = first.to_json()
+    for key in ("rgb", "depth", "translation", "scheme", "size", "split", "sources", "stages", "iteration"):
+        assert key in saved
+    assert "examples" not in saved
+    assert first.size == NET_SIZE and first.scheme == "celebamask13" and first.split == "test"
+    assert first.stages == ["joint"] and first.arch == "bisenet" and first.data == str(dataset)
     for task in ("rgb", "depth"):
-        values = [v for v in first[task]["per_class"].values() if not math.isnan(v)]
-        assert all(0.0 <= v <= 100.0 for v in values) and 0.0 <= first[task]["mean_f1"] <= 100.0
-        assert first[task]["per_class"] == pytest.approx(again[task]["per_class"], nan_ok=True)  # batch-free
-    assert 0.0 <= first["translation"]["l1_fg"] <= 1.0
-    assert first["translation"]["l1"] == pytest.approx(again["translation"]["l1"], rel=1e-9)
-    examples = first["examples"]
+        scores, other = first.parsing(task), again.parsing(task)
+        assert scores is not None and other is not None
+        values = [v for v in scores.per_class.values() if not math.isnan(v)]
+        assert all(0.0 <= v <= 100.0 for v in values) and 0.0 <= scores.mean_f1 <= 100.0
+        assert scores.per_class == pytest.approx(other.per_class, nan_ok=True)  # batch-free
+    assert first.translation is not None and again.translation is not None
+    assert 0.0 <= first.translation.l1_fg <= 1.0
+    assert first.translation.l1 == pytest.approx(again.translation.l1, rel=1e-9)
+    examples = first.examples
     assert [e["id"] for e in examples] == ["s000", "s001", "s002"]
     assert examples[0]["label_rgb"].shape == (LABEL_SIZE, LABEL_SIZE)
     assert examples[0]["depth_fake"].shape == (NET_SIZE, NET_SIZE)
@@ -222,22 +232,23 @@ def test_known_values_from_constant_networks(dataset):
         "generator": ConstantGenerator(),
     }
     result = evaluate_networks(nets, meta, dataset, "test", batch_size=4)
+    assert result.checkpoint == "stand-in" and result.sources == {} and result.iteration is None
+    rgb, depth, translation = result.rgb, result.depth, result.translation
+    assert rgb is not None and depth is not None and translation is not None
     labels = np.stack([read_label(dataset / "label" / f"s{i:03d}.png") for i in range(6)])
     valid = labels != 255
     skin = (labels == 1).sum()
     # F_R says "skin" everywhere: F1(skin) = 2TP / (2TP + FP), FN = 0; nose/hair are present → 0; others NaN
-    assert result["rgb"]["per_class"]["skin"] == pytest.approx(
-        100 * 2 * skin / (2 * skin + valid.sum() - skin)
-    )
-    assert result["rgb"]["per_class"]["nose"] == 0.0 and result["rgb"]["per_class"]["hair"] == 0.0
-    assert math.isnan(result["rgb"]["per_class"]["l_eye"])
-    assert result["rgb"]["mean_f1"] == pytest.approx(result["rgb"]["per_class"]["skin"] / 3)
+    assert rgb.per_class["skin"] == pytest.approx(100 * 2 * skin / (2 * skin + valid.sum() - skin))
+    assert rgb.per_class["nose"] == 0.0 and rgb.per_class["hair"] == 0.0
+    assert math.isnan(rgb.per_class["l_eye"]) and result.to_json()["rgb"]["per_class"]["l_eye"] is None
+    assert rgb.mean_f1 == pytest.approx(rgb.per_class["skin"] / 3)
     # F_D runs only on the 4 samples with depth
     with_depth = [i for i in range(6) if i not in (1, 4)]
     hair = (labels[with_depth] == 12).sum()
-    assert result["depth"]["pixels"] == valid[with_depth].sum()
+    assert depth.pixels == valid[with_depth].sum()
     expect = 100 * 2 * hair / (2 * hair + valid[with_depth].sum() - hair)
-    assert result["depth"]["per_class"]["hair"] == pytest.approx(expect)
+    assert depth.per_class["hair"] == pytest.approx(expect)
     # G says nearness 0.5 everywhere: L1 = mean |0.5 − depth| at the network size
     resize = build_transform("bisenet", NET_SIZE, SCHEME, train=False)
     depths = []
@@ -252,8 +263,8 @@ def test_known_values_from_constant_networks(dataset):
         }
         depths.append(resize(sample, np.random.default_rng(0))["depth"])
     depths = np.stack(depths).astype(np.float64)
-    assert result["translation"]["l1"] == pytest.approx(np.abs(0.5 - depths).mean(), rel=1e-6)
-    assert result["translation"]["l1_fg"] == pytest.approx(np.abs(0.5 - depths[depths > 0]).mean(), rel=1e-6)
+    assert translation.l1 == pytest.approx(np.abs(0.5 - depths).mean(), rel=1e-6)
+    assert translation.l1_fg == pytest.approx(np.abs(0.5 - depths[depths > 0]).mean(), rel=1e-6)
 
 
 def test_scheme_mismatch_and_duplicate_networks_are_clear_errors(run, dataset, tmp_path):
@@ -275,11 +286,12 @@ def test_run_folder_means_joint_or_the_three_pretrained_stages(run):
 
 def test_report_baseline_vs_joint_and_cli(run, dataset, tmp_path):
     result, tables = evaluate_report(run / "joint", dataset, "test", tmp_path / "lib", baseline=run)
-    assert set(result) == {"joint", "baseline"}
-    assert result["baseline"]["stages"] == ["pretrain-depth", "pretrain-rgb", "pretrain-translator"]
-    assert result["joint"]["rgb"]["mean_f1"] != result["baseline"]["rgb"]["mean_f1"] or (
-        result["joint"]["confusion_rgb"] != result["baseline"]["confusion_rgb"]
-    )
+    joint, base = result.joint, result.baseline
+    assert base is not None and joint.rgb is not None and base.rgb is not None
+    assert base.stages == ["pretrain-depth", "pretrain-rgb", "pretrain-translator"]
+    assert joint.rgb.mean_f1 != base.rgb.mean_f1 or joint.confusion_rgb != base.confusion_rgb
+    written = json.loads((tmp_path / "lib" / "evaluation.json").read_text())
+    assert written == result.to_json() and Comparison.from_json(written).to_json() == written
     assert [t.rows[0][0] for t in tables] == ["BiSeNet_RGB", "BiSeNet_Depth", "Pix2Pix"]
     assert tables[0].rows[1][0] == "BiSeNet_RGB + our method"
 
@@ -301,7 +313,7 @@ def test_report_baseline_vs_joint_and_cli(run, dataset, tmp_path):
     assert res.exit_code == 0, res.output
     assert "BiSeNet_Depth + our method" in res.output
     saved = json.loads((out / "evaluation.json").read_text())
-    assert saved["joint"]["rgb"]["mean_f1"] == pytest.approx(result["joint"]["rgb"]["mean_f1"])
+    assert saved["joint"]["rgb"]["mean_f1"] == pytest.approx(joint.rgb.mean_f1)
     assert "| BiSeNet_RGB + our method |" in (out / "evaluation.md").read_text()
     assert (out / "qualitative.png").stat().st_size > 1000
 

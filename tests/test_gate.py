@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from faceparse.eval.gate import COMPETENCE, DEMO_TARGET, Thresholds, gate_markdown
+from faceparse.eval.results import ParsingScores
 
 CLASSES = (
     "skin",
@@ -22,9 +23,10 @@ CLASSES = (
 )
 
 
-def scores(value: float, **overrides: float) -> dict:
+def scores(value: float, mean: float | None = None, **overrides: float) -> ParsingScores:
     per_class = {name: overrides.get(name, value) for name in CLASSES}
-    return {"per_class": per_class, "mean_f1": sum(per_class.values()) / len(per_class)}
+    mean_f1 = sum(per_class.values()) / len(per_class) if mean is None else mean
+    return ParsingScores("celebamask13", 1000, per_class, mean_f1)
 
 
 def test_competence_passes_and_fails_by_class():
@@ -42,8 +44,9 @@ def test_mean_threshold_and_missing_scores():
 
 
 def test_nan_fails():
-    nan = {**scores(80.0, nose=math.nan), "mean_f1": 80.0}
+    nan = scores(80.0, mean=80.0, nose=math.nan)
     assert Thresholds(every_class=10.0).check(nan) == ["nose nan < 10"]
+    assert Thresholds(mean=10.0).check(scores(80.0, mean=math.nan)) == ["mean nan < 10"]
 
 
 def test_demo_target_checks_named_classes_only():

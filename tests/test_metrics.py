@@ -156,18 +156,21 @@ def test_parsing_scores_percent_and_groups() -> None:
     cm = _cm(pred, target, 11)
     scores = parsing_scores(cm, scheme)
     f1 = f1_from_confusion(cm)
-    assert list(scores["per_class"]) == list(scheme.classes[1:])
-    assert scores["per_class"]["nose"] == pytest.approx(100 * f1[scheme.index("nose")])
-    assert scores["mean_f1"] == pytest.approx(100 * np.mean(f1[1:]))
-    assert set(scores["groups"]) == {"eyes", "brows", "mouth", "overall"}
-    assert scores["overall_f1"] == pytest.approx(100 * group_f1(cm, scheme.group_ids("overall")))
-    assert scores["pixels"] == 1600
+    assert list(scores.per_class) == list(scheme.classes[1:])
+    assert scores.per_class["nose"] == pytest.approx(100 * f1[scheme.index("nose")])
+    assert scores.mean_f1 == pytest.approx(100 * np.mean(f1[1:]))
+    assert set(scores.groups) == {"eyes", "brows", "mouth", "overall"}
+    assert scores.overall_f1 == pytest.approx(100 * group_f1(cm, scheme.group_ids("overall")))
+    assert scores.pixels == 1600 and scores.scheme == "helen11"
 
     plain = parsing_scores(_cm(PRED, TARGET, 13), "celebamask13")
-    assert "groups" not in plain and "overall_f1" not in plain
-    assert math.isnan(plain["per_class"]["hair"])
-    assert jsonable(plain)["per_class"]["hair"] is None
-    assert "overall_f1" not in parsing_scores(cm, "lapa11")  # LaPa reports the mean, not Helen's overall
+    assert plain.groups == {} and plain.overall_f1 is None
+    assert "groups" not in plain.to_json() and "overall_f1" not in plain.to_json()
+    assert math.isnan(plain.per_class["hair"])
+    assert plain.to_json()["per_class"]["hair"] is None
+    assert jsonable({"f1": math.nan}) == {"f1": None}  # still importable from metrics
+    lapa = parsing_scores(cm, "lapa11")
+    assert lapa.overall_f1 is None and "overall" in lapa.groups  # LaPa reports the mean, not Helen's overall
     with pytest.raises(ValueError, match="11 classes, scheme celebamask13 has 13"):
         parsing_scores(cm, "celebamask13")
 
@@ -178,20 +181,21 @@ def test_depth_l1_all_and_foreground() -> None:
     l1 = DepthL1()
     l1.update(pred, target)
     out = l1.compute()
-    assert out["l1"] == pytest.approx((0.1 + 0.0 + 0.2 + 0.2) / 4)
-    assert out["l1_fg"] == pytest.approx((0.0 + 0.2) / 2)  # gt depth > 0 only
+    assert out.l1 == pytest.approx((0.1 + 0.0 + 0.2 + 0.2) / 4)
+    assert out.l1_fg == pytest.approx((0.0 + 0.2) / 2)  # gt depth > 0 only
 
     # Dataset level: a second, larger batch weighs by its pixel count (not a mean of batch means).
     big_target = np.full((1, 4, 4), 0.5, dtype=np.float32)
     big_pred = np.full((1, 4, 4), 0.25, dtype=np.float32)
     l1.update(torch.from_numpy(big_pred), torch.from_numpy(big_target))
     out = l1.compute()
-    assert out["l1"] == pytest.approx((0.5 + 16 * 0.25) / 20)
-    assert out["l1_fg"] == pytest.approx((0.2 + 16 * 0.25) / 18)
+    assert out.l1 == pytest.approx((0.5 + 16 * 0.25) / 20)
+    assert out.l1_fg == pytest.approx((0.2 + 16 * 0.25) / 18)
 
     other = DepthL1()
     other.update(torch.from_numpy(pred), torch.from_numpy(target))
-    assert other.compute() == pytest.approx({"l1": 0.125, "l1_fg": 0.1})
-    assert (other + DepthL1()).compute() == pytest.approx(other.compute())
+    assert other.compute().to_json() == pytest.approx({"l1": 0.125, "l1_fg": 0.1})
+    assert (other + DepthL1()).compute() == other.compute()
     empty = DepthL1().compute()
-    assert math.isnan(empty["l1"]) and math.isnan(empty["l1_fg"])
+    assert math.isnan(empty.l1) and math.isnan(empty.l1_fg)
+    assert empty.to_json() == {"l1": None, "l1_fg": None}

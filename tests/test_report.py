@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -25,12 +26,13 @@ from faceparse.eval.report import (
     translation_table,
     transpose,
 )
+from faceparse.eval.results import ParsingScores, SeedAggregate, TranslationScores
 from faceparse.labels import get_scheme
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def _scores(scheme_name: str, accuracy: float, seed: int = 0) -> dict:
+def _scores(scheme_name: str, accuracy: float, seed: int = 0) -> ParsingScores:
     scheme = get_scheme(scheme_name)
     rng = np.random.default_rng(seed)
     target = rng.integers(0, scheme.num_classes, size=(48, 48))
@@ -40,6 +42,10 @@ def _scores(scheme_name: str, accuracy: float, seed: int = 0) -> dict:
     cm = ConfusionMatrix(scheme.num_classes)
     cm.update(pred, target)
     return parsing_scores(cm, scheme)
+
+
+def _mean_only(mean_f1: float) -> ParsingScores:
+    return ParsingScores("celebamask13", 100, {}, mean_f1)
 
 
 def _markdown_rows(md: str) -> list[list[str]]:
@@ -57,8 +63,8 @@ def test_celebamask_table_has_paper_columns_and_rows() -> None:
                       "Mouth", "U-Lip", "L-Lip", "Hair", "Mean"]  # fmt: skip
     assert rule[0] == "---" and set(rule[1:]) == {"---:"}
     assert first[0] == "BiSeNet_RGB" and second[0] == "BiSeNet_RGB + our method"
-    assert first[1] == f"{base['per_class']['skin']:.1f}"
-    assert second[-1] == f"**{joint['mean_f1']:.1f}**"  # the better mean is bold, as in the paper
+    assert first[1] == f"{base.per_class['skin']:.1f}"
+    assert second[-1] == f"**{joint.mean_f1:.1f}**"  # the better mean is bold, as in the paper
     assert not first[-1].startswith("**")
     assert md.startswith("**Table 2**")
 
@@ -84,16 +90,16 @@ def test_lapa_and_helen_layouts() -> None:
         "Mouth",
         "Overall",
     ]
-    assert row[header.index("Eyes")] == f"{helen['groups']['eyes']:.1f}"
-    assert row[-1] == f"{helen['overall_f1']:.1f}"
+    assert row[header.index("Eyes")] == f"{helen.groups['eyes']:.1f}"
+    assert helen.overall_f1 is not None and row[-1] == f"{helen.overall_f1:.1f}"
     full = _markdown_rows(parsing_table({"x": helen}, "helen11", full=True).markdown())[0]
     assert "Hair" in full and "Mean" in full and full[-1] == "Overall"
 
 
 def test_missing_and_undefined_values_read_na() -> None:
     scores = _scores("celebamask13", 0.9)
-    scores["per_class"]["hair"] = math.nan
-    del scores["per_class"]["nose"]
+    per_class = {name: f1 for name, f1 in scores.per_class.items() if name != "nose"} | {"hair": math.nan}
+    scores = dataclasses.replace(scores, per_class=per_class)
     row = _markdown_rows(parsing_table({"m": scores, "none": None}, "celebamask13").markdown())
     assert row[2][2] == "N/A" and row[2][-2] == "N/A"
     assert row[3][1:] == ["N/A"] * 13
@@ -105,14 +111,13 @@ def test_aggregate_seeds_mean_std() -> None:
         {"scheme": "lapa11", "mean_f1": 82.0, "per_class": {"skin": 94.0, "hair": 70.0}},
     ]
     agg = aggregate_seeds(seeds)
-    assert agg["n"] == 2 and agg["mean"]["scheme"] == "lapa11"
-    assert agg["mean"]["mean_f1"] == pytest.approx(81.0)
-    assert agg["std"]["mean_f1"] == pytest.approx(math.sqrt(2.0))  # sample std, ddof = 1
-    assert agg["mean"]["per_class"]["skin"] == pytest.approx(92.0)
-    assert agg["mean"]["per_class"]["hair"] == pytest.approx(70.0) and math.isnan(
-        agg["std"]["per_class"]["hair"]
-    )
-    assert format_value(agg["mean"]["mean_f1"], agg["std"]["mean_f1"]) == "81.0 ± 1.4"
+    assert isinstance(agg, SeedAggregate)
+    assert agg.n == 2 and agg.mean["scheme"] == "lapa11"
+    assert agg.mean["mean_f1"] == pytest.approx(81.0)
+    assert agg.std["mean_f1"] == pytest.approx(math.sqrt(2.0))  # sample std, ddof = 1
+    assert agg.mean["per_class"]["skin"] == pytest.approx(92.0)
+    assert agg.mean["per_class"]["hair"] == pytest.approx(70.0) and math.isnan(agg.std["per_class"]["hair"])
+    assert format_value(agg.mean["mean_f1"], agg.std["mean_f1"]) == "81.0 ± 1.4"
     assert format_value(None) == "N/A" and format_value(70.0, math.nan) == "70.0"
 
     table = parsing_table({"seeds": agg}, "lapa11").markdown()
@@ -120,21 +125,32 @@ def test_aggregate_seeds_mean_std() -> None:
     with pytest.raises(ValueError, match="per_class"):
         aggregate_seeds([{"per_class": {"skin": 1.0}}, {"per_class": {"hair": 1.0}}])
 
+    # typed scores are averaged in their JSON form: the same aggregate as their dicts
+    typed = [_scores("lapa11", 0.7, seed=1), _scores("lapa11", 0.9, seed=2)]
+    assert aggregate_seeds(typed).to_json() == aggregate_seeds([s.to_json() for s in typed]).to_json()
+    assert aggregate_seeds(typed).mean["mean_f1"] == pytest.approx((typed[0].mean_f1 + typed[1].mean_f1) / 2)
+
 
 def test_translation_table_lower_l1_is_bold() -> None:
-    rows = {"Pix2Pix": {"l1": 0.122, "l1_fg": 0.2}, "Pix2Pix + our method": {"l1": 0.099, "l1_fg": 0.15}}
+    rows = {
+        "Pix2Pix": TranslationScores(l1=0.122, l1_fg=0.2),
+        "Pix2Pix + our method": TranslationScores(l1=0.099, l1_fg=0.15),
+    }
     header, _, first, second = _markdown_rows(translation_table(rows).markdown())
     assert header == ["Method", "L1 distance", "L1 (face/head pixels)"]
     assert first == ["Pix2Pix", "0.122", "0.200"]
     assert second == ["Pix2Pix + our method", "**0.099**", "0.150"]
-    only_l1 = _markdown_rows(translation_table({"Pix2Pix": {"l1": 0.5}}).markdown())[0]
-    assert only_l1 == ["Method", "L1 distance"]
+    # an aggregate without foreground L1 (every seed's was undefined: null) drops the column
+    only_l1 = _markdown_rows(
+        translation_table({"Pix2Pix": aggregate_seeds([{"l1": 0.5, "l1_fg": None}])}).markdown()
+    )
+    assert only_l1[0] == ["Method", "L1 distance"] and only_l1[2] == ["Pix2Pix", "0.500"]
 
 
 def test_ablation_table_rows_and_na() -> None:
     names = ablation_row_names("EAGRNet_RGB")
     assert names == ["EAGRNet_RGB", "EAGRNet_RGB + L_ML", "EAGRNet_RGB + L_E2E", "EAGRNet_RGB + L_ML + L_E2E"]
-    values = [{"mean_f1": 89.1}, {"mean_f1": 90.2}, None, {"mean_f1": 90.3}]
+    values = [_mean_only(89.1), _mean_only(90.2), None, _mean_only(90.3)]
     rows = _markdown_rows(ablation_table(dict(zip(names, values, strict=True))).markdown())
     assert rows[0] == ["Method", "Mean F1-score"]
     assert [r[1] for r in rows[2:]] == ["89.1", "90.2", "N/A", "**90.3**"]
@@ -142,10 +158,10 @@ def test_ablation_table_rows_and_na() -> None:
 
 def test_fraction_curves_and_table() -> None:
     runs = {
-        "BiSeNet_Depth": {1.0: [{"mean_f1": 75.0}], 0.01: [{"mean_f1": 60.0}, {"mean_f1": 62.0}]},
+        "BiSeNet_Depth": {1.0: [_mean_only(75.0)], 0.01: [_mean_only(60.0), _mean_only(62.0)]},
         "BiSeNet_Depth + our method": {
-            0.01: [{"mean_f1": 65.0}, {"mean_f1": 67.0}],
-            1.0: [{"mean_f1": 78.0}],
+            0.01: [_mean_only(65.0), _mean_only(67.0)],
+            1.0: [_mean_only(78.0)],
         },
     }
     curves = fraction_curves(runs)
@@ -213,16 +229,16 @@ def test_fraction_and_ablation_plots_png(tmp_path: Path) -> None:
     curves = fraction_curves(
         {
             "baseline": {
-                f: [{"mean_f1": 70 + 5 * i}, {"mean_f1": 71 + 5 * i}] for i, f in enumerate((0.01, 0.1, 1.0))
+                f: [_mean_only(70 + 5 * i), _mean_only(71 + 5 * i)] for i, f in enumerate((0.01, 0.1, 1.0))
             },
-            "joint": {f: [{"mean_f1": 75 + 3 * i}] for i, f in enumerate((0.01, 0.1, 1.0))},
+            "joint": {f: [_mean_only(75 + 3 * i)] for i, f in enumerate((0.01, 0.1, 1.0))},
         }
     )
     _assert_png(fraction_plot(tmp_path / "fig7.png", curves), (300, 200))
     rows = dict(
         zip(
             ablation_row_names("EAGRNet_Depth"),
-            [{"mean_f1": v} for v in (80.5, 81.2, 80.8, 81.3)],
+            [_mean_only(v) for v in (80.5, 81.2, 80.8, 81.3)],
             strict=True,
         )
     )

@@ -79,23 +79,25 @@ def helen_folders(tmp_path: Path) -> tuple[Path, Path, list[tuple[np.ndarray, np
 
 def test_score_masks_matches_dataset_level_reference(helen_folders) -> None:
     pred_dir, gt_dir, pairs = helen_folders
-    scores = score_masks(pred_dir, gt_dir, "helen11")
+    result = score_masks(pred_dir, gt_dir, "helen11")
+    scores = result.parsing
     per_class_ref = _reference(pairs, {name: [i] for i, name in enumerate(HELEN.classes) if i > 0})
     groups_ref = _reference(pairs, {g: HELEN.group_ids(g) for g in HELEN.groups})
 
-    assert scores["images"] == len(IMAGES)
+    assert result.images == len(IMAGES) and result.missing == []
     for name, ref in per_class_ref.items():
-        assert scores["per_class"][name] == pytest.approx(ref, abs=0.01), name
+        assert scores.per_class[name] == pytest.approx(ref, abs=0.01), name
     mean_ref = float(np.mean(list(per_class_ref.values())))
-    assert scores["mean_f1"] == pytest.approx(mean_ref, abs=0.01)
+    assert scores.mean_f1 == pytest.approx(mean_ref, abs=0.01)
     for g, ref in groups_ref.items():
-        assert scores["groups"][g] == pytest.approx(ref, abs=0.01), g
-    assert scores["overall_f1"] == pytest.approx(groups_ref["overall"], abs=0.01)
+        assert scores.groups[g] == pytest.approx(ref, abs=0.01), g
+    assert scores.overall_f1 is not None
+    assert scores.overall_f1 == pytest.approx(groups_ref["overall"], abs=0.01)
 
     # The per-image average is a different number: this test would catch the wrong protocol.
-    assert abs(_per_image_mean_f1(pairs, HELEN.num_classes) - scores["mean_f1"]) > 1.0
+    assert abs(_per_image_mean_f1(pairs, HELEN.num_classes) - scores.mean_f1) > 1.0
     per_image_overall = np.mean([_reference([p], {"o": HELEN.group_ids("overall")})["o"] for p in pairs])
-    assert abs(per_image_overall - scores["overall_f1"]) > 1.0
+    assert abs(per_image_overall - scores.overall_f1) > 1.0
 
 
 def test_ignore_pixels_do_not_count(tmp_path: Path) -> None:
@@ -105,9 +107,9 @@ def test_ignore_pixels_do_not_count(tmp_path: Path) -> None:
     gt[:8] = IGNORE_INDEX
     pred[:8] = rng.integers(0, 13, size=(8, 32))  # wrong everywhere it is ignored
     pred_dir, gt_dir = _write_folders(tmp_path, [(pred, gt)])
-    scores = score_masks(pred_dir, gt_dir, "celebamask13")
-    assert scores["mean_f1"] == pytest.approx(100.0)
-    assert scores["pixels"] == 24 * 32
+    scores = score_masks(pred_dir, gt_dir, "celebamask13").parsing
+    assert scores.mean_f1 == pytest.approx(100.0)
+    assert scores.pixels == 24 * 32
 
 
 def test_mismatched_file_sets_name_the_files(tmp_path: Path) -> None:
@@ -127,7 +129,7 @@ def test_mismatched_file_sets_name_the_files(tmp_path: Path) -> None:
     assert "img01.png" in result.output and "stray.png" in result.output
 
     scores = score_masks(pred_dir, gt_dir, "lapa11", ignore_missing=True)
-    assert scores["images"] == 2 and scores["missing"] == ["img01"]
+    assert scores.images == 2 and scores.missing == ["img01"]
 
 
 def test_mismatched_sizes_name_both_files(tmp_path: Path) -> None:
@@ -170,7 +172,17 @@ def test_cli_writes_json_and_prints_table(helen_folders, tmp_path: Path) -> None
     assert "Overall" in result.output and "Skin" in result.output
     data = json.loads(out.read_text())
     assert {"per_class", "mean_f1", "overall_f1", "groups", "images"} <= set(data)
-    assert data == json.loads(json.dumps(score_masks(pred_dir, gt_dir, "helen11")))
+    assert data == score_masks(pred_dir, gt_dir, "helen11").to_json()
+    assert list(data) == [
+        "scheme",
+        "pixels",
+        "per_class",
+        "mean_f1",
+        "groups",
+        "overall_f1",
+        "images",
+        "missing",
+    ]
     assert set(data["per_class"]) == set(HELEN.classes[1:])
 
 

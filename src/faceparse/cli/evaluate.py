@@ -29,7 +29,7 @@ def score_masks_command(
     """Per-class, mean and (Helen) overall F1 from ONE confusion matrix over every pixel of every image."""
     from rich.console import Console
 
-    from faceparse.eval.metrics import jsonable, score_masks
+    from faceparse.eval.metrics import score_masks
     from faceparse.eval.report import parsing_table, transpose
     from faceparse.labels import get_scheme
     from faceparse.utils.io import DataError, atomic_write_json
@@ -47,16 +47,16 @@ def score_masks_command(
             ignore_missing=ignore_missing,
             on_image=lambda done, total: bar.update(task, completed=done, total=total),
         )
-    if scores["missing"]:
-        skipped = len(scores["missing"])
+    if scores.missing:
+        skipped = len(scores.missing)
         console.print(
             f"[yellow]note:[/yellow] {skipped} ground-truth maps had no prediction and were skipped"
         )
     table = parsing_table(
-        {pred.name or str(pred): scores},
+        {pred.name or str(pred): scores.parsing},
         label_scheme,
         title=f"{label_scheme.name} F1 (%)",
-        caption=f"{scores['images']} images, one confusion matrix",
+        caption=f"{scores.images} images, one confusion matrix",
         full=label_scheme.name.startswith("helen"),
         bold_last=False,
     )
@@ -65,7 +65,7 @@ def score_masks_command(
     needed = out.measure(wide, options=out.options.update_width(10_000)).maximum
     out.print(wide if needed <= out.width else transpose(table).rich())
     if json_out is not None:
-        atomic_write_json(json_out, jsonable(scores))
+        atomic_write_json(json_out, scores.to_json())
         console.print(f"wrote {json_out}")
 
 

@@ -78,8 +78,8 @@ def evaluate_command(
             on_batch=lambda done, total: bar.update(task, completed=done, total=total),
         )
     _print_tables(tables)
-    joint = result["joint"]
-    console.print(f"{joint['images']} images ({joint['images_with_depth']} with depth), {joint['scheme']}")
+    joint = result.joint
+    console.print(f"{joint.images} images ({joint.images_with_depth} with depth), {joint.scheme}")
     if out is not None:
         console.print(f"[green]wrote[/green] {out}/evaluation.md, evaluation.json, qualitative.png")
 

@@ -344,6 +344,7 @@ class _Hooks:
 
 def validation_scores(cfg: Config, networks: Networks, meta: dict[str, Any], device: Any) -> dict[str, float]:
     """Per-class F1 (percent) of the stage's parsers and the translator's L1 on ``data.val_split``."""
+    from faceparse.eval.results import PARSING_TASKS
     from faceparse.eval.run import evaluate_networks
 
     plain = {role: unwrap(module) for role, module in networks.items() if role != "discriminator"}
@@ -355,12 +356,14 @@ def validation_scores(cfg: Config, networks: Networks, meta: dict[str, Any], dev
         for module in plain.values():
             module.train()
     values: dict[str, float] = {}
-    for task in ("rgb", "depth"):
-        if task in result:
-            values[f"{task}_mean_f1"] = result[task]["mean_f1"]
-            values |= {f"{task}_{name}": f1 for name, f1 in result[task]["per_class"].items()}
-    if "translation" in result:
-        values |= {f"translation_{k}": v for k, v in result["translation"].items() if isinstance(v, float)}
+    for task in PARSING_TASKS:
+        scores = result.parsing(task)
+        if scores is not None:
+            values[f"{task}_mean_f1"] = scores.mean_f1
+            values |= {f"{task}_{name}": f1 for name, f1 in scores.per_class.items()}
+    if result.translation is not None:
+        values["translation_l1"] = result.translation.l1
+        values["translation_l1_fg"] = result.translation.l1_fg
     return values
 
 

@@ -19,7 +19,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from faceparse.eval.report import KeyPath, lookup
+from faceparse.eval.results import KeyPath, Scores, SeedAggregate, metric_at
 from faceparse.labels import LabelScheme, get_scheme
 from faceparse.utils.io import atomic_save
 
@@ -139,18 +139,18 @@ def fraction_plot(
 
 def ablation_plot(
     path: str | os.PathLike,
-    rows: Mapping[str, Mapping[str, Any] | None],
+    rows: Mapping[str, Scores | SeedAggregate | None],
     *,
     metric: KeyPath = ("mean_f1",),
     title: str = "Loss ablation",
     ylabel: str = "Mean F1 (%)",
     dpi: int = 120,
 ) -> Path:
-    """Table 7 as bars: one bar per variant (score dict or :func:`aggregate_seeds` result); None = "N/A"."""
+    """Table 7 as bars: one bar per variant (scores or an :func:`aggregate_seeds` result); None = "N/A"."""
     if not rows:
         raise ValueError("ablation_plot needs at least one row")
     names = list(rows)
-    looked = [lookup(rows[n], metric) for n in names]
+    looked = [metric_at(rows[n], metric) for n in names]
     means = [m if m is not None and math.isfinite(m) else math.nan for m, _ in looked]
     stds = [s if s is not None and math.isfinite(s) else 0.0 for _, s in looked]
     fig = _new_figure(max(4.0, 1.3 * len(names)), 3.6)

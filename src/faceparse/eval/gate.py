@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from faceparse.eval.results import ParsingScores
+
 
 @dataclass(frozen=True)
 class Thresholds:
@@ -27,18 +29,18 @@ class Thresholds:
     every_class: float = 0.0
     classes: Mapping[str, float] = field(default_factory=dict)
 
-    def check(self, scores: Mapping[str, Any] | None) -> list[str]:
-        """The failures, as readable strings (empty: passed). Missing scores fail."""
+    def check(self, scores: ParsingScores | None) -> list[str]:
+        """The failures, as readable strings (empty: passed). Missing scores fail, undefined (NaN) F1 too."""
         if scores is None:
             return ["no scores"]
         failures = []
-        mean = scores.get("mean_f1")
-        if mean is None or not mean >= self.mean:  # NaN fails too
+        mean = scores.mean_f1
+        if not mean >= self.mean:  # NaN fails too
             failures.append(f"mean {_fmt(mean)} < {self.mean:g}")
-        per_class: Mapping[str, Any] = scores.get("per_class", {})
+        per_class = scores.per_class
         for name, value in per_class.items():
             need = max(self.every_class, self.classes.get(name, 0.0))
-            if need > 0 and (value is None or not value >= need):
+            if need > 0 and not value >= need:
                 failures.append(f"{name} {_fmt(value)} < {need:g}")
         for name, need in self.classes.items():
             if name not in per_class:
@@ -66,7 +68,7 @@ class Gate:
     rgb: Thresholds
     depth: Thresholds
 
-    def check(self, rgb: Mapping[str, Any] | None, depth: Mapping[str, Any] | None) -> dict[str, Any]:
+    def check(self, rgb: ParsingScores | None, depth: ParsingScores | None) -> dict[str, Any]:
         """``{"gate", "split", "passed", "rgb": {"passed", "failures", "thresholds"}, "depth": ...}``."""
         result: dict[str, Any] = {"gate": self.name, "split": self.split}
         for task, thresholds, scores in (("rgb", self.rgb, rgb), ("depth", self.depth, depth)):

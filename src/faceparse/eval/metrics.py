@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from faceparse.eval.results import MaskScores, ParsingScores, TranslationScores
+from faceparse.eval.results import jsonable as jsonable  # re-exported: it used to live here
 from faceparse.labels import IGNORE_INDEX, LabelScheme, get_scheme
 from faceparse.utils.io import DataError
 
@@ -226,13 +228,13 @@ def _percent(x: float) -> float:
     return float(x) * 100.0
 
 
-def parsing_scores(cm: ConfusionMatrix | np.ndarray, scheme: str | LabelScheme) -> dict[str, Any]:
+def parsing_scores(cm: ConfusionMatrix | np.ndarray, scheme: str | LabelScheme) -> ParsingScores:
     """Paper-style scores in percent from one dataset-level confusion matrix.
 
-    Returns ``{"scheme", "pixels", "per_class": {name: F1}, "mean_f1"}`` where ``per_class`` holds every
-    foreground class in id order; for schemes with evaluation groups (helen11, lapa11) also
-    ``"groups": {name: F1}``, and for Helen ``"overall_f1"`` (the merged brows + eyes + nose + mouth F1,
-    the number Helen results are ranked by). Undefined F1 values are ``nan``.
+    ``per_class`` holds every foreground class in id order and ``mean_f1`` their mean; for schemes with
+    evaluation groups (helen11, lapa11) ``groups`` holds each group's merged F1, and for Helen
+    ``overall_f1`` the merged brows + eyes + nose + mouth F1, the number Helen results are ranked by.
+    Undefined F1 values are ``nan`` (see :class:`~faceparse.eval.results.ParsingScores`).
     """
     scheme = get_scheme(scheme)
     counts = _as_counts(cm)
@@ -241,30 +243,16 @@ def parsing_scores(cm: ConfusionMatrix | np.ndarray, scheme: str | LabelScheme) 
             f"confusion matrix has {counts.shape[0]} classes, scheme {scheme.name} has {scheme.num_classes}"
         )
     f1 = f1_from_confusion(counts)
-    scores: dict[str, Any] = {
-        "scheme": scheme.name,
-        "pixels": int(counts.sum()),
-        "per_class": {name: _percent(f1[i]) for i, name in enumerate(scheme.classes) if i != 0},
-        "mean_f1": _percent(mean_f1(counts, background=0)),
-    }
-    if scheme.groups:
-        scores["groups"] = {g: _percent(group_f1(counts, scheme.group_ids(g))) for g in scheme.groups}
-    if scheme.name.startswith("helen") and "overall" in scheme.groups:
-        scores["overall_f1"] = scores["groups"]["overall"]
-    return scores
-
-
-def jsonable(obj: Any) -> Any:
-    """A copy of ``obj`` with NaN/inf floats replaced by ``None`` so it is strict JSON."""
-    if isinstance(obj, dict):
-        return {k: jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, float | np.floating):
-        return float(obj) if math.isfinite(obj) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
+    groups = {g: _percent(group_f1(counts, scheme.group_ids(g))) for g in scheme.groups}
+    helen_overall = scheme.name.startswith("helen") and "overall" in scheme.groups
+    return ParsingScores(
+        scheme=scheme.name,
+        pixels=int(counts.sum()),
+        per_class={name: _percent(f1[i]) for i, name in enumerate(scheme.classes) if i != 0},
+        mean_f1=_percent(mean_f1(counts, background=0)),
+        groups=groups,
+        overall_f1=groups["overall"] if helen_overall else None,
+    )
 
 
 # --- depth translation ---------------------------------------------------------------------------------
@@ -324,12 +312,12 @@ class DepthL1:
     def __add__(self, other: DepthL1) -> DepthL1:
         return DepthL1().merge(self).merge(other)
 
-    def compute(self) -> dict[str, float]:
-        """``{"l1": mean over all pixels, "l1_fg": mean over gt-foreground pixels}`` (NaN if none)."""
-        return {
-            "l1": self.abs_sum / self.count if self.count else math.nan,
-            "l1_fg": self.abs_sum_fg / self.count_fg if self.count_fg else math.nan,
-        }
+    def compute(self) -> TranslationScores:
+        """``l1``: mean over all pixels, ``l1_fg``: mean over gt-foreground pixels (NaN if none)."""
+        return TranslationScores(
+            l1=self.abs_sum / self.count if self.count else math.nan,
+            l1_fg=self.abs_sum_fg / self.count_fg if self.count_fg else math.nan,
+        )
 
 
 # --- scoring folders of predicted label maps --------------------------------------------------------------
@@ -402,12 +390,13 @@ def score_masks(
     *,
     ignore_missing: bool = False,
     on_image: Callable[[int, int], None] | None = None,
-) -> dict[str, Any]:
+) -> MaskScores:
     """Score predicted 8-bit id PNGs against ground-truth PNGs of the same names (dataset-level protocol).
 
-    Returns :func:`parsing_scores` plus ``"images"`` (how many pairs were scored) and ``"missing"``
-    (ground-truth stems with no prediction, skipped under ``ignore_missing``). ``on_image(done, total)``
-    is called after each pair (for progress bars). Bad files raise :class:`DataError` naming the file.
+    Returns a :class:`~faceparse.eval.results.MaskScores`: the :func:`parsing_scores` of every scored
+    pair, ``images`` (how many pairs were scored) and ``missing`` (ground-truth stems with no prediction,
+    skipped under ``ignore_missing``). ``on_image(done, total)`` is called after each pair (for progress
+    bars). Bad files raise :class:`DataError` naming the file.
     """
     from faceparse.data.format import read_label  # PIL only
 
@@ -421,7 +410,5 @@ def score_masks(
         cm.update(pred, gt)
         if on_image is not None:
             on_image(done, len(pairs))
-    scores = parsing_scores(cm, scheme)
-    scores["images"] = len(pairs)
-    scores["missing"] = sorted(gt_stems - {s for s, _, _ in pairs})
-    return scores
+    missing = sorted(gt_stems - {s for s, _, _ in pairs})
+    return MaskScores(parsing=parsing_scores(cm, scheme), images=len(pairs), missing=missing)

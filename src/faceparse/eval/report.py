@@ -1,9 +1,11 @@
-"""Paper-style result tables (paper §4.3-4.4, Tables 2-7 and Figure 7) from plain score dicts.
+"""Paper-style result tables (paper §4.3-4.4, Tables 2-7 and Figure 7) from typed scores.
 
-Every function takes the dicts that :func:`faceparse.eval.metrics.parsing_scores` /
-:class:`~faceparse.eval.metrics.DepthL1` return (or their :func:`aggregate_seeds` summary, shown as
-``mean ± std``) and returns a :class:`ReportTable`, which renders as markdown (``docs/results.md``)
-or as a rich table (terminal).
+Every function takes the :class:`~faceparse.eval.results.ParsingScores` /
+:class:`~faceparse.eval.results.TranslationScores` that :func:`faceparse.eval.metrics.parsing_scores` /
+:class:`~faceparse.eval.metrics.DepthL1` return (or their :func:`aggregate_seeds` summary, a
+:class:`~faceparse.eval.results.SeedAggregate` shown as ``mean ± std``) and returns a
+:class:`ReportTable`, which renders as markdown (``docs/results.md``) or as a rich table (terminal).
+Cells are read at key paths with :func:`~faceparse.eval.results.metric_at`.
 
 Layouts:
 
@@ -24,9 +26,10 @@ from typing import Any
 
 import numpy as np
 
+from faceparse.eval.results import KeyPath, ParsingScores, Scores, SeedAggregate, TranslationScores, metric_at
 from faceparse.labels import LabelScheme, get_scheme
 
-KeyPath = tuple[str, ...]  # a key path into a score dict, e.g. ("per_class", "skin")
+Row = Scores | SeedAggregate | None  # one table row: a network's scores, their seeds' aggregate, or N/A
 
 # --- seeds ---------------------------------------------------------------------------------------------
 
@@ -63,40 +66,21 @@ def _aggregate(values: list[Any], where: str) -> tuple[Any, Any]:
 _DROP = object()
 
 
-def aggregate_seeds(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Mean and sample standard deviation (ddof=1) of score dicts from several seeds.
+def aggregate_seeds(results: Sequence[Scores | Mapping[str, Any]]) -> SeedAggregate:
+    """Mean and sample standard deviation (ddof=1) of results from several seeds.
 
-    Returns ``{"mean": <same structure>, "std": <same structure>, "n": seeds}``. Numbers are averaged
+    ``results``: scores (averaged in their JSON form, where undefined values are null) or JSON-form
+    dicts, e.g. ``{"rgb": ..., "depth": ..., "translation": ...}`` of several networks. Returns a
+    :class:`SeedAggregate` whose ``mean`` and ``std`` have the results' structure. Numbers are averaged
     leaf by leaf (NaN/None leaves, i.e. undefined F1, are left out; the std of a single value is NaN);
     other leaves (e.g. ``"scheme"``) are kept when all seeds agree and dropped otherwise. The table
-    functions of this module accept the result wherever they accept a single score dict.
+    functions of this module accept the result wherever they accept one network's scores.
     """
     if not results:
         raise ValueError("aggregate_seeds needs at least one result")
-    mean, std = _aggregate(list(results), "")
-    return {"mean": mean, "std": std, "n": len(results)}
-
-
-def is_aggregate(entry: Mapping[str, Any]) -> bool:
-    """Whether ``entry`` is an :func:`aggregate_seeds` result (mean, std, n) rather than one run's scores."""
-    return set(entry) == {"mean", "std", "n"} and isinstance(entry.get("mean"), Mapping)
-
-
-def lookup(entry: Mapping[str, Any] | None, path: KeyPath) -> tuple[float | None, float | None]:
-    """(mean, std) at ``path`` of a score dict or an aggregate; None where absent."""
-    if entry is None:
-        return None, None
-    if is_aggregate(entry):
-        return _get(entry["mean"], path), _get(entry["std"], path)
-    return _get(entry, path), None
-
-
-def _get(d: Any, path: KeyPath) -> float | None:
-    for key in path:
-        if not isinstance(d, Mapping) or key not in d:
-            return None
-        d = d[key]
-    return float(d) if _is_number(d) else None
+    trees = [r.to_json() if isinstance(r, ParsingScores | TranslationScores) else r for r in results]
+    mean, std = _aggregate(trees, "")
+    return SeedAggregate(mean=mean, std=std, n=len(results))
 
 
 def format_value(mean: float | None, std: float | None = None, digits: int = 1) -> str:
@@ -172,7 +156,7 @@ def _bold_best(rows: list[list[float | None]], column: int) -> set[tuple[int, in
 
 
 def _build(
-    rows: Mapping[str, Mapping[str, Any] | None],
+    rows: Mapping[str, Row],
     columns: Sequence[tuple[str, KeyPath]],
     *,
     first_header: str,
@@ -183,7 +167,7 @@ def _build(
 ) -> ReportTable:
     cells, means = [], []
     for method, entry in rows.items():
-        looked = [lookup(entry, path) for _, path in columns]
+        looked = [metric_at(entry, path) for _, path in columns]
         cells.append([method] + [format_value(m, s, digits) for m, s in looked])
         means.append([m for m, _ in looked])
     bold = _bold_best(means, len(columns) - 1) if bold_last and columns else set()
@@ -223,7 +207,7 @@ def method_name(arch: str, modality: str, joint: bool = False) -> str:
 
 
 def parsing_table(
-    rows: Mapping[str, Mapping[str, Any] | None],
+    rows: Mapping[str, Row],
     scheme: str | LabelScheme,
     *,
     title: str = "",
@@ -232,7 +216,7 @@ def parsing_table(
     digits: int = 1,
     bold_last: bool = True,
 ) -> ReportTable:
-    """Tables 2/3/5/6: one row per method (``{"BiSeNet_RGB": scores, ...}``), F1 in percent.
+    """Tables 2/3/5/6: one row per method (``{"BiSeNet_RGB": ParsingScores, ...}``), F1 in percent.
 
     The best value of the last column (Mean, or Overall for Helen) is bold, as in the paper.
     """
@@ -251,19 +235,20 @@ def parsing_table(
 
 
 def translation_table(
-    rows: Mapping[str, Mapping[str, Any] | None], *, title: str = "", caption: str = "", digits: int = 3
+    rows: Mapping[str, Row], *, title: str = "", caption: str = "", digits: int = 3
 ) -> ReportTable:
     """Table 4: ``{"Pix2Pix": DepthL1.compute(), "Pix2Pix + our method": ...}`` → L1 on the nearness scale.
 
-    A foreground-only column is added when any row has ``l1_fg``. Lower is better: the smallest L1 is bold.
+    A foreground-only column is added when any row has an ``l1_fg`` (an aggregate of seeds that all lacked
+    one has none). Lower is better: the smallest L1 is bold.
     """
     columns: list[tuple[str, KeyPath]] = [("L1 distance", ("l1",))]
-    if any(lookup(e, ("l1_fg",))[0] is not None for e in rows.values()):
+    if any(metric_at(e, ("l1_fg",))[0] is not None for e in rows.values()):
         columns.append(("L1 (face/head pixels)", ("l1_fg",)))
     table = _build(
         rows, columns, first_header="Method", title=title, caption=caption, digits=digits, bold_last=False
     )
-    negated = [[None if m is None else -m for m, _ in (lookup(e, ("l1",)),)] for e in rows.values()]
+    negated = [[None if m is None else -m for m, _ in (metric_at(e, ("l1",)),)] for e in rows.values()]
     table.bold = _bold_best(negated, 0)
     return table
 
@@ -285,7 +270,7 @@ def ablation_row_names(base: str) -> list[str]:
 
 
 def ablation_table(
-    rows: Mapping[str, Mapping[str, Any] | None],
+    rows: Mapping[str, Row],
     *,
     metric: KeyPath = ("mean_f1",),
     heading: str = "Mean F1-score",
@@ -310,7 +295,9 @@ def ablation_table(
 
 
 def fraction_curves(
-    runs: Mapping[str, Mapping[float, Sequence[Mapping[str, Any]]]], *, metric: KeyPath = ("mean_f1",)
+    runs: Mapping[str, Mapping[float, Sequence[Scores | Mapping[str, Any]]]],
+    *,
+    metric: KeyPath = ("mean_f1",),
 ) -> dict[str, dict[str, list[float]]]:
     """Figure 7's data: ``{method: {fraction: [scores per seed]}}`` → per method, sorted by fraction,
     ``{"fraction": [...], "mean": [...], "std": [...], "n": [...]}`` (std NaN with one seed)."""
@@ -322,7 +309,7 @@ def fraction_curves(
             if not seeds:
                 raise ValueError(f"{method}: no results for depth fraction {fraction}")
             agg = aggregate_seeds(seeds)
-            mean, std = lookup(agg, metric)
+            mean, std = metric_at(agg, metric)
             curve["fraction"].append(float(fraction))
             curve["mean"].append(math.nan if mean is None else mean)
             curve["std"].append(math.nan if std is None else std)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from faceparse.eval.metrics import ConfusionMatrix, DepthL1, jsonable, parsing_scores
-from faceparse.eval.report import ReportTable, is_aggregate, method_name, parsing_table, translation_table
+from faceparse.eval.metrics import ConfusionMatrix, DepthL1, parsing_scores
+from faceparse.eval.report import ReportTable, method_name, parsing_table, translation_table
+from faceparse.eval.results import (
+    PARSING_TASKS,
+    Comparison,
+    Evaluation,
+    GroupScores,
+    ParsingScores,
+    TranslationScores,
+)
 from faceparse.labels import LabelScheme
 from faceparse.runs.stages import JOINT, PRETRAIN
 from faceparse.utils.io import DataError
@@ -179,6 +188,16 @@ def _check_scheme(scheme: LabelScheme, meta: Mapping[str, Any], data: str | os.P
         )
 
 
+@dataclass
+class _GroupCounts:
+    """What one group of samples (``groups``) accumulates during an evaluation."""
+
+    rgb: ConfusionMatrix
+    depth: ConfusionMatrix
+    images: int = 0
+    images_with_depth: int = 0
+
+
 @torch.no_grad()
 def evaluate_networks(
     networks: Mapping[str, nn.Module],
@@ -192,7 +211,7 @@ def evaluate_networks(
     num_examples: int = 4,
     on_batch: Callable[[int, int], None] | None = None,
     groups: Mapping[str, str] | None = None,
-) -> dict[str, Any]:
+) -> Evaluation:
     """Evaluate already-built networks (see :func:`evaluate_checkpoint` for the result)."""
     size = int(size or meta["config"]["data"]["size"])
     items = _open_split(data, split, size)
@@ -205,14 +224,10 @@ def evaluate_networks(
     generator = networks.get("generator")
     cm_rgb, cm_depth = ConfusionMatrix(scheme.num_classes), ConfusionMatrix(scheme.num_classes)
     depth_l1 = DepthL1()
-    by_group: dict[str, dict[str, Any]] = {}  # group → confusion matrices and counts (``groups``)
-    for name in dict.fromkeys((groups or {}).values()):
-        by_group[name] = {
-            "rgb": ConfusionMatrix(scheme.num_classes),
-            "depth": ConfusionMatrix(scheme.num_classes),
-            "images": 0,
-            "images_with_depth": 0,
-        }
+    by_group = {  # group → confusion matrices and counts (``groups``)
+        name: _GroupCounts(ConfusionMatrix(scheme.num_classes), ConfusionMatrix(scheme.num_classes))
+        for name in dict.fromkeys((groups or {}).values())
+    }
     examples: list[dict[str, Any]] = []
     images, images_with_depth = 0, 0
     for done, batch in enumerate(loader, start=1):
@@ -227,7 +242,7 @@ def evaluate_networks(
             for pred, label, sid in zip(pred_rgb, labels, batch["ids"], strict=True):
                 cm_rgb.update(pred.numpy(), label.numpy())
                 if groups and sid in groups:
-                    by_group[groups[sid]]["rgb"].update(pred.numpy(), label.numpy())
+                    by_group[groups[sid]].rgb.update(pred.numpy(), label.numpy())
         if depth_idx and parser_depth is not None:
             pred_depth = _parse(
                 parser_depth, _normalizer(meta, "parser_depth")(depth_real), [labels[i] for i in depth_idx]
@@ -235,7 +250,7 @@ def evaluate_networks(
             for pred, i in zip(pred_depth, depth_idx, strict=True):
                 cm_depth.update(pred.numpy(), labels[i].numpy())
                 if groups and batch["ids"][i] in groups:
-                    by_group[groups[batch["ids"][i]]]["depth"].update(pred.numpy(), labels[i].numpy())
+                    by_group[groups[batch["ids"][i]]].depth.update(pred.numpy(), labels[i].numpy())
         if depth_idx and generator is not None:
             depth_fake = _translate(generator, _normalizer(meta, "generator")(rgb[depth_idx]))
             depth_l1.update(depth_fake, depth_real)
@@ -243,48 +258,48 @@ def evaluate_networks(
         images_with_depth += len(depth_idx)
         for i, sid in enumerate(batch["ids"]):
             if groups and sid in groups:
-                by_group[groups[sid]]["images"] += 1
-                by_group[groups[sid]]["images_with_depth"] += int(i in depth_idx)
+                by_group[groups[sid]].images += 1
+                by_group[groups[sid]].images_with_depth += int(i in depth_idx)
         _collect_examples(examples, num_examples, batch, depth_idx, pred_rgb, pred_depth, depth_fake)
         if on_batch is not None:
             on_batch(done, len(loader))
 
-    result: dict[str, Any] = {
-        "checkpoint": meta.get("path"),
-        "sources": dict(meta.get("sources", {})),
-        "stages": list(meta.get("stages", [meta.get("stage")])),
-        "iteration": meta.get("iteration"),
-        "arch": meta["config"]["model"]["arch"],
-        "data": str(data),
-        "split": split,
-        "size": size,
-        "scheme": scheme.name,
-        "images": images,
-        "images_with_depth": images_with_depth,
-    }
-    if parser_rgb is not None:
-        result["rgb"] = parsing_scores(cm_rgb, scheme)
-        result["confusion_rgb"] = cm_rgb.compute().tolist()
-    if parser_depth is not None and images_with_depth:
-        result["depth"] = parsing_scores(cm_depth, scheme)
-        result["confusion_depth"] = cm_depth.compute().tolist()
-    if generator is not None and images_with_depth:
-        result["translation"] = depth_l1.compute()
+    with_rgb = parser_rgb is not None
+    with_depth = parser_depth is not None and images_with_depth > 0
+    group_scores = None
     if groups:
-        result["by_group"] = {
-            name: {
-                "images": entry["images"],
-                **({"rgb": parsing_scores(entry["rgb"], scheme)} if parser_rgb is not None else {}),
-                **(
-                    {"depth": parsing_scores(entry["depth"], scheme)}
-                    if parser_depth is not None and entry["images_with_depth"]
-                    else {}
+        group_scores = {
+            name: GroupScores(
+                images=entry.images,
+                rgb=parsing_scores(entry.rgb, scheme) if with_rgb else None,
+                depth=(
+                    parsing_scores(entry.depth, scheme)
+                    if parser_depth is not None and entry.images_with_depth
+                    else None
                 ),
-            }
+            )
             for name, entry in by_group.items()
         }
-    result["examples"] = examples
-    return result
+    return Evaluation(
+        checkpoint=meta.get("path"),
+        sources=dict(meta.get("sources", {})),
+        stages=list(meta.get("stages", [meta.get("stage")])),
+        iteration=meta.get("iteration"),
+        arch=meta["config"]["model"]["arch"],
+        data=str(data),
+        split=split,
+        size=size,
+        scheme=scheme.name,
+        images=images,
+        images_with_depth=images_with_depth,
+        rgb=parsing_scores(cm_rgb, scheme) if with_rgb else None,
+        confusion_rgb=cm_rgb.compute().tolist() if with_rgb else None,
+        depth=parsing_scores(cm_depth, scheme) if with_depth else None,
+        confusion_depth=cm_depth.compute().tolist() if with_depth else None,
+        translation=depth_l1.compute() if generator is not None and images_with_depth else None,
+        by_group=group_scores,
+        examples=examples,
+    )
 
 
 def _collect_examples(
@@ -329,24 +344,26 @@ def evaluate_checkpoint(
     num_examples: int = 4,
     on_batch: Callable[[int, int], None] | None = None,
     groups: Mapping[str, str] | None = None,
-) -> dict[str, Any]:
+) -> Evaluation:
     """Evaluate the networks of a checkpoint (or of several, merged) on one split of a dataset.
 
     ``checkpoint``: a checkpoint, stage or run folder, or a list of them (see :func:`checkpoint_paths`;
     ``pretrained`` makes a run folder stand for its three pre-trained stages). ``data`` defaults to the
-    checkpoint config's ``data.root``; ``size`` to its ``data.size``. Returns::
+    checkpoint config's ``data.root``; ``size`` to its ``data.size``. Returns an
+    :class:`~faceparse.eval.results.Evaluation`::
 
-        rgb / depth       parsing_scores(): per_class, mean_f1 (percent), groups/overall_f1 (Helen, LaPa)
-        translation       {"l1", "l1_fg"}: mean |nearness error| over all / ground-truth surface pixels
+        rgb / depth       ParsingScores: per_class, mean_f1 (percent), groups/overall_f1 (Helen, LaPa)
+        translation       TranslationScores: l1, l1_fg, mean |nearness error| over all / ground-truth
+                          surface pixels
         confusion_rgb / confusion_depth   the (C, C) pixel counts behind the scores
-        images, images_with_depth, split, size, scheme, arch, checkpoint, sources, iteration
+        images, images_with_depth, split, size, scheme, arch, checkpoint, sources, stages, iteration
         examples          the split's first ``num_examples`` samples: id, rgb, label_gt, label_rgb,
-                          depth_gt, label_depth, depth_fake (numpy arrays; not JSON, see scores_only)
+                          depth_gt, label_depth, depth_fake (numpy arrays; not in ``to_json()``)
         by_group          with ``groups`` (sample id → group name, e.g. ``data.format.light_levels``):
-                          {group: {"images", "rgb", "depth"}}, the dataset-level scores of each group
+                          {group: GroupScores(images, rgb, depth)}, the dataset-level scores of each group
 
-    Keys are present only for the networks the checkpoint holds (and depth-based ones only if the split
-    has depth). Deterministic: eval mode, fixed order, no augmentation.
+    Scores are None for the networks the checkpoint does not hold (and depth-based ones if the split has
+    no depth). Deterministic: eval mode, fixed order, no augmentation.
     """
     paths = checkpoint_paths(checkpoint, pretrained=pretrained)
     networks, meta = load_networks(paths, device)
@@ -368,11 +385,6 @@ def evaluate_checkpoint(
     )
 
 
-def scores_only(result: Mapping[str, Any]) -> dict[str, Any]:
-    """The JSON-ready part of an evaluation result (examples dropped, NaN → None)."""
-    return jsonable({k: v for k, v in result.items() if k != "examples"})
-
-
 # --- reports ------------------------------------------------------------------------------------------------
 
 
@@ -381,41 +393,42 @@ def _arch_name(arch: str) -> str:
 
 
 def comparison_tables(
-    joint: Mapping[str, Any], baseline: Mapping[str, Any] | None = None, *, title_suffix: str = ""
+    joint: Evaluation, baseline: Evaluation | None = None, *, title_suffix: str = ""
 ) -> list[ReportTable]:
     """Paper-style tables: RGB parsing (Table 2), depth parsing (Table 3), translation L1 (Table 4).
 
     With a ``baseline`` each table has a baseline row and a "+ our method" row; without, one row named
-    after the evaluated stage. Entries may be single results or :func:`aggregate_seeds` summaries.
+    after the evaluated stage.
     """
-    arch = _arch_name(_first(joint, "arch", "bisenet"))
-    scheme = _first(joint, "scheme", None)
-    is_joint = JOINT.name in _first(joint, "stages", [JOINT.name]) or baseline is not None
+    arch = _arch_name(joint.arch)
+    is_joint = JOINT.name in joint.stages or baseline is not None
     tables = []
-    for key, modality, paper_table in (("rgb", "RGB", "Table 2"), ("depth", "Depth", "Table 3")):
-        rows: dict[str, Any] = {}
-        if baseline is not None and _has(baseline, key):
-            rows[method_name(arch, modality)] = _get(baseline, key)
-        if _has(joint, key):
-            rows[method_name(arch, modality, joint=is_joint)] = _get(joint, key)
-        if rows and scheme:
+    for task, modality, paper_table in zip(
+        PARSING_TASKS, ("RGB", "Depth"), ("Table 2", "Table 3"), strict=True
+    ):
+        rows: dict[str, ParsingScores] = {}
+        if baseline is not None and (base_scores := baseline.parsing(task)) is not None:
+            rows[method_name(arch, modality)] = base_scores
+        if (joint_scores := joint.parsing(task)) is not None:
+            rows[method_name(arch, modality, joint=is_joint)] = joint_scores
+        if rows and joint.scheme:
             tables.append(
                 parsing_table(
                     rows,
-                    scheme,
+                    joint.scheme,
                     title=f"{modality} face parsing, F1 (%){title_suffix}",
                     caption=f"cf. paper {paper_table}; one confusion matrix over the whole split",
                 )
             )
-    rows = {}
-    if baseline is not None and _has(baseline, "translation"):
-        rows["Pix2Pix"] = _get(baseline, "translation")
-    if _has(joint, "translation"):
-        rows["Pix2Pix + our method" if is_joint else "Pix2Pix"] = _get(joint, "translation")
-    if rows:
+    translation: dict[str, TranslationScores] = {}
+    if baseline is not None and baseline.translation is not None:
+        translation["Pix2Pix"] = baseline.translation
+    if joint.translation is not None:
+        translation["Pix2Pix + our method" if is_joint else "Pix2Pix"] = joint.translation
+    if translation:
         tables.append(
             translation_table(
-                rows,
+                translation,
                 title=f"RGB→depth translation, mean L1 (nearness scale){title_suffix}",
                 caption="cf. paper Table 4; lower is better",
             )
@@ -423,23 +436,8 @@ def comparison_tables(
     return tables
 
 
-def _has(entry: Mapping[str, Any], key: str) -> bool:
-    return key in (entry["mean"] if is_aggregate(entry) else entry)
-
-
-def _get(entry: Mapping[str, Any], key: str) -> Any:
-    if is_aggregate(entry):
-        return {"mean": entry["mean"][key], "std": entry["std"][key], "n": entry["n"]}
-    return entry[key]
-
-
-def _first(entry: Mapping[str, Any], key: str, default: Any) -> Any:
-    body = entry["mean"] if is_aggregate(entry) else entry
-    return body.get(key, default)
-
-
 def summary_figure(
-    path: str | os.PathLike, joint: Mapping[str, Any], baseline: Mapping[str, Any] | None, scheme: str
+    path: str | os.PathLike, joint: Evaluation, baseline: Evaluation | None, scheme: str
 ) -> Path | None:
     """Figures 4-6 in one: per example RGB, truth, baseline and joint RGB parsing, depths, depth parsing."""
     from faceparse.eval.figures import qualitative_figure
@@ -455,11 +453,11 @@ def summary_figure(
         ("depth_fake_baseline", "Pix2Pix"),
         ("depth_fake", "Pix2Pix joint" if baseline is not None else "Generated depth"),
     ]
-    samples = [dict(e) for e in joint.get("examples", [])]
+    samples = [dict(e) for e in joint.examples]
     if not samples:
         return None
     if baseline is not None:
-        by_id = {e["id"]: e for e in baseline.get("examples", [])}
+        by_id = {e["id"]: e for e in baseline.examples}
         for sample in samples:
             base = by_id.get(sample["id"], {})
             for key in ("label_rgb", "label_depth", "depth_fake"):
@@ -479,11 +477,12 @@ def evaluate_report(
     device: str | torch.device = "cpu",
     size: int | None = None,
     on_batch: Callable[[int, int], None] | None = None,
-) -> tuple[dict[str, Any], list[ReportTable]]:
+) -> tuple[Comparison, list[ReportTable]]:
     """Evaluate ``checkpoint`` (and a ``baseline``, e.g. a run folder's pre-trained stages) and write
-    ``evaluation.json``, ``evaluation.md`` and ``qualitative.png`` into ``out``.
+    ``evaluation.json`` (``Comparison.to_json()``: ``{"joint": ..., "baseline": ... or null}``),
+    ``evaluation.md`` and ``qualitative.png`` into ``out``.
 
-    Returns ``({"joint": scores, "baseline": scores or None}, tables)``.
+    Returns (the evaluations, with ``baseline`` None without one; the tables).
     """
     from faceparse.utils.io import atomic_write_json, atomic_write_text
 
@@ -491,41 +490,43 @@ def evaluate_report(
     base = None
     if baseline is not None:
         base = evaluate_checkpoint(
-            baseline, joint["data"], split, batch_size, device, size=size, pretrained=True, on_batch=on_batch
+            baseline, joint.data, split, batch_size, device, size=size, pretrained=True, on_batch=on_batch
         )
         _check_comparable(joint, base)
     tables = comparison_tables(joint, base)
-    result = {"joint": scores_only(joint), "baseline": None if base is None else scores_only(base)}
+    result = Comparison(joint, base)
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(out / "evaluation.json", result)
+        atomic_write_json(out / "evaluation.json", result.to_json())
         atomic_write_text(out / "evaluation.md", evaluation_markdown(joint, base, tables))
-        summary_figure(out / "qualitative.png", joint, base, joint["scheme"])
+        summary_figure(out / "qualitative.png", joint, base, joint.scheme)
     return result, tables
 
 
-def _check_comparable(joint: Mapping[str, Any], base: Mapping[str, Any]) -> None:
-    for key in ("scheme", "size", "images"):
-        if joint[key] != base[key]:
-            raise DataError(base["checkpoint"], f"baseline differs from the evaluated model in {key}")
+def _check_comparable(joint: Evaluation, base: Evaluation) -> None:
+    for key, ours, theirs in (
+        ("scheme", joint.scheme, base.scheme),
+        ("size", joint.size, base.size),
+        ("images", joint.images, base.images),
+    ):
+        if ours != theirs:
+            raise DataError(base.checkpoint, f"baseline differs from the evaluated model in {key}")
 
 
-def evaluation_markdown(
-    joint: Mapping[str, Any], base: Mapping[str, Any] | None, tables: Iterable[ReportTable]
-) -> str:
+def evaluation_markdown(joint: Evaluation, base: Evaluation | None, tables: Iterable[ReportTable]) -> str:
     from faceparse.eval.report import render_markdown
 
     lines = [
-        f"# Evaluation on {joint['data']} ({joint['split']} split)",
+        f"# Evaluation on {joint.data} ({joint.split} split)",
         "",
-        f"- model: {', '.join(sorted(set(joint['sources'].values())))}",
+        f"- model: {', '.join(sorted(set(joint.sources.values())))}",
     ]
     if base is not None:
-        lines.append(f"- baseline: {', '.join(sorted(set(base['sources'].values())))}")
+        lines.append(f"- baseline: {', '.join(sorted(set(base.sources.values())))}")
     lines += [
-        f"- {joint['images']} images ({joint['images_with_depth']} with depth), scheme {joint['scheme']}, "
-        f"network input {joint['size']}²",
+        f"- {joint.images} images ({joint.images_with_depth} with depth), scheme {joint.scheme}, "
+        f"network input {joint.size}²",
         "- protocol: one confusion matrix over every pixel of the split; F1 per class, mean over the "
         "foreground classes; L1 on the nearness scale [0, 1]",
         "",

@@ -70,21 +70,17 @@ def run_demo(
 ) -> tuple[dict[str, Any], list]:
     """Run the five demo steps into ``out``; returns (the report dict of ``report.json``, the tables).
 
-    ``report.json`` holds ``rgb``/``depth`` → ``baseline``/``joint`` → :func:`parsing_scores` dicts
+    ``report.json`` holds ``rgb``/``depth`` → ``baseline``/``joint`` → ``ParsingScores.to_json()``
     (``mean_f1`` and ``per_class`` in percent), ``translation`` → ``baseline``/``joint`` →
-    ``{"l1", "l1_fg"}``, plus the dataset, config overrides, the checkpoints used and the seconds each
-    step took.
+    ``TranslationScores.to_json()`` (``{"l1", "l1_fg"}``), the same three for the val split (``val``),
+    the gate verdicts, plus the dataset, config overrides, the checkpoints used and the seconds each step
+    took.
     """
     from faceparse.data.synth import generate_dataset
     from faceparse.engine.loop import train
     from faceparse.eval.gate import COMPETENCE, DEMO_TARGET
-    from faceparse.eval.run import (
-        comparison_tables,
-        evaluate_checkpoint,
-        evaluation_markdown,
-        scores_only,
-        summary_figure,
-    )
+    from faceparse.eval.results import optional_json
+    from faceparse.eval.run import comparison_tables, evaluate_checkpoint, evaluation_markdown, summary_figure
     from faceparse.utils.io import atomic_write_json, atomic_write_text
 
     out = Path(out)
@@ -110,36 +106,43 @@ def run_demo(
     _step(4, "evaluation: competence gate (val), pre-trained baselines vs joint model (test)")
     tic = time.perf_counter()
     runs = Path(cfg.run.out)
-    val = scores_only(evaluate_checkpoint(runs, cfg.data.root, "val", pretrained=True, num_examples=0))
+    val = evaluate_checkpoint(runs, cfg.data.root, "val", pretrained=True, num_examples=0)
     baseline = evaluate_checkpoint(runs, cfg.data.root, "test", pretrained=True)
     joint = evaluate_checkpoint(runs / JOINT.name, cfg.data.root, "test")
     seconds["evaluate"] = time.perf_counter() - tic
 
     _step(5, f"report → {out}")
     tables = comparison_tables(joint, baseline)
-    base_scores, joint_scores = scores_only(baseline), scores_only(joint)
     report: dict[str, Any] = {
-        task: {"baseline": base_scores.get(task), "joint": joint_scores.get(task)}
-        for task in ("rgb", "depth", "translation")
+        "rgb": {"baseline": optional_json(baseline.rgb), "joint": optional_json(joint.rgb)},
+        "depth": {"baseline": optional_json(baseline.depth), "joint": optional_json(joint.depth)},
+        "translation": {
+            "baseline": optional_json(baseline.translation),
+            "joint": optional_json(joint.translation),
+        },
     }
     seconds["total"] = time.perf_counter() - started
     gates = {
-        "competence": COMPETENCE.check(val.get("rgb"), val.get("depth")),
-        "demo_target": DEMO_TARGET.check(base_scores.get("rgb"), base_scores.get("depth")),
-        "demo_target_joint": DEMO_TARGET.check(joint_scores.get("rgb"), joint_scores.get("depth")),
+        "competence": COMPETENCE.check(val.rgb, val.depth),
+        "demo_target": DEMO_TARGET.check(baseline.rgb, baseline.depth),
+        "demo_target_joint": DEMO_TARGET.check(joint.rgb, joint.depth),
     }
     report |= {
-        "val": {task: val.get(task) for task in ("rgb", "depth", "translation")},
+        "val": {
+            "rgb": optional_json(val.rgb),
+            "depth": optional_json(val.depth),
+            "translation": optional_json(val.translation),
+        },
         "gates": gates,
         "data": {
             "root": str(cfg.data.root),
             "samples": num,
             "size": cfg.data.size,
             "crop": cfg.data.crop,
-            "test_images": joint["images"],
+            "test_images": joint.images,
         },
         "overrides": [*(QUICK_OVERRIDES if quick else ()), *overrides],
-        "checkpoints": {"baseline": baseline["sources"], "joint": joint["sources"]},
+        "checkpoints": {"baseline": baseline.sources, "joint": joint.sources},
         "seconds": seconds,
     }
     atomic_write_json(out / "report.json", report)
@@ -147,7 +150,7 @@ def run_demo(
         out / "report.md",
         evaluation_markdown(joint, baseline, tables) + _gates_note(gates, seconds["total"], cfg),
     )
-    summary_figure(out / "qualitative.png", joint, baseline, joint["scheme"])
+    summary_figure(out / "qualitative.png", joint, baseline, joint.scheme)
     return report, tables
 
 

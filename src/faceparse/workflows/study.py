@@ -45,11 +45,20 @@ import math
 import os
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
+from faceparse.eval.results import (
+    PARSING_TASKS,
+    Evaluation,
+    ParsingScores,
+    ParsingTask,
+    SeedAggregate,
+    jsonable,
+)
 from faceparse.runs.config import Config, load_config
 from faceparse.runs.stages import JOINT, PRETRAIN_DEPTH, PRETRAIN_RGB, PRETRAIN_TRANSLATOR, Stage
 from faceparse.utils.progress import console, progress_bar
@@ -99,8 +108,28 @@ LR_CLASSES = ("l_brow", "r_brow", "l_eye", "r_eye", "l_ear", "r_ear")  # the pap
 FLIP_DIR = "flip-noswap"
 
 
+Runs = Mapping[str, Evaluation]  # one cell of a seed: variant ("baseline", "joint", ...) → its evaluation
+PerSeed = Mapping[int, Mapping[str, Runs]]  # seed → fraction label ("10%") → variant → evaluation
+Task = Literal["rgb", "depth", "translation"]
+TASKS: tuple[Task, ...] = ("rgb", "depth", "translation")
+_PARSERS: tuple[tuple[ParsingTask, str], ...] = (("rgb", "RGB"), ("depth", "depth"))
+
+
 class GateNotMet(RuntimeError):
     """The pre-trained parsers of a study cell miss the competence gate (message names what failed)."""
+
+
+@dataclass(frozen=True)
+class GateRecord:
+    """One cell's competence check: its pre-trained parsers' val evaluation and the gate's verdict
+    (:meth:`faceparse.eval.gate.Gate.check`, with ``depth.enforced``)."""
+
+    val: Evaluation
+    verdict: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"val": Evaluation.to_json(), "gate": verdict}``, as in ``study.json``."""
+        return {"val": self.val.to_json(), "gate": jsonable(self.verdict)}
 
 
 def fraction_dir(fraction: float) -> str:
@@ -119,13 +148,12 @@ def _light_groups(data: str, split: str) -> dict[str, str] | None:
         return None
 
 
-def _evaluate_cached(
-    path: Path, checkpoints: Sequence[Path], data: str, split: str = "test"
-) -> dict[str, Any]:
+def _evaluate_cached(path: Path, checkpoints: Sequence[Path], data: str, split: str = "test") -> Evaluation:
     """Evaluate once on ``split``; reuse ``path`` if it was computed from the same checkpoint folders.
     Where the dataset records each sample's light level (synthetic data), the scores of each level are
-    added under ``by_group`` (paper §1: RGB suffers in very dark and bright scenes, depth does not)."""
-    from faceparse.eval.run import evaluate_checkpoint, scores_only
+    added under ``by_group`` (paper §1: RGB suffers in very dark and bright scenes, depth does not).
+    A fresh evaluation is returned as it is read back from ``path`` (no examples), as on a resume."""
+    from faceparse.eval.run import evaluate_checkpoint
     from faceparse.runs.checkpoint import find_checkpoint
     from faceparse.utils.io import atomic_write_json, read_json
 
@@ -136,10 +164,10 @@ def _evaluate_cached(
         if sorted(set(cached.get("sources", {}).values())) == sources and (
             not groups or "by_group" in cached
         ):
-            return cached
-    result = scores_only(evaluate_checkpoint([Path(s) for s in sources], data, split, groups=groups))
+            return Evaluation.from_json(cached)
+    result = evaluate_checkpoint([Path(s) for s in sources], data, split, groups=groups).to_json()
     atomic_write_json(path, result)
-    return result
+    return Evaluation.from_json(result)
 
 
 class Study:
@@ -169,7 +197,7 @@ class Study:
         self.options = tuple(dict.fromkeys(options))
         self.base = load_config(preset, self.overrides)  # validates the overrides up front
         self.seconds: dict[str, float] = {}
-        self.gates: dict[int, dict[str, Any]] = {}  # seed → fraction label → {"val": scores, "gate": verdict}
+        self.gates: dict[int, dict[str, GateRecord]] = {}  # seed → fraction label → val scores and verdict
 
     def config(self, seed: int, run_out: Path, extra: Sequence[str] = ()) -> Config:
         fixed = [
@@ -218,11 +246,11 @@ class Study:
         """The main fraction first: its cells (Tables 2-4 and 7) finish before Figure 7's others."""
         return sorted(self.fractions, key=lambda f: (not math.isclose(f, self.main_fraction), f))
 
-    def run_cell(self, seed: int, fraction: float) -> dict[str, Any]:
+    def run_cell(self, seed: int, fraction: float) -> dict[str, Evaluation]:
         """Train and evaluate the runs of one (seed, fraction); returns ``{variant: scores}``."""
         return self._cell(seed, fraction, self.out / f"seed-{seed}", self.variants_for(fraction))
 
-    def run_flip_cell(self, seed: int) -> dict[str, Any]:
+    def run_flip_cell(self, seed: int) -> dict[str, Evaluation]:
         """The flip diagnostic's arm: pre-training with the reference code's flip (no left/right swap),
         then the control and the joint phase with the correct flip; ``{variant: scores}``."""
         pre = ["data.flip_swap=false"]
@@ -237,7 +265,7 @@ class Study:
         variants: Sequence[str],
         pretrain_extra: Sequence[str] = (),
         gated: bool = True,
-    ) -> dict[str, Any]:
+    ) -> dict[str, Evaluation]:
         rgb_dir = seed_dir / PRETRAIN_RGB.name
         label = f"{fraction * 100:g}%"
         where = f"study seed {seed}" + ("" if gated else f" ({FLIP_DIR})")
@@ -270,7 +298,7 @@ class Study:
         return scores
 
     def check_gate(
-        self, seed: int, label: str, val: Mapping[str, Any], enforce: bool = True, depth: bool = True
+        self, seed: int, label: str, val: Evaluation, enforce: bool = True, depth: bool = True
     ) -> dict[str, Any]:
         """Record the competence verdict of one cell's pre-trained parsers; raise :class:`GateNotMet` on a
         miss if the gate is on and ``enforce`` (the flip arm's parsers are recorded, never enforced).
@@ -281,9 +309,9 @@ class Study:
         gate")."""
         from faceparse.eval.gate import COMPETENCE
 
-        verdict = COMPETENCE.check(val.get("rgb"), val.get("depth"))
+        verdict = COMPETENCE.check(val.rgb, val.depth)
         verdict["depth"]["enforced"] = depth
-        self.gates.setdefault(seed, {})[label] = {"val": val, "gate": verdict}
+        self.gates.setdefault(seed, {})[label] = GateRecord(val, verdict)
         if not enforce:
             return verdict
         tasks = (("rgb", "RGB"), ("depth", "depth")) if depth else (("rgb", "RGB"),)
@@ -312,17 +340,17 @@ class Study:
         return verdict
 
 
-def gate_tables(gates: Mapping[int, Mapping[str, Any]], scheme: str) -> list:
+def gate_tables(gates: Mapping[int, Mapping[str, GateRecord]], scheme: str) -> list:
     """Per seed and fraction: the pre-trained parsers' val F1 and the competence verdict."""
     from faceparse.eval.report import ReportTable, parsing_table
 
-    rows = {}
+    rows: dict[str, ParsingScores | None] = {}
     verdicts = []
     for seed, cells in gates.items():
         for label, entry in cells.items():
-            for task, name in (("rgb", "RGB"), ("depth", "depth")):
-                rows[f"seed {seed}, {label}: {name} parser"] = entry["val"].get(task)
-                gate = entry["gate"][task]
+            for task, name in _PARSERS:
+                rows[f"seed {seed}, {label}: {name} parser"] = entry.val.parsing(task)
+                gate = entry.verdict[task]
                 verdict = "passes" if gate["passed"] else "fails: " + "; ".join(gate["failures"])
                 if not gate.get("enforced", True):
                     verdict += " (recorded, not enforced: a Figure 7 fraction)"
@@ -339,26 +367,26 @@ def gate_tables(gates: Mapping[int, Mapping[str, Any]], scheme: str) -> list:
 # --- aggregation ------------------------------------------------------------------------------------------
 
 
-def _metric(scores: Mapping[str, Any], task: str) -> float:
+def _compared(run: Evaluation, task: Task) -> float:
+    """What the paired differences compare: a parser's mean F1, the translator's L1 (NaN: not scored)."""
     if task == "translation":
-        value = (scores.get("translation") or {}).get("l1")
-    else:
-        value = (scores.get(task) or {}).get("mean_f1")
-    return math.nan if value is None else float(value)
+        return run.translation.l1 if run.translation is not None else math.nan
+    scores = run.parsing(task)
+    return scores.mean_f1 if scores is not None else math.nan
 
 
 def paired_deltas(
-    per_seed: Mapping[int, Mapping[str, Any]], label: str, pairs: Sequence[tuple[str, str]]
+    per_seed: PerSeed, label: str, pairs: Sequence[tuple[str, str]]
 ) -> dict[str, dict[str, Any]]:
     """Per-seed differences ``a − b`` of RGB F1, depth F1 and L1, with mean, sample std and the sign count."""
     table: dict[str, dict[str, Any]] = {}
     for a, b in pairs:
-        for task in ("rgb", "depth", "translation"):
+        for task in TASKS:
             diffs = []
             for results in per_seed.values():
                 runs = results[label]
                 if a in runs and b in runs:
-                    diffs.append(_metric(runs[a], task) - _metric(runs[b], task))
+                    diffs.append(_compared(runs[a], task) - _compared(runs[b], task))
             arr = np.array([d for d in diffs if math.isfinite(d)])
             better = int((arr < 0).sum() if task == "translation" else (arr > 0).sum())
             table[f"{a} − {b} / {task}"] = {
@@ -371,13 +399,13 @@ def paired_deltas(
 
 
 def paired_class_deltas(
-    per_seed: Mapping[int, Mapping[str, Any]], label: str, a: str = "joint", b: str = "control"
+    per_seed: PerSeed, label: str, a: str = "joint", b: str = "control"
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """Per-class paired differences ``a − b`` of F1 across seeds: ``{task: {class: {values, mean, std,
     improved_in}}}``. The paper's idea predicts F_R gains where depth is the better cue (ears, nose) and
     F_D where RGB is (eyes, brows, lips)."""
     table: dict[str, dict[str, dict[str, Any]]] = {}
-    for task in ("rgb", "depth"):
+    for task in PARSING_TASKS:
         diffs: dict[str, list[float]] = {}
         for results in per_seed.values():
             for name, diff in _class_diffs(results.get(label, {}), a, b, task).items():
@@ -393,30 +421,35 @@ def paired_class_deltas(
     return table
 
 
-def _class_diffs(runs: Mapping[str, Any], a: str, b: str, task: str) -> dict[str, float]:
-    """Per-class F1 differences ``a − b`` of one seed's runs for ``task`` (classes scored in both)."""
-    if a not in runs or b not in runs or task not in runs[a] or task not in runs[b]:
+def _class_diffs(runs: Runs, a: str, b: str, task: ParsingTask) -> dict[str, float]:
+    """Per-class F1 differences ``a − b`` of one seed's runs for ``task`` (classes with an F1 in both)."""
+    if a not in runs or b not in runs:
         return {}
-    left, right = runs[a][task]["per_class"], runs[b][task]["per_class"]
+    ours, theirs = runs[a].parsing(task), runs[b].parsing(task)
+    if ours is None or theirs is None:
+        return {}
+    left, right = ours.per_class, theirs.per_class
     return {
-        c: float(left[c]) - float(right[c]) for c in left if left[c] is not None and right.get(c) is not None
+        c: left[c] - right[c]
+        for c in left
+        if not math.isnan(left[c]) and not math.isnan(right.get(c, math.nan))
     }
 
 
 def flip_diagnostic(
-    per_seed: Mapping[int, Mapping[str, Any]], flip_per_seed: Mapping[int, Mapping[str, Any]], main_label: str
+    per_seed: PerSeed, flip_per_seed: Mapping[int, Runs], main_label: str
 ) -> list[dict[str, Any]]:
     """Mean F1 change on the six left/right classes vs the other classes, per arm (correct flip; no-swap
     pre-training), pair (joint − baseline, control − baseline, joint − control) and parser; mean and sample
     std over seeds. The paper's Table 2 pattern is +16.2 on the left/right classes, +0.1 on the others."""
-    arms = {
+    arms: dict[str, dict[int, Runs]] = {
         "correct flip": {seed: results[main_label] for seed, results in per_seed.items()},
         "no-swap pre-training": dict(flip_per_seed),
     }
     rows = []
     for arm, runs_by_seed in arms.items():
         for a, b in (("joint", "baseline"), ("control", "baseline"), ("joint", "control")):
-            for task in ("rgb", "depth"):
+            for task in PARSING_TASKS:
                 lr, other = [], []
                 for runs in runs_by_seed.values():
                     diffs = _class_diffs(runs, a, b, task)
@@ -463,23 +496,26 @@ def flip_table(rows: Sequence[Mapping[str, Any]]) -> Any:
 
 
 def light_rows(
-    per_seed: Mapping[int, Mapping[str, Any]],
+    per_seed: PerSeed,
     label: str,
     variants: Sequence[str] = ("baseline", "control", "joint"),
 ) -> dict[str, dict[str, dict[str, float]]]:
-    """``{"<parser> <variant>": {level: {"mean", "std", "n"}}}``: mean F1 by light level over seeds."""
+    """``{"<parser> <variant>": {level: {"mean", "std", "n"}}}``: mean F1 by light level over seeds
+    (levels where a seed's F1 is undefined are left out for that seed)."""
     from faceparse.data.format import LIGHT_LEVELS
 
     rows: dict[str, dict[str, dict[str, float]]] = {}
     for variant in variants:
-        for task, name in (("rgb", "RGB"), ("depth", "depth")):
+        for task, name in _PARSERS:
             by_level: dict[str, list[float]] = {}
             for results in per_seed.values():
-                groups = results.get(label, {}).get(variant, {}).get("by_group") or {}
+                run = results.get(label, {}).get(variant)
+                groups = (run.by_group if run is not None else None) or {}
                 for level in LIGHT_LEVELS:
-                    value = (groups.get(level, {}).get(task) or {}).get("mean_f1")
-                    if value is not None:
-                        by_level.setdefault(level, []).append(float(value))
+                    group = groups.get(level)
+                    scores = group.parsing(task) if group is not None else None
+                    if scores is not None and not math.isnan(scores.mean_f1):
+                        by_level.setdefault(level, []).append(scores.mean_f1)
             if by_level:
                 rows[f"{name} {VARIANT_LABELS[variant]}"] = {
                     level: {**_mean_std(values), "n": len(values)} for level, values in by_level.items()
@@ -508,7 +544,7 @@ def class_delta_table(deltas: Mapping[str, Mapping[str, Mapping[str, Any]]], tit
     rows = []
     for name in names:
         row = [name]
-        for task in ("rgb", "depth"):
+        for task in PARSING_TASKS:
             d = deltas.get(task, {}).get(name)
             row += _delta_cells(d, digits=2) if d else ["N/A", "N/A", "0/0"]
         rows.append(row)
@@ -517,18 +553,25 @@ def class_delta_table(deltas: Mapping[str, Mapping[str, Mapping[str, Any]]], tit
     return ReportTable(headers=headers, rows=rows, title=title)
 
 
-def aggregate_study(per_seed: Mapping[int, Mapping[str, Any]], main_label: str) -> dict[str, Any]:
-    """``aggregate_seeds`` of every (fraction, variant) cell across seeds, plus the paired deltas."""
+def _scores_json(run: Evaluation) -> dict[str, Any]:
+    """The scores of a run's networks in JSON form, ``{"rgb", "depth", "translation"}`` as present: what
+    :func:`aggregate_study` averages over seeds (metadata and confusion matrices left out)."""
+    parts = (("rgb", run.rgb), ("depth", run.depth), ("translation", run.translation))
+    return {task: scores.to_json() for task, scores in parts if scores is not None}
+
+
+def aggregate_study(per_seed: PerSeed, main_label: str) -> dict[str, Any]:
+    """``aggregate_seeds`` of every (fraction, variant) cell across seeds (``cells``: label → variant →
+    :class:`SeedAggregate` of the runs' ``{"rgb", "depth", "translation"}``), plus the paired deltas."""
     from faceparse.eval.report import aggregate_seeds
 
     first = next(iter(per_seed.values()))
-    cells: dict[str, dict[str, Any]] = {}
+    cells: dict[str, dict[str, SeedAggregate]] = {}
     for label, runs in first.items():
         cells[label] = {}
         for variant in runs:
             seeds = [per_seed[s][label][variant] for s in per_seed if variant in per_seed[s].get(label, {})]
-            keep = ("rgb", "depth", "translation")
-            cells[label][variant] = aggregate_seeds([{k: v[k] for k in keep if k in v} for v in seeds])
+            cells[label][variant] = aggregate_seeds([_scores_json(run) for run in seeds])
     pairs: tuple[tuple[str, str], ...] = (
         ("joint", "baseline"),
         ("control", "baseline"),
@@ -557,17 +600,17 @@ def study_tables(summary: Mapping[str, Any], arch: str, scheme: str, main_label:
     from faceparse.eval.run import ARCH_NAMES
 
     name = ARCH_NAMES.get(arch, arch)
-    cells = summary["cells"][main_label]
+    cells: Mapping[str, SeedAggregate] = summary["cells"][main_label]
     order = [v for v in ("baseline", "control", "joint") if v in cells]
     tables = []
     for task, modality in (("rgb", "RGB"), ("depth", "Depth")):
-        rows = {f"{name}_{modality} {VARIANT_LABELS[v]}": _task(cells[v], task) for v in order}
+        rows = {f"{name}_{modality} {VARIANT_LABELS[v]}": cells[v].part(task) for v in order}
         tables.append(
             parsing_table(rows, scheme, title=f"{modality} parsing F1 (%), {main_label} depth labels")
         )
     tables.append(
         translation_table(
-            {f"Pix2Pix {VARIANT_LABELS[v]}": _task(cells[v], "translation") for v in order},
+            {f"Pix2Pix {VARIANT_LABELS[v]}": cells[v].part("translation") for v in order},
             title=f"RGB→depth L1 (nearness), {main_label} depth labels",
         )
     )
@@ -575,13 +618,13 @@ def study_tables(summary: Mapping[str, Any], arch: str, scheme: str, main_label:
     for task, modality in (("rgb", "RGB"), ("depth", "Depth")):
         tables.append(
             ablation_table(
-                {f"{name}_{modality} {VARIANT_LABELS[v]}": _task(cells[v], task) for v in ablation_order},
+                {f"{name}_{modality} {VARIANT_LABELS[v]}": cells[v].part(task) for v in ablation_order},
                 title=f"Loss ablation (Table 7), {modality} mean F1 (%)",
             )
         )
     tables.append(
         translation_table(
-            {f"Pix2Pix {VARIANT_LABELS[v]}": _task(cells[v], "translation") for v in ablation_order},
+            {f"Pix2Pix {VARIANT_LABELS[v]}": cells[v].part("translation") for v in ablation_order},
             title="Loss ablation, RGB→depth L1",
         )
     )
@@ -591,7 +634,7 @@ def study_tables(summary: Mapping[str, Any], arch: str, scheme: str, main_label:
             tables.append(
                 ablation_table(
                     {
-                        f"{name}_{modality} {VARIANT_LABELS[v]}": _task(cells[v], task)
+                        f"{name}_{modality} {VARIANT_LABELS[v]}": cells[v].part(task)
                         for v in ("control", "joint", *options)
                         if v in cells
                     },
@@ -625,28 +668,57 @@ def _delta_cells(delta: Mapping[str, Any], digits: int) -> list[str]:
     ]
 
 
-def _task(cell: Mapping[str, Any], task: str) -> dict[str, Any] | None:
-    if task not in cell["mean"]:
-        return None
-    return {"mean": cell["mean"][task], "std": cell["std"][task], "n": cell["n"]}
-
-
-def fraction_runs(per_seed: Mapping[int, Mapping[str, Any]]) -> dict[str, dict[float, list[dict]]]:
+def fraction_runs(per_seed: PerSeed) -> dict[str, dict[float, list[ParsingScores]]]:
     """Figure 7's inputs for ``fraction_curves``: RGB/depth × baseline/joint → fraction → per-seed scores."""
-    runs: dict[str, dict[float, list[dict]]] = {}
+    runs: dict[str, dict[float, list[ParsingScores]]] = {}
     for results in per_seed.values():
         for label, cells in results.items():
             fraction = float(label.rstrip("%")) / 100.0
-            for task, modality in (("rgb", "RGB"), ("depth", "Depth")):
+            for task, modality in zip(PARSING_TASKS, ("RGB", "Depth"), strict=True):
                 for variant, what in (
                     ("baseline", "baseline"),
                     ("control", "control"),
                     ("joint", "+ our method"),
                 ):
-                    if task in cells.get(variant, {}):
+                    run = cells.get(variant)
+                    scores = run.parsing(task) if run is not None else None
+                    if scores is not None:
                         key = f"{modality} {what}"
-                        runs.setdefault(key, {}).setdefault(fraction, []).append(cells[variant][task])
+                        runs.setdefault(key, {}).setdefault(fraction, []).append(scores)
     return runs
+
+
+def _study_json(result: Mapping[str, Any]) -> dict[str, Any]:
+    """``study.json``: :func:`run_study`'s result (less its tables) with every evaluation, gate record and
+    seed aggregate in its JSON form."""
+    summary = result["summary"]
+    cells = {
+        label: {variant: agg.to_json() for variant, agg in variants.items()}
+        for label, variants in summary["cells"].items()
+    }
+    gate_cells = {
+        seed: {label: record.to_json() for label, record in records.items()}
+        for seed, records in result["gate"]["cells"].items()
+    }
+    per_seed = {
+        seed: {
+            label: {variant: run.to_json() for variant, run in runs.items()} for label, runs in labels.items()
+        }
+        for seed, labels in result["per_seed"].items()
+    }
+    flip_per_seed = {
+        seed: {variant: run.to_json() for variant, run in runs.items()}
+        for seed, runs in result["flip_per_seed"].items()
+    }
+    return jsonable(
+        {
+            **{key: value for key, value in result.items() if key != "tables"},
+            "gate": {**result["gate"], "cells": gate_cells},
+            "per_seed": per_seed,
+            "flip_per_seed": flip_per_seed,
+            "summary": {**summary, "cells": cells},
+        }
+    )
 
 
 def run_study(
@@ -668,9 +740,12 @@ def run_study(
     Arguments left ``None`` come from the preset's ``study:`` section (``runs.config.StudyConfig``).
     With ``gate`` it stops with :class:`GateNotMet` at the first cell whose pre-trained parsers miss the
     competence gate on the val split. ``flip`` adds the left/right-flip diagnostic's arm; ``options``
-    names :data:`OPTION_VARIANTS` (readings of Eq. 4) to run against the same control."""
+    names :data:`OPTION_VARIANTS` (readings of Eq. 4) to run against the same control.
+
+    Returns what ``study.json`` holds, typed (``per_seed`` and ``flip_per_seed``: :class:`Evaluation`
+    objects, ``gate.cells``: :class:`GateRecord`, ``summary.cells``: :class:`SeedAggregate`), plus
+    ``"tables"``."""
     from faceparse.eval.figures import ablation_plot, fraction_plot, light_plot
-    from faceparse.eval.metrics import jsonable
     from faceparse.eval.report import fraction_curves, render_markdown
     from faceparse.utils.io import atomic_write_json, atomic_write_text
 
@@ -689,7 +764,7 @@ def run_study(
     study.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     study.prepare_data(samples, workers)
-    per_seed: dict[int, dict[str, Any]] = {int(seed): {} for seed in seeds}
+    per_seed: dict[int, dict[str, dict[str, Evaluation]]] = {int(seed): {} for seed in seeds}
     for fraction in study.ordered_fractions():  # every seed of the main fraction first
         for seed in per_seed:
             per_seed[seed][f"{fraction * 100:g}%"] = study.run_cell(seed, fraction)
@@ -705,8 +780,8 @@ def run_study(
         **fraction_curves({k: v for k, v in fraction_runs(per_seed).items() if k.startswith("Depth")}),
     }
     first = per_seed[int(seeds[0])][main_label]["joint"]
-    tables = gate_tables(study.gates, first["scheme"])
-    tables += study_tables(summary, first["arch"], first["scheme"], main_label)
+    tables = gate_tables(study.gates, first.scheme)
+    tables += study_tables(summary, first.arch, first.scheme, main_label)
     if flip:
         tables.append(flip_table(summary["flip_diagnostic"]))
     summary["light"] = light_rows(per_seed, main_label)
@@ -720,7 +795,7 @@ def run_study(
     for task in ("rgb", "depth"):
         ablation_plot(
             study.out / f"ablation-{task}.png",
-            {VARIANT_LABELS[v]: _task(cells[v], task) for v in order},
+            {VARIANT_LABELS[v]: cells[v].part(task) for v in order},
             title=f"Loss ablation, {task.upper() if task == 'rgb' else 'depth'} parser ({len(seeds)} seeds)",
         )
     fraction_plot(
@@ -747,7 +822,7 @@ def run_study(
         "summary": summary,
         "seconds": {**study.seconds, "total_this_call": time.perf_counter() - started},
     }
-    atomic_write_json(study.out / "study.json", jsonable(result))
+    atomic_write_json(study.out / "study.json", _study_json(result))
     header = [
         f"# Study: {len(seeds)} seeds, preset {preset}, overrides {' '.join(overrides) or '(none)'}",
         "",
