@@ -70,7 +70,9 @@ def _joint(cfg: Config, roles: tuple[str, ...]) -> StagePlan:
     return StagePlan(roles, j.iterations, j.batch_size, optim, {role: j.warmup_iters for role in roles})
 
 
-PRETRAIN_RGB = Stage("pretrain-rgb", 0, ("parser_rgb",), "rgb", lambda cfg, roles: _pretrain(cfg.parsers, roles))
+PRETRAIN_RGB = Stage(
+    "pretrain-rgb", 0, ("parser_rgb",), "rgb", lambda cfg, roles: _pretrain(cfg.parsers, roles)
+)
 PRETRAIN_DEPTH = Stage(
     "pretrain-depth",
     1,
