@@ -29,7 +29,7 @@ from rich.table import Table
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from faceparse.models import build_model, num_downs_for
+from faceparse.models import ParserOutput, build_model, num_downs_for
 
 console = Console(width=150)
 
@@ -69,8 +69,21 @@ def model_specs(size: int, include_eagrnet: bool) -> dict[str, tuple[dict, int, 
     return specs
 
 
-def as_tuple(result: torch.Tensor | tuple) -> tuple[torch.Tensor, ...]:
+def as_tuple(result: ParserOutput | torch.Tensor | tuple) -> tuple[torch.Tensor, ...]:
+    if isinstance(result, ParserOutput):
+        return result.tensors()
     return tuple(result) if isinstance(result, tuple | list) else (result,)
+
+
+class FlatOutputs(nn.Module):
+    """``model`` returning a flat tuple of tensors: TorchScript cannot trace a ParserOutput with edge None."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return as_tuple(self.model(x))
 
 
 def prepare(
@@ -84,7 +97,7 @@ def prepare(
     if setting.frozen:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # TorchScript is in maintenance mode and says so
-            traced = torch.jit.trace(model.eval(), x, check_trace=False)
+            traced = torch.jit.trace(FlatOutputs(model).eval(), x, check_trace=False)
             model = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
     return model, x
 
@@ -147,7 +160,7 @@ def label_disagreement(size: int, settings: list[Setting], n_inputs: int, seed: 
     model = build_model("bisenet", num_classes=19).eval()
     images = smooth_images(n_inputs, size, seed)
     with torch.inference_mode():
-        reference = torch.cat([model(img[None])[0].argmax(1) for img in images])  # (n, H, W)
+        reference = torch.cat([model(img[None]).logits.argmax(1) for img in images])  # (n, H, W)
     fractions = {}
     for setting in settings:
         if setting.name == "fp32":

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from typer.testing import CliRunner
 
+from faceparse.models import ParserOutput
 from faceparse.models.bisenet import BiSeNet, param_groups
 from faceparse.models.pretrained import (
     PretrainedInfo,
@@ -129,8 +130,8 @@ def test_forward_matches_functional_transcription_of_reference(model, size):
     with torch.no_grad():
         outputs = model(x)
         expected = reference_forward(model.state_dict(), x)
-    assert len(outputs) == 3
-    for out, ref in zip(outputs, expected, strict=True):
+    assert isinstance(outputs, ParserOutput) and outputs.edge is None and len(outputs.aux) == 2
+    for out, ref in zip(outputs.tensors(), expected, strict=True):  # (out, out16, out32)
         assert out.shape == (1, 5, *size)
         torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
 
@@ -140,7 +141,7 @@ def test_outputs_are_upsampled_bilinearly_with_align_corners(model):
     hook = model.conv_out.register_forward_hook(lambda m, i, o: captured.setdefault("low", o))
     x = torch.randn(1, 3, 64, 96)
     with torch.no_grad():
-        out, _, _ = model(x)
+        out = model(x).logits
     hook.remove()
     low = captured["low"]  # (1, 5, 8, 12): logits at 1/8
     assert low.shape == (1, 5, 8, 12)
@@ -159,7 +160,7 @@ def test_eval_mode_is_deterministic_and_seeded_init_reproducible():
         model = small_bisenet(seed=3)
         first, second = model(x), model(x)
         third = small_bisenet(seed=3)(x)
-    for a, b, c in zip(first, second, third, strict=True):
+    for a, b, c in zip(first.tensors(), second.tensors(), third.tensors(), strict=True):
         assert torch.equal(a, b) and torch.equal(a, c)
 
 
@@ -170,14 +171,16 @@ def test_logits_stay_float32_under_bf16_autocast(model):
         outputs = model(torch.randn(1, 3, 64, 64))
     hook.remove()
     assert captured["feat"].dtype == torch.bfloat16  # the body runs in bf16 ...
-    assert all(out.dtype == torch.float32 for out in outputs)  # ... the classifier and upsampling in fp32
+    assert all(
+        out.dtype == torch.float32 for out in outputs.tensors()
+    )  # ... the classifier and upsampling in fp32
 
 
 def test_batch_elements_are_independent_in_eval_mode(model):
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
-        both = model(x)[0]
-        single = model(x[1:])[0]
+        both = model(x).logits
+        single = model(x[1:]).logits
     torch.testing.assert_close(both[1:], single, rtol=1e-5, atol=1e-5)
 
 
@@ -188,7 +191,7 @@ def test_one_channel_model_differs_only_in_the_stem():
     assert different == ["cp.resnet.conv1.weight"]
     assert depth["cp.resnet.conv1.weight"].shape == (64, 1, 7, 7)
     out = small_bisenet(in_channels=1)(torch.randn(1, 1, 64, 64))
-    assert [o.shape for o in out] == [(1, 5, 64, 64)] * 3
+    assert [o.shape for o in out.tensors()] == [(1, 5, 64, 64)] * 3
 
 
 def test_head_convs_use_kaiming_init_and_backbone_keeps_default():

@@ -15,13 +15,13 @@ from faceparse.models.eagrnet import (
     MIN_INPUT_SIZE,
     Bottleneck,
     EAGRNet,
-    EAGRNetOutput,
     adaptive_avg_pool_by_slices,
     eagrnet,
     full_resolution_logits,
     output_size,
     remap_reference_state_dict,
 )
+from faceparse.models.output import ParserOutput
 from tiny import read_layout
 
 
@@ -157,7 +157,7 @@ def test_graph_modules_see_the_edge_map_detached(model: EAGRNet) -> None:
     model.train()
     model.zero_grad(set_to_none=True)
     out = model(torch.randn(2, 3, 32, 32))
-    out.parsing.square().mean().backward()
+    out.logits.square().mean().backward()
     edge_grads = [p.grad for p in model.edge_layer.parameters()]
     assert all(g is None for g in edge_grads)
     assert model.block1.conv_proj.weight.grad is not None
@@ -180,19 +180,20 @@ def test_output_shapes(model: EAGRNet, size: tuple[int, int]) -> None:
     model.eval()
     with torch.no_grad():
         out = model(torch.randn(2, 3, *size))
-    assert isinstance(out, EAGRNetOutput) and isinstance(out, tuple)
+    assert isinstance(out, ParserOutput) and isinstance(out, tuple)
     expected = output_size(*size)
     assert expected == (math.ceil(size[0] / 4), math.ceil(size[1] / 4))
-    assert out[0] is out.parsing
-    assert out.parsing.shape == (2, 11, *expected)
-    assert out.edge.shape == (2, 2, *expected)
-    parsing, edge = out  # plain tuple unpacking works
+    assert out[0] is out.logits and out.aux == ()
+    assert out.logits.shape == (2, 11, *expected)
+    assert out.edge is not None and out.edge.shape == (2, 2, *expected)
+    parsing, edge = out.tensors()  # no auxiliary logits: just (parsing, edge)
+    assert parsing is out.logits and edge is out.edge
     assert torch.isfinite(parsing).all() and torch.isfinite(edge).all()
 
 
 def test_full_resolution_logits_is_align_corners_bilinear() -> None:
     logits = torch.randn(2, 3, 16, 16)
-    out = EAGRNetOutput(logits, torch.randn(2, 2, 16, 16))
+    out = ParserOutput(logits, edge=torch.randn(2, 2, 16, 16))
     full = full_resolution_logits(out, (64, 64))
     assert full.shape == (2, 3, 64, 64)
     torch.testing.assert_close(full, full_resolution_logits(logits, (64, 64)))
@@ -207,7 +208,7 @@ def test_depth_input_variant_runs() -> None:
     net = eagrnet(num_classes=13, in_channels=1).eval()
     with torch.no_grad():
         out = net(torch.rand(1, 1, 64, 64) * 2 - 1)
-    assert out.parsing.shape == (1, 13, 16, 16)
+    assert out.logits.shape == (1, 13, 16, 16)
     with pytest.raises(ValueError, match=r"\(B, 1, H, W\)"):
         net(torch.randn(1, 3, 64, 64))
 
@@ -233,9 +234,9 @@ def test_channels_last_bf16_autocast(model: EAGRNet) -> None:
                 out = model(rgb.contiguous(memory_format=torch.channels_last))
         finally:
             model.to(memory_format=torch.contiguous_format)
-    assert out.parsing.dtype == torch.bfloat16
-    assert out.parsing.shape == (2, 11, 16, 16) and out.edge.shape == (2, 2, 16, 16)
-    for ours, ref in zip(out, reference, strict=True):
+    assert out.logits.dtype == torch.bfloat16
+    assert out.logits.shape == (2, 11, 16, 16) and out.edge.shape == (2, 2, 16, 16)
+    for ours, ref in zip(out.tensors(), reference.tensors(), strict=True):
         assert torch.isfinite(ours).all()
         scale = ref.abs().max()
         assert (ours.float() - ref).abs().max() < 0.05 * scale
@@ -248,7 +249,7 @@ def test_same_seed_same_weights_and_outputs() -> None:
         net = eagrnet(num_classes=11).eval()
         with torch.no_grad():
             outputs.append(net(torch.ones(1, 3, 32, 32)))
-    assert torch.equal(outputs[0].parsing, outputs[1].parsing)
+    assert torch.equal(outputs[0].logits, outputs[1].logits)
     assert torch.equal(outputs[0].edge, outputs[1].edge)
 
 
@@ -257,7 +258,7 @@ def test_full_size_output_matches_reference_shapes(model: EAGRNet) -> None:
     model.eval()
     with torch.no_grad():
         out = model(torch.randn(1, 3, 512, 512))
-    assert out.parsing.shape == (1, 11, 128, 128)  # FACTS §4
+    assert out.logits.shape == (1, 11, 128, 128)  # FACTS §4
     assert out.edge.shape == (1, 2, 128, 128)
     assert full_resolution_logits(out, (512, 512)).shape == (1, 11, 512, 512)
 
@@ -268,7 +269,7 @@ def test_training_sizes(model: EAGRNet, size: tuple[int, int]) -> None:
     model.eval()
     with torch.no_grad():
         out = model(torch.randn(1, 3, *size))
-    assert out.parsing.shape[-2:] == output_size(*size)
+    assert out.logits.shape[-2:] == output_size(*size)
 
 
 @pytest.mark.parametrize(
@@ -300,5 +301,5 @@ def test_onnx_export_matches_torch(model: EAGRNet) -> None:
     parsing, edge = session.run(None, {"x": rgb.numpy()})
     with torch.no_grad():
         expected = model(rgb)
-    torch.testing.assert_close(torch.from_numpy(parsing), expected.parsing, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(torch.from_numpy(parsing), expected.logits, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(torch.from_numpy(edge), expected.edge, atol=1e-4, rtol=1e-4)

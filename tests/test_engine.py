@@ -13,11 +13,11 @@ from typer.testing import CliRunner
 
 from faceparse.data.normalize import depth_for_network
 from faceparse.engine import joint as joint_module
-from faceparse.engine.joint import joint_step
+from faceparse.engine.joint import joint_step, rows
 from faceparse.engine.networks import Networks, Optimizers
 from faceparse.engine.pretrain import NonFiniteLoss, discriminator_step, plain_backward
 from faceparse.losses import JointWeights, parser_loss
-from faceparse.models import build_model
+from faceparse.models import ParserOutput, build_model
 from faceparse.runs.config import Config, joint_weights
 from faceparse.runs.stages import JOINT
 from faceparse.utils.io import DataError
@@ -140,6 +140,21 @@ def test_discriminator_step_uses_detached_fakes(nets_and_batch):
     assert all(p.grad is None for p in nets.generator.parameters())
     assert not changed(before["generator"], nets.generator)
     assert changed(before["discriminator"], nets.discriminator)
+
+
+def test_rows_slices_every_tensor_of_an_output_and_keeps_its_structure():
+    batch = torch.arange(4.0).view(4, 1, 1, 1).expand(4, 3, 2, 2)  # row i holds the value i
+    bisenet_like = ParserOutput(batch, (batch + 10, batch + 20))
+    sliced = rows(bisenet_like, 1, 3)
+    assert isinstance(sliced, ParserOutput) and sliced.edge is None and len(sliced.aux) == 2
+    assert [t[:, 0, 0, 0].tolist() for t in sliced.tensors()] == [[1, 2], [11, 12], [21, 22]]
+    eagrnet_like = rows(ParserOutput(batch, edge=batch[:, :2] + 30), 2, 4)
+    assert isinstance(eagrnet_like, ParserOutput) and eagrnet_like.aux == ()
+    assert eagrnet_like.edge is not None and eagrnet_like.edge[:, 0, 0, 0].tolist() == [32, 33]
+    # a foreign model's bare tensor or plain sequence becomes a tuple of sliced tensors
+    (alone,) = rows(batch, 0, 2)
+    assert alone[:, 0, 0, 0].tolist() == [0, 1]
+    assert [t.shape[0] for t in rows([batch, batch], 0, 3)] == [3, 3]
 
 
 def test_joint_batch_composition(nets_and_batch, monkeypatch):
@@ -270,7 +285,7 @@ def test_train_all_end_to_end_through_the_cli(tiny_data, tmp_path):
     assert meta["networks"]["parser_rgb"]["normalization"] == "imagenet"
     assert meta["networks"]["parser_depth"]["normalization"] == "depth"
     assert set(meta["init_from"]) == {"parser_rgb", "parser_depth", "generator", "discriminator"}
-    logits = networks["parser_depth"](torch.zeros(1, 1, SIZE, SIZE))[0]
+    logits = networks["parser_depth"](torch.zeros(1, 1, SIZE, SIZE)).logits
     assert logits.shape == (1, CLASSES, SIZE, SIZE)
 
     again = runner.invoke(app, ["train", "joint", *tiny_overrides(tiny_data, out, iterations=1)])
@@ -281,7 +296,8 @@ def test_train_all_end_to_end_through_the_cli(tiny_data, tmp_path):
 
 @pytest.mark.slow
 def test_joint_step_with_eagrnet_parsers():
-    """EAGRNet's (parsing, edge) outputs at 1/4 resolution: slicing, L_ML on parsing logits, all updated."""
+    """EAGRNet's outputs (parsing and edge logits) at 1/4 resolution: slicing, L_ML on parsing logits, all
+    updated."""
     torch.manual_seed(0)
     size = 64
     nets = Networks(

@@ -25,6 +25,7 @@ from faceparse.eval.results import Comparison, Evaluation
 from faceparse.eval.run import checkpoint_paths, evaluate_checkpoint, evaluate_networks, evaluate_report
 from faceparse.labels import get_scheme
 from faceparse.losses import main_logits
+from faceparse.models import ParserOutput
 from faceparse.runs.checkpoint import save_checkpoint
 from faceparse.runs.config import load_config, resolve, to_dict
 from faceparse.utils.io import DataError
@@ -197,17 +198,17 @@ def test_result_keys_ranges_examples_and_determinism(run, dataset):
 
 
 class ConstantParser(nn.Module):
-    """Predicts ``cls`` everywhere, at 1/4 resolution like EAGRNet (parsing, edge)."""
+    """Predicts ``cls`` everywhere, at 1/4 resolution like EAGRNet (parsing and edge logits)."""
 
     def __init__(self, cls: int):
         super().__init__()
         self.cls = cls
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> ParserOutput:
         b, _, h, w = x.shape
         logits = torch.zeros(b, CLASSES, h // 4, w // 4)
         logits[:, self.cls] = 1.0
-        return logits, torch.zeros(b, 2, h // 4, w // 4)
+        return ParserOutput(logits, edge=torch.zeros(b, 2, h // 4, w // 4))
 
 
 class ConstantGenerator(nn.Module):

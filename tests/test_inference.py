@@ -127,7 +127,7 @@ def test_same_size_images_are_stacked_and_match_the_network(rgb_parser):
     rgb = np.stack([cv2.resize(im, (SIZE, SIZE), interpolation=cv2.INTER_LINEAR) for im in images])
     x = rgb_for_parser(torch.from_numpy(rgb).permute(0, 3, 1, 2).float() / 255)
     with torch.no_grad():
-        expected = rgb_parser.model(x)[0]
+        expected = rgb_parser.model(x).logits
     expected = torch.nn.functional.interpolate(expected, size=(48, 48), mode="bilinear", align_corners=True)
     torch.testing.assert_close(out["logits"], expected, atol=1e-5, rtol=1e-5)
 

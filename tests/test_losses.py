@@ -30,6 +30,7 @@ from faceparse.losses import (
     ohem_cross_entropy,
     parser_loss,
 )
+from faceparse.models import ParserOutput
 
 OHEM_LOSS_THRESH = -math.log(0.7)
 
@@ -115,9 +116,28 @@ def test_bisenet_loss_sums_ohem_over_three_outputs_and_upsamples() -> None:
     out32_low = torch.randn(2, 5, 8, 8)  # not at label size → bilinear, align_corners=True
     out32 = F.interpolate(out32_low, size=(16, 16), mode="bilinear", align_corners=True)
     expected = sum(ohem_cross_entropy(t, label) for t in (out, out16, out32))
-    assert BiSeNetLoss()((out, out16, out32_low), label).item() == pytest.approx(expected.item(), rel=1e-6)
+    output = ParserOutput(out, (out16, out32_low))  # what BiSeNet returns
+    assert BiSeNetLoss()(output, label).item() == pytest.approx(expected.item(), rel=1e-6)
+    # a foreign model's plain sequence: every tensor is trained, the same sum
+    assert BiSeNetLoss()((out, out16, out32_low), label).item() == BiSeNetLoss()(output, label).item()
     # a bare tensor is one output
     assert BiSeNetLoss()(out, label).item() == pytest.approx(ohem_cross_entropy(out, label).item())
+    # edge logits are no class logits: the loss trains logits and aux only
+    with_edge = ParserOutput(out, edge=torch.randn(2, 2, 16, 16))
+    assert BiSeNetLoss()(with_edge, label).item() == BiSeNetLoss()(out, label).item()
+
+
+def test_a_foreign_model_returning_a_bare_tensor_trains_and_predicts() -> None:
+    torch.manual_seed(1)
+    model = nn.Conv2d(3, 5, kernel_size=3, padding=1)  # returns (B, 5, H, W) logits, no ParserOutput
+    label = torch.randint(0, 5, (2, 8, 8))
+    logits = model(torch.randn(2, 3, 8, 8))
+    assert main_logits(logits) is logits
+    assert main_logits(logits, (16, 16)).shape == (2, 5, 16, 16)
+    loss = BiSeNetLoss()(logits, label)
+    assert loss.item() == pytest.approx(ohem_cross_entropy(logits, label).item())
+    loss.backward()
+    assert model.weight.grad is not None and model.weight.grad.abs().sum() > 0
 
 
 # -------------------------------------------------------------------------------------------------
@@ -217,7 +237,7 @@ def test_no_edge_batch_is_finite_with_zero_edge_terms() -> None:
     assert torch.isfinite(parsing_logits.grad).all() and torch.isfinite(edge_logits.grad).all()
 
 
-def _eagrnet_case() -> tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor]:
+def _eagrnet_case() -> tuple[ParserOutput, torch.Tensor]:
     torch.manual_seed(2)
     label = torch.zeros(2, 16, 16, dtype=torch.int64)
     label[:, 4:12, 4:12] = 1
@@ -225,12 +245,13 @@ def _eagrnet_case() -> tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor]:
     label[1, 0:2, :] = IGNORE_INDEX
     parsing_logits = torch.randn(2, 3, 4, 4)  # 1/4 resolution, as EAGRNet
     edge_logits = torch.randn(2, 2, 4, 4)
-    return (parsing_logits, edge_logits), label
+    return ParserOutput(parsing_logits, edge=edge_logits), label  # what EAGRNet returns
 
 
-def _manual_eagrnet_terms(output: tuple[torch.Tensor, torch.Tensor], label: torch.Tensor) -> list[float]:
-    parsing = F.interpolate(output[0], size=(16, 16), mode="bilinear", align_corners=False)
-    edge_logits = F.interpolate(output[1], size=(16, 16), mode="bilinear", align_corners=False)
+def _manual_eagrnet_terms(output: ParserOutput, label: torch.Tensor) -> list[float]:
+    assert output.edge is not None
+    parsing = F.interpolate(output.logits, size=(16, 16), mode="bilinear", align_corners=False)
+    edge_logits = F.interpolate(output.edge, size=(16, 16), mode="bilinear", align_corners=False)
     edge = edge_from_label(label)
     ce = F.cross_entropy(parsing, label, ignore_index=IGNORE_INDEX).item()
     n_edge, n_non_edge = (edge == 1).sum().item(), (edge == 0).sum().item()
@@ -250,6 +271,8 @@ def test_eagrnet_loss_default_weights_1_1_4_and_configurable() -> None:
     doubled = EAGRNetLoss(weights=(2, 2, 8))(output, label).item()
     assert doubled == pytest.approx(2 * (ce + edge_ce + 4 * attention), rel=1e-5)
     assert EAGRNetLoss(weights=(0, 0, 1))(output, label).item() == pytest.approx(attention, rel=1e-5)
+    # a foreign model's plain (parsing, edge) sequence gives the same value
+    assert EAGRNetLoss()((output.logits, output.edge), label).item() == EAGRNetLoss()(output, label).item()
     with pytest.raises(ValueError, match="weights"):
         EAGRNetLoss(weights=(1, 1))
 
@@ -266,9 +289,13 @@ def test_edge_attention_averages_per_image_and_skips_edgeless_images() -> None:
     assert loss.item() == pytest.approx(expected_image0 / 2, rel=1e-6)  # image 1 contributes 0, mean over B
 
 
-def test_eagrnet_loss_rejects_a_bare_tensor() -> None:
+def test_eagrnet_loss_rejects_a_bare_tensor_and_an_output_without_edge() -> None:
+    label = torch.zeros(1, 16, 16, dtype=torch.int64)
     with pytest.raises(ValueError, match="edge_logits"):
-        EAGRNetLoss()(torch.randn(1, 3, 4, 4), torch.zeros(1, 16, 16, dtype=torch.int64))
+        EAGRNetLoss()(torch.randn(1, 3, 4, 4), label)
+    bisenet_like = ParserOutput(torch.randn(1, 3, 16, 16), (torch.randn(1, 3, 16, 16),))
+    with pytest.raises(ValueError, match="edge=None.*BiSeNetLoss"):
+        EAGRNetLoss()(bisenet_like, label)
 
 
 def test_parser_loss_factory() -> None:
@@ -281,6 +308,8 @@ def test_parser_loss_factory() -> None:
 
 def test_main_logits() -> None:
     logits = torch.randn(2, 3, 4, 4)
+    assert main_logits(ParserOutput(logits, (torch.randn(2, 3, 4, 4),))) is logits
+    assert main_logits(ParserOutput(logits, edge=torch.randn(2, 2, 4, 4))) is logits
     assert main_logits((logits, torch.randn(2, 2, 4, 4))) is logits
     assert main_logits(logits, (4, 4)) is logits
     up = main_logits([logits], (8, 8))

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from faceparse.models import build_model, list_models
-from faceparse.models.registry import MODELS
+from faceparse.models import ParserOutput, build_model, list_models
+from faceparse.models.registry import MODELS, PARSERS
 from tiny import read_layout
 
 # name → (tiny builder kwargs, input channels, input size) for fast behavioural tests. EAGRNet keeps its
@@ -110,8 +110,30 @@ def test_state_dict_layout_matches_reference_key_for_key(name, kwargs, tsv):
 # --- gradients, shapes, channels_last + bf16 ---
 
 
-def _outputs(result) -> tuple[torch.Tensor, ...]:
-    return result if isinstance(result, tuple) else (result,)
+def _outputs(result: ParserOutput | torch.Tensor) -> tuple[torch.Tensor, ...]:
+    return result.tensors() if isinstance(result, ParserOutput) else (result,)
+
+
+@pytest.mark.parametrize("name", REGISTERED)
+def test_parsers_return_a_parser_output_and_the_others_a_tensor(name):
+    torch.manual_seed(0)
+    kwargs, channels, size = TINY[name]
+    model = build_model(name, **kwargs).eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, channels, *size))
+    assert isinstance(out, ParserOutput) == (name in PARSERS)
+    if name not in PARSERS:
+        assert isinstance(out, torch.Tensor)
+        return
+    classes, (height, width) = kwargs["num_classes"], size
+    if name == "bisenet":  # main logits and the 1/16, 1/32 heads, all upsampled to the input size
+        assert out.logits.shape == (2, classes, height, width)
+        assert [a.shape for a in out.aux] == [(2, classes, height, width)] * 2
+        assert out.edge is None
+    else:  # eagrnet: parsing and edge logits at 1/4, no auxiliary logits
+        assert out.logits.shape == (2, classes, height // 4, width // 4)
+        assert out.aux == ()
+        assert out.edge is not None and out.edge.shape == (2, 2, height // 4, width // 4)
 
 
 @pytest.mark.parametrize("name", REGISTERED)

@@ -26,10 +26,16 @@ from faceparse.losses import (
     joint_objective,
     mutual_learning_loss,
 )
+from faceparse.models import ParserOutput
 
 
-def rows(output: torch.Tensor | Sequence[torch.Tensor], start: int, stop: int) -> tuple[torch.Tensor, ...]:
-    """Batch rows ``start:stop`` of every tensor of a parser's output tuple."""
+def rows(
+    output: ParserOutput | torch.Tensor | Sequence[torch.Tensor], start: int, stop: int
+) -> ParserOutput | tuple[torch.Tensor, ...]:
+    """Batch rows ``start:stop`` of every tensor of a parser's output: a :class:`ParserOutput` keeps its
+    structure; a foreign model's bare tensor or sequence of tensors becomes a tuple."""
+    if isinstance(output, ParserOutput):
+        return output.map(lambda t: t[start:stop])
     outputs = (output,) if isinstance(output, torch.Tensor) else tuple(output)
     return tuple(t[start:stop] for t in outputs)
 

@@ -41,7 +41,9 @@ def network_specs(cfg: Config) -> dict[str, NetworkSpec]:
     if classes is None or cfg.model.generator_num_downs is None:
         raise ValueError("config is unresolved; call faceparse.runs.config.resolve first")
     parser_output = (
-        "(out, out16, out32) logits at input size" if arch == "bisenet" else "(parsing, edge) at 1/4 size"
+        "ParserOutput(logits, aux=(out16, out32)) at input size"
+        if arch == "bisenet"
+        else "ParserOutput(logits, edge=edge) at 1/4 size"
     )
     disc = f"{cfg.model.discriminator}_discriminator"
     return {

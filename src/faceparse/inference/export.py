@@ -58,10 +58,12 @@ class MainOutput(nn.Module):
         self.model, self.is_parser = model, is_parser
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from faceparse.losses import main_logits
+
         out = self.model(x)
         if not self.is_parser:
             return out  # (B, 1, H, W) depth in [-1, 1]
-        logits = out[0] if isinstance(out, tuple | list) else out  # (B, C, h, w); h = H/4 for EAGRNet
+        logits = main_logits(out)  # ParserOutput.logits (B, C, h, w); h = H/4 for EAGRNet
         if logits.shape[-2:] != x.shape[-2:]:
             logits = nn.functional.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=True)
         return logits  # (B, C, H, W)

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from faceparse.labels import IGNORE_INDEX
-from faceparse.losses.parsing import ParserOutput, main_logits
+from faceparse.losses.parsing import AnyParserOutput, main_logits
 
 ML_LOSSES = ("mse_logits", "mse_probs", "kl")
 ML_DIRECTIONS = ("both", "gated", "confident")
@@ -113,8 +113,8 @@ class MutualLearning:
 
 
 def mutual_learning_loss(
-    logits_rgb: ParserOutput,
-    logits_depth: ParserOutput,
+    logits_rgb: AnyParserOutput,
+    logits_depth: AnyParserOutput,
     options: MutualLearning | None = None,
     label: torch.Tensor | None = None,
 ) -> torch.Tensor:
@@ -122,7 +122,7 @@ def mutual_learning_loss(
     logits; ``options`` selects another reading (:class:`MutualLearning`); ``label`` (B, H, W) is needed by
     ``direction="gated"`` only.
 
-    Accepts logits (B, C, H, W) or the parsers' output tuples (main logits first). If the two maps differ
+    Accepts logits (B, C, H, W) or the parsers' outputs (their main logits are used). If the two maps differ
     in size, both are bilinearly resized (align_corners=True) to the larger one.
 
     Reduction: the mean over ALL elements (batch, classes, pixels), i.e. ``F.mse_loss``. Eq. 4's
@@ -190,11 +190,11 @@ def _label_at(label: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return resized[:, 0].long()
 
 
-ParserLoss = Callable[[ParserOutput, torch.Tensor], torch.Tensor]
+ParserLoss = Callable[[AnyParserOutput, torch.Tensor], torch.Tensor]
 
 
 def e2e_loss(
-    output_depth_on_fake: ParserOutput, label_rgb: torch.Tensor, loss_fn: ParserLoss
+    output_depth_on_fake: AnyParserOutput, label_rgb: torch.Tensor, loss_fn: ParserLoss
 ) -> torch.Tensor:
     """L_E2E (Eq. 4, second term): FPLoss(F_D(G(x_R)), y_R).
 

@@ -5,9 +5,10 @@
 * EAGRNet (tegusi/EAGRNet): parsing CE + class-balanced edge CE + edge-attention CE, weights 1, 1, 4
   (FACTS §4; upstream's loop computes every term twice, an accident we do not copy).
 
-Every loss here takes the parser's raw output (a tensor or the model's tuple, main logits first) and an
-int64 label map (B, H, W) where ``IGNORE_INDEX`` (255) marks pixels excluded from the loss. Nothing here
-imports the model classes.
+Every loss here takes the parser's raw output and an int64 label map (B, H, W) where ``IGNORE_INDEX`` (255)
+marks pixels excluded from the loss. The output is what our models return, a
+:class:`~faceparse.models.output.ParserOutput`; a foreign model's bare logits tensor or plain sequence of
+tensors (main logits first) is accepted too. Nothing here imports the model classes, only that type.
 """
 
 from __future__ import annotations
@@ -20,8 +21,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from faceparse.labels import IGNORE_INDEX
+from faceparse.models.output import ParserOutput
 
-ParserOutput = torch.Tensor | Sequence[torch.Tensor]
+AnyParserOutput = ParserOutput | torch.Tensor | Sequence[torch.Tensor]
+"""What the losses accept: our models' :class:`ParserOutput`, or a foreign model's bare logits tensor or
+plain sequence of tensors (main logits first)."""
 
 OHEM_SCORE_THRESH = 0.7
 """BiSeNet's OHEM keeps pixels whose true-class probability is below this (loss above −log 0.7)."""
@@ -30,13 +34,19 @@ EAGRNET_LOSS_WEIGHTS = (1.0, 1.0, 4.0)
 """EAGRNet's intended (parsing, edge, edge-attention) weights; upstream effectively uses 2, 2, 8."""
 
 
-def _as_outputs(output: ParserOutput) -> tuple[torch.Tensor, ...]:
-    """A parser output as a tuple of tensors (a bare tensor becomes a 1-tuple)."""
+def _as_outputs(output: AnyParserOutput) -> tuple[torch.Tensor, ...]:
+    """The class logits the base loss trains, main logits first: a :class:`ParserOutput`'s ``(logits, *aux)``
+    (its edge logits are not class logits), a bare tensor as a 1-tuple, a plain sequence as it is."""
+    if isinstance(output, ParserOutput):
+        return (output.logits, *output.aux)
     if isinstance(output, torch.Tensor):
         return (output,)
     outputs = tuple(output)
     if not outputs or not all(isinstance(t, torch.Tensor) for t in outputs):
-        raise TypeError(f"expected a tensor or a sequence of tensors as parser output, got {type(output)!r}")
+        raise TypeError(
+            f"expected a ParserOutput, a tensor or a sequence of tensors as parser output, "
+            f"got {type(output)!r}"
+        )
     return outputs
 
 
@@ -48,8 +58,9 @@ def upsample_logits(logits: torch.Tensor, size: Sequence[int], align_corners: bo
     return F.interpolate(logits, size=size, mode="bilinear", align_corners=align_corners)
 
 
-def main_logits(output: ParserOutput, size: Sequence[int] | None = None) -> torch.Tensor:
-    """The parser's last-layer logits (output[0]), bilinearly resized to ``size`` if given.
+def main_logits(output: AnyParserOutput, size: Sequence[int] | None = None) -> torch.Tensor:
+    """The parser's last-layer logits (``output.logits``; a foreign model's tensor or its first tensor),
+    bilinearly resized to ``size`` if given.
 
     align_corners=True, as BiSeNet upsamples its heads and EAGRNet's evaluation upsamples its prediction.
     """
@@ -136,8 +147,9 @@ class OhemCrossEntropy(nn.Module):
 class BiSeNetLoss(nn.Module):
     """BiSeNet's training loss: OHEM CE on each output (out, out16, out32), summed with weight 1 each.
 
-    Outputs not at the label's size are bilinearly resized (align_corners=True) first; BiSeNet's own
-    outputs already are at the input size.
+    ``output`` is a :class:`ParserOutput` (its ``logits`` and ``aux``: BiSeNet's out and (out16, out32)) or
+    a foreign model's tensor or sequence of tensors (every one is trained). Outputs not at the label's size
+    are bilinearly resized (align_corners=True) first; BiSeNet's own outputs already are at the input size.
     """
 
     def __init__(
@@ -149,7 +161,7 @@ class BiSeNetLoss(nn.Module):
         super().__init__()
         self.ohem = OhemCrossEntropy(score_thresh, n_min, ignore_index)
 
-    def forward(self, output: ParserOutput, label: torch.Tensor) -> torch.Tensor:
+    def forward(self, output: AnyParserOutput, label: torch.Tensor) -> torch.Tensor:
         return torch.stack([self.ohem(logits, label) for logits in _as_outputs(output)]).sum()
 
 
@@ -272,8 +284,9 @@ def _edge_attention(pixel_loss: torch.Tensor, edge: torch.Tensor) -> torch.Tenso
 class EAGRNetLoss(nn.Module):
     """EAGRNet's training loss: w0·parsing CE + w1·balanced edge CE + w2·edge-attention CE.
 
-    ``output`` is EAGRNet's tuple ``(parsing_logits (B, C, h, w), edge_logits (B, 2, h, w), ...)`` at 1/4
-    resolution; both are bilinearly upsampled to the label size, as upstream does inside its loss.
+    ``output`` is EAGRNet's :class:`ParserOutput`: ``logits`` (B, C, h, w) and ``edge`` (B, 2, h, w) at 1/4
+    resolution (a foreign model may pass a plain ``(parsing_logits, edge_logits, ...)`` sequence); both
+    are bilinearly upsampled to the label size, as upstream does inside its loss.
     Upstream's loss calls ``F.upsample`` without ``align_corners``, i.e. False on PyTorch >= 0.4 (it ran on
     1.4), so that is the default here; ``align_corners`` is configurable.
 
@@ -300,13 +313,10 @@ class EAGRNetLoss(nn.Module):
         self.align_corners = align_corners
 
     def terms(
-        self, output: ParserOutput, label: torch.Tensor, edge: torch.Tensor | None = None
+        self, output: AnyParserOutput, label: torch.Tensor, edge: torch.Tensor | None = None
     ) -> dict[str, torch.Tensor]:
         """The three unweighted terms: ``parsing``, ``edge``, ``attention``."""
-        outputs = _as_outputs(output)
-        if len(outputs) < 2:
-            raise ValueError("EAGRNetLoss needs the model's (parsing_logits, edge_logits, ...) tuple")
-        parsing_logits, edge_logits = outputs[0], outputs[1]
+        parsing_logits, edge_logits = _parsing_and_edge(output)
         _check_label(parsing_logits, label)
         if edge_logits.shape[1] != 2:
             raise ValueError(f"edge logits must have 2 channels, got shape {tuple(edge_logits.shape)}")
@@ -326,11 +336,29 @@ class EAGRNetLoss(nn.Module):
         }
 
     def forward(
-        self, output: ParserOutput, label: torch.Tensor, edge: torch.Tensor | None = None
+        self, output: AnyParserOutput, label: torch.Tensor, edge: torch.Tensor | None = None
     ) -> torch.Tensor:
         terms = self.terms(output, label, edge)
         w_parsing, w_edge, w_attention = self.weights
         return w_parsing * terms["parsing"] + w_edge * terms["edge"] + w_attention * terms["attention"]
+
+
+def _parsing_and_edge(output: AnyParserOutput) -> tuple[torch.Tensor, torch.Tensor]:
+    """(parsing logits, edge logits) of an EAGRNet-style output."""
+    if isinstance(output, ParserOutput):
+        if output.edge is None:
+            raise ValueError(
+                "EAGRNetLoss needs edge logits, but the parser output has edge=None (BiSeNet has no edge "
+                "head; its loss is BiSeNetLoss, parser_loss('bisenet'))"
+            )
+        return output.logits, output.edge
+    outputs = _as_outputs(output)
+    if len(outputs) < 2:
+        raise ValueError(
+            "EAGRNetLoss needs a ParserOutput with edge logits or a (parsing_logits, edge_logits, ...) "
+            "sequence, got a single tensor"
+        )
+    return outputs[0], outputs[1]
 
 
 _PARSER_LOSSES: dict[str, type[nn.Module]] = {"bisenet": BiSeNetLoss, "eagrnet": EAGRNetLoss}

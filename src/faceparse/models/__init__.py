@@ -1,10 +1,12 @@
 """Networks: BiSeNet and EAGRNet face parsers, the Pix2Pix generator and discriminators, and a small registry.
 
-Use ``build_model(name, **kwargs)``; ``list_models()`` gives the names. Pretrained weights are loaded by
+Use ``build_model(name, **kwargs)``; ``list_models()`` gives the names. Both parsers return a
+:class:`ParserOutput` (main logits, auxiliary logits, edge logits). Pretrained weights are loaded by
 ``faceparse.models.pretrained`` (local files only). See docs/models.md for input/output ranges.
 """
 
 from faceparse.models.bisenet import BiSeNet, bisenet
+from faceparse.models.output import ParserOutput
 from faceparse.models.pix2pix import (
     PatchDiscriminator,
     PixelDiscriminator,
@@ -18,6 +20,7 @@ __all__ = [
     "MODELS",
     "PARSERS",
     "BiSeNet",
+    "ParserOutput",
     "PatchDiscriminator",
     "PixelDiscriminator",
     "UnetGenerator",

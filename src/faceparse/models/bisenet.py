@@ -18,8 +18,9 @@ rounded to bf16 would flip the argmax wherever two classes are close. In float32
 
 Input: (B, in_channels, H, W); RGB is ImageNet-normalised (``faceparse.data.normalize.rgb_for_parser``),
 depth is ``2n - 1``. H and W need not be multiples of 32 (odd feature sizes are resampled back), but the
-reference was trained at multiples of 32. Output: ``(out, out16, out32)``, each (B, num_classes, H, W)
-logits; ``out`` is the prediction, the other two are auxiliary outputs used only by the training loss.
+reference was trained at multiples of 32. Output: ``ParserOutput(out, aux=(out16, out32))``, each
+(B, num_classes, H, W) logits; ``out`` is the prediction, the two auxiliary heads are used only by the
+training loss.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from faceparse.models.output import ParserOutput
 from faceparse.models.resnet import ResNet18Trunk
 
 
@@ -122,7 +124,8 @@ class BiSeNetOutput(nn.Module):
 
 
 class BiSeNet(nn.Module):
-    """face-parsing.PyTorch's BiSeNet. ``forward(x)`` → ``(out, out16, out32)``, each (B, num_classes, H, W).
+    """face-parsing.PyTorch's BiSeNet. ``forward(x)`` → ``ParserOutput(out, (out16, out32))``,
+    each (B, num_classes, H, W).
 
     The state_dict has exactly the keys, order and shapes of the released ``79999_iter.pth``
     (``shared/reference/bisenet19_state_dict.tsv``). ``in_channels=1`` changes only ``cp.resnet.conv1``.
@@ -151,7 +154,7 @@ class BiSeNet(nn.Module):
             if isinstance(module, nn.Conv2d) and module not in backbone:
                 nn.init.kaiming_normal_(module.weight, a=1)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> ParserOutput:
         size = x.shape[2:]
         feat8, feat_cp8, feat_cp16 = self.cp(x)
         feat_fuse = self.ffm(feat8, feat_cp8)  # (B, 256, H/8, W/8); feat8 stands in for the spatial path
@@ -161,7 +164,7 @@ class BiSeNet(nn.Module):
         out, out16, out32 = (
             F.interpolate(lg, size=size, mode="bilinear", align_corners=True) for lg in logits
         )  # each (B, num_classes, H, W)
-        return out, out16, out32
+        return ParserOutput(out, (out16, out32))
 
 
 def param_groups(model: BiSeNet) -> dict[str, list[nn.Parameter]]:

@@ -18,20 +18,22 @@ its arithmetic and its ``state_dict`` layout key for key (``shared/reference/eag
   each gated by the detached edge prediction; a CE2P-style decoder at 1/4 resolution.
 * Initialisation is PyTorch's default (upstream defines none; BN weight 1, bias 0 as in inplace_abn).
 
-``forward`` returns :class:`EAGRNetOutput` ``(parsing, edge)``, both at 1/4 of the input resolution
-(exactly ``ceil(H/4) x ceil(W/4)``). Upstream's evaluation upsamples the parsing logits to the input size
-bilinearly with ``align_corners=True``: :func:`full_resolution_logits` does exactly that.
+``forward`` returns :class:`~faceparse.models.output.ParserOutput` ``(logits=parsing, edge=edge)``, both
+at 1/4 of the input resolution (exactly ``ceil(H/4) x ceil(W/4)``); ``aux`` is empty. Upstream's evaluation
+upsamples the parsing logits to the input size bilinearly with ``align_corners=True``:
+:func:`full_resolution_logits` does exactly that.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from faceparse.models.output import ParserOutput
 
 __all__ = [
     "ABN",
@@ -40,7 +42,6 @@ __all__ = [
     "OUTPUT_STRIDE",
     "EAGRModule",
     "EAGRNet",
-    "EAGRNetOutput",
     "adaptive_avg_pool_by_slices",
     "eagrnet",
     "full_resolution_logits",
@@ -59,16 +60,6 @@ LAYER_STRIDES = (1, 2, 1, 1)
 LAYER_DILATIONS = (1, 1, 1, 2)
 LAYER4_MULTI_GRID = (1, 1, 1)
 PSP_BINS = (1, 2, 3, 6)
-
-
-class EAGRNetOutput(NamedTuple):
-    """What :class:`EAGRNet` returns; a plain tuple, so ``out[0]`` is always the parsing logits.
-
-    Both fields are at 1/4 resolution: ``(B, C, ceil(H/4), ceil(W/4))``.
-    """
-
-    parsing: Tensor  # (B, num_classes, h, w)
-    edge: Tensor  # (B, 2, h, w): logits of "not edge" / "edge"
 
 
 class ABN(nn.BatchNorm2d):
@@ -325,7 +316,8 @@ class EAGRNet(nn.Module):
         in_channels: 3 for RGB (ImageNet-normalised), 1 for depth (2n-1); only the first stem conv changes.
 
     ``forward(x)`` takes (B, in_channels, H, W) with H, W >= :data:`MIN_INPUT_SIZE` (any value; sizes that
-    are multiples of 4 give exactly H/4 x W/4) and returns :class:`EAGRNetOutput` at 1/4 resolution.
+    are multiples of 4 give exactly H/4 x W/4) and returns ``ParserOutput(parsing, edge=edge)`` at 1/4
+    resolution: parsing logits (B, num_classes, h, w), edge logits (B, 2, h, w), no auxiliary logits.
     """
 
     def __init__(self, num_classes: int = 11, in_channels: int = 3) -> None:
@@ -364,7 +356,7 @@ class EAGRNet(nn.Module):
         self.block2 = EAGRModule(256, 64, grid=4)  # on layer 1, 1/4
         self.layer6 = Decoder(512, 256, num_classes)
 
-    def forward(self, x: Tensor) -> EAGRNetOutput:
+    def forward(self, x: Tensor) -> ParserOutput:
         if not torch.jit.is_tracing():
             self._check_input(x)
         x = F.relu(self.bn1(self.conv1(x)))  # (B, 64, H/2, W/2)
@@ -382,7 +374,7 @@ class EAGRNet(nn.Module):
         context = self.block1(context, edge.detach())
         low = self.block2(feat1, edge.detach())
         parsing = self.layer6(context, low)  # (B, num_classes, H/4, W/4)
-        return EAGRNetOutput(parsing, edge)
+        return ParserOutput(parsing, edge=edge)
 
     def _check_input(self, x: Tensor) -> None:
         if x.dim() != 4 or x.shape[1] != self.in_channels:
@@ -407,12 +399,12 @@ def output_size(height: int, width: int) -> tuple[int, int]:
     return math.ceil(height / OUTPUT_STRIDE), math.ceil(width / OUTPUT_STRIDE)
 
 
-def full_resolution_logits(out: EAGRNetOutput | Tensor, size: Sequence[int]) -> Tensor:
+def full_resolution_logits(out: ParserOutput | Tensor, size: Sequence[int]) -> Tensor:
     """Parsing logits upsampled to ``size`` = (H, W), bilinear with align_corners=True (upstream evaluation).
 
-    ``out`` is the model's output tuple (its parsing field is used) or a (B, C, h, w) logits tensor.
+    ``out`` is the model's :class:`ParserOutput` (its ``logits`` are used) or a (B, C, h, w) logits tensor.
     """
-    logits = out[0] if isinstance(out, tuple) else out
+    logits = out.logits if isinstance(out, ParserOutput) else out
     return F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=True)  # (B, C, H, W)
 
 
