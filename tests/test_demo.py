@@ -31,8 +31,9 @@ from faceparse.workflows.study import (
 TINY = ["parsers.iterations=2", "translator.iterations=2", "joint.iterations=2", "run.ckpt_every=1"]
 
 
-def test_demo_end_to_end_writes_the_report_and_resumes(tmp_path):
-    report, tables = run_demo(tmp_path, workers=1, quick=True, overrides=TINY, samples=12, progress=False)
+def test_demo_end_to_end_writes_the_report_and_resumes(tmp_path, capsys):
+    report, tables = run_demo(tmp_path, workers=1, quick=True, overrides=TINY, samples=12)
+    assert "━" not in capsys.readouterr().err  # library code draws no bar unless given a progress factory
     saved = json.loads((tmp_path / "report.json").read_text())
     for task in ("rgb", "depth"):
         for which in ("baseline", "joint"):
@@ -52,7 +53,7 @@ def test_demo_end_to_end_writes_the_report_and_resumes(tmp_path):
     assert [t.rows[0][0] for t in tables] == ["BiSeNet_RGB", "BiSeNet_Depth", "Pix2Pix"]
 
     # re-running resumes: every stage is already complete, the numbers are identical
-    again, _ = run_demo(tmp_path, workers=1, quick=True, overrides=TINY, samples=12, progress=False)
+    again, _ = run_demo(tmp_path, workers=1, quick=True, overrides=TINY, samples=12)
     assert again["rgb"] == report["rgb"] and again["translation"] == report["translation"]
 
 
@@ -178,10 +179,10 @@ def test_flip_diagnostic_separates_left_right_classes_from_the_others():
 
 
 def test_study_variants_per_fraction_and_eq4_readings(tmp_path):
-    study = Study(tmp_path, "study", progress=False, options=["ml-kl", "depth-bn-separate", "ml-kl"])
+    study = Study(tmp_path, "study", options=["ml-kl", "depth-bn-separate", "ml-kl"])
     assert study.variants_for(0.1) == ("joint", "no-e2e", "no-ml", "control", "ml-kl", "depth-bn-separate")
     assert study.variants_for(0.01) == ("control", "joint")  # Figure 7: every fraction has its control
-    assert Study(tmp_path, "study", progress=False).variants_for(0.1) == (
+    assert Study(tmp_path, "study").variants_for(0.1) == (
         "joint",
         "no-e2e",
         "no-ml",
@@ -221,7 +222,7 @@ def _val(rgb_mean: float, brow: float, depth_mean: float) -> Evaluation:
 
 
 def test_competence_gate_stops_the_study_naming_what_failed(tmp_path):
-    study = Study(tmp_path, "study", progress=False)
+    study = Study(tmp_path, "study")
     assert study.check_gate(0, "10%", _val(75.0, 55.0, 60.0))["passed"]
     with pytest.raises(GateNotMet) as info:
         study.check_gate(1, "10%", _val(53.8, 16.8, 60.0))
@@ -229,7 +230,7 @@ def test_competence_gate_stops_the_study_naming_what_failed(tmp_path):
     assert "seed 1, 10% depth labels" in message and "val split" in message and "--no-gate" in message
     assert "RGB parser: mean 53.8 < 70, l_brow 16.8 < 50" in message and "depth parser" not in message
     # gate off: recorded, not raised; the verdicts are kept for study.md/json either way
-    lenient = Study(tmp_path, "study", progress=False, gate=False)
+    lenient = Study(tmp_path, "study", gate=False)
     verdict = lenient.check_gate(2, "10%", _val(53.8, 16.8, 40.0))
     assert not verdict["passed"] and verdict["depth"]["failures"] == ["mean 40.0 < 50"]
     assert lenient.gates[2]["10%"].val.rgb.mean_f1 == 53.8
@@ -238,7 +239,7 @@ def test_competence_gate_stops_the_study_naming_what_failed(tmp_path):
 
 
 def test_competence_gate_enforces_only_the_rgb_half_away_from_the_main_fraction(tmp_path):
-    study = Study(tmp_path, "study", progress=False)
+    study = Study(tmp_path, "study")
     weak_depth = _val(75.0, 55.0, 31.0)  # a depth parser trained on 1 % of the labels
     with pytest.raises(GateNotMet, match="depth parser: mean 31.0 < 50"):
         study.check_gate(0, "10%", weak_depth)  # the main fraction: the whole gate
@@ -287,7 +288,7 @@ def test_study_runs_resumes_and_aggregates(tmp_path):
     # the design from the preset's study section (runs.config.StudyConfig), as `faceparse study` reads it
     overrides += ["study.seeds=[0,1]", "study.samples=20", "study.fractions=[0.1,1.0]", "study.gate=false"]
     overrides += ["study.flip_diagnostic=true", "study.variants=[ml-gated]"]
-    kwargs = {"workers": 1, "progress": False}
+    kwargs = {"workers": 1}
     result = run_study("study", None, tmp_path, overrides, **kwargs)
     assert result["seeds"] == [0, 1] and result["samples"] == 20 and result["variants"] == ["ml-gated"]
     assert (tmp_path / "seed-0" / "depth-10" / "eval-val.json").is_file()

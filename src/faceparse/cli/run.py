@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from faceparse.cli import app
-from faceparse.cli.common import console, fail, friendly_errors, progress
+from faceparse.cli.common import console, fail, friendly_errors, progress, progress_bar
 
 
 def _stopped(error: Exception) -> typer.Exit:
@@ -112,7 +112,7 @@ def demo_command(
     from faceparse.workflows.demo import run_demo
 
     try:
-        report, tables = run_demo(out, workers, quick, list(overrides or []), samples)
+        report, tables = run_demo(out, workers, quick, list(overrides or []), samples, progress=progress_bar)
     except TrainingStopped as e:
         raise _stopped(e) from None
     except ValueError as e:
@@ -190,6 +190,7 @@ def study_command(
             gate=gate,
             flip=flip_diagnostic,
             options=variants or None,
+            progress=progress_bar,
         )
     except GateNotMet as e:
         raise fail(e) from None

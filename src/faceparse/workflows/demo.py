@@ -20,12 +20,13 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 from faceparse.runs.config import Config, load_config
 from faceparse.runs.stages import JOINT, PRETRAIN, STAGES
-from faceparse.utils.progress import console, progress_bar
+from faceparse.utils.progress import ProgressFactory, console
 
 DEMO_SAMPLES = 1500  # 1200 train (120 with depth labels) / 150 val / 150 test (synth's 80/10/10 split)
 QUICK_SAMPLES = 40
@@ -48,7 +49,7 @@ QUICK_OVERRIDES = (
 
 
 def demo_config(
-    out: str | os.PathLike, quick: bool = False, overrides: Sequence[str] = (), progress: bool = True
+    out: str | os.PathLike, quick: bool = False, overrides: Sequence[str] = (), progress: bool = False
 ) -> Config:
     """The ``demo`` preset with data and runs inside ``out`` (``quick``: the tiny smoke-test settings)."""
     out = Path(out)
@@ -66,9 +67,12 @@ def run_demo(
     quick: bool = False,
     overrides: Sequence[str] = (),
     samples: int | None = None,
-    progress: bool = True,
+    progress: ProgressFactory | None = None,
 ) -> tuple[dict[str, Any], list]:
     """Run the five demo steps into ``out``; returns (the report dict of ``report.json``, the tables).
+
+    ``progress`` opens one progress report per part (the CLI passes ``utils.progress.progress_bar``);
+    None reports nothing.
 
     ``report.json`` holds ``rgb``/``depth`` → ``baseline``/``joint`` → ``ParsingScores.to_json()``
     (``mean_f1`` and ``per_class`` in percent), ``translation`` → ``baseline``/``joint`` →
@@ -85,14 +89,14 @@ def run_demo(
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    cfg = demo_config(out, quick, overrides, progress)
+    cfg = demo_config(out, quick, overrides, progress is not None)
     num = samples or (QUICK_SAMPLES if quick else DEMO_SAMPLES)
     seconds: dict[str, float] = {}
     started = time.perf_counter()
 
     _step(1, f"synthetic RGB-D dataset: {num} heads at {cfg.data.size}² → {cfg.data.root}")
     tic = time.perf_counter()
-    with progress_bar("synth", enabled=progress) as on_progress:
+    with progress("synth") if progress is not None else nullcontext() as on_progress:
         generate_dataset(cfg.data.root, num, cfg.data.size, seed=0, workers=workers, on_progress=on_progress)
     seconds["data"] = time.perf_counter() - tic
 
@@ -100,7 +104,7 @@ def run_demo(
         _step(number, "pre-training F_R, F_D, G+D (paper §4.2)" if number == 2 else "joint training (Eq. 4)")
         for stage in stages:
             tic = time.perf_counter()
-            train(cfg, stage, resume=True, progress=progress_bar if cfg.run.progress else None)
+            train(cfg, stage, resume=True, progress=progress)
             seconds[stage.name] = time.perf_counter() - tic
 
     _step(4, "evaluation: competence gate (val), pre-trained baselines vs joint model (test)")

@@ -45,6 +45,7 @@ import math
 import os
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -61,7 +62,7 @@ from faceparse.eval.results import (
 )
 from faceparse.runs.config import Config, load_config
 from faceparse.runs.stages import JOINT, PRETRAIN_DEPTH, PRETRAIN_RGB, PRETRAIN_TRANSLATOR, Stage
-from faceparse.utils.progress import console, progress_bar
+from faceparse.utils.progress import ProgressFactory, console
 
 FRACTIONS = (0.01, 0.1, 1.0)  # Figure 7
 MAIN_FRACTION = 0.1  # paper §4.1
@@ -180,7 +181,7 @@ class Study:
         overrides: Sequence[str] = (),
         fractions: Sequence[float] = FRACTIONS,
         main_fraction: float = MAIN_FRACTION,
-        progress: bool = True,
+        progress: ProgressFactory | None = None,
         gate: bool = True,
         options: Sequence[str] = (),
     ):
@@ -205,7 +206,7 @@ class Study:
             f"data.seed={seed}",
             f"run.seed={seed}",
             f"run.out={run_out}",
-            f"run.progress={str(self.progress).lower()}",
+            f"run.progress={str(self.progress is not None).lower()}",
         ]
         return load_config(self.preset, [*self.overrides, *fixed, *extra])
 
@@ -223,7 +224,7 @@ class Study:
             console.print(f"using the dataset in {self.data_root}")
             return
         console.rule(f"[bold]study[/bold] synthetic dataset: {samples} heads at {self.base.data.size}²")
-        with progress_bar("synth", enabled=self.progress) as on_progress:
+        with self.progress("synth") if self.progress is not None else nullcontext() as on_progress:
             generate_dataset(
                 self.data_root, samples, self.base.data.size, seed=0, workers=workers, on_progress=on_progress
             )
@@ -232,7 +233,7 @@ class Study:
         from faceparse.engine.loop import train
 
         tic = time.perf_counter()
-        train(cfg, stage, resume=True, progress=progress_bar if cfg.run.progress else None)
+        train(cfg, stage, resume=True, progress=self.progress)
         self.seconds[what] = self.seconds.get(what, 0.0) + time.perf_counter() - tic
 
     def variants_for(self, fraction: float) -> tuple[str, ...]:
@@ -730,7 +731,7 @@ def run_study(
     samples: int | None = None,
     fractions: Sequence[float] | None = None,
     workers: int | None = None,
-    progress: bool = True,
+    progress: ProgressFactory | None = None,
     gate: bool | None = None,
     flip: bool | None = None,
     options: Sequence[str] | None = None,
