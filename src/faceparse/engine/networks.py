@@ -15,8 +15,6 @@ from torch import nn
 
 from faceparse.runs.config import Config
 
-ROLES = ("parser_rgb", "parser_depth", "generator", "discriminator")
-
 
 @dataclass(frozen=True)
 class NetworkSpec:
