@@ -190,3 +190,29 @@ def test_stats_prints_the_table1_row(tmp_path: Path) -> None:
     row = next(line for line in result.output.splitlines() if tmp_path.name[:6] in line and "6" in line)
     assert [c.strip() for c in row.strip("│ ").split("│")][1:] == ["6", "1", "1", "8"]
     assert "hair" in result.output
+
+
+def test_ids_outside_the_dataset_are_reported_not_read(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    make_dataset(root)
+    outside = tmp_path / "outside"  # a whole valid sample outside the dataset folder
+    write_sample(outside, "x", rgb=np.zeros((H, W, 3), np.uint8), label=_label(1))
+    (root / "splits" / "val.txt").write_text(f"s4\n../../outside/rgb/x\n{outside}/label/x\n")
+    report = check_dataset(root)
+    msgs = _messages(report)[root / "splits" / "val.txt"]
+    assert not report.ok
+    assert any(
+        "line 2: id '../../outside/rgb/x'" in m and f"line 3: id '{outside}/label/x'" in m for m in msgs
+    )
+    result = runner.invoke(app, ["check-data", str(root)])  # an absolute id crashed check-data
+    assert result.exit_code == 1 and "OK" not in result.output
+    assert "notplainfilestems" in "".join(result.output.split())  # rich wraps long lines
+
+
+def test_split_file_not_utf8_is_reported_not_raised(tmp_path: Path) -> None:
+    make_dataset(tmp_path)
+    (tmp_path / "splits" / "test.txt").write_bytes(b"s5\n\xff\xfe\n")
+    report = check_dataset(tmp_path)
+    assert any("not UTF-8" in m for m in _messages(report)[tmp_path / "splits" / "test.txt"])
+    result = runner.invoke(app, ["check-data", str(tmp_path)])
+    assert result.exit_code == 1 and "not UTF-8" in result.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -166,3 +167,42 @@ def test_rgb_only_dataset(tmp_path: Path) -> None:
     write_info(tmp_path, DatasetInfo(name="x", scheme="celebamask13", depth=DepthInfo(coverage="none")))
     item = FaceParsingDataset(tmp_path, "train")[0]
     assert not item["has_depth"] and item["depth"].shape == (1, H, W)
+
+
+# --- bad input named by file (issue 11) -----------------------------------------------------------
+
+
+def test_out_of_range_label_id_names_the_file(tmp_path: Path) -> None:
+    make_dataset(tmp_path, n=2)  # celebamask13: ids 0..12, and 255 (ignore) at pixel (0, 0)
+    s = _sample(1)
+    s["label"][3, 4:6] = 20
+    write_sample(tmp_path, "0001", label=s["label"])
+    ds = FaceParsingDataset(tmp_path, "train")
+    assert int(ds[0]["label"].max()) == 255  # ignore stays allowed
+    with pytest.raises(DataError, match=r"label ids out of range.*ids 0\.\.12 and 255\): 20 \(2 px\)") as err:
+        ds[1]
+    assert err.value.path == tmp_path / "label" / "0001.png"
+
+
+def test_data_error_in_a_loader_worker_stays_a_data_error(tmp_path: Path) -> None:
+    """Training loads in worker processes; the CLI turns only a DataError into a clean exit."""
+    make_dataset(tmp_path, n=2)
+    s = _sample(0)
+    s["label"][0, 1] = 40
+    write_sample(tmp_path, "0000", label=s["label"])
+    loader = DataLoader(FaceParsingDataset(tmp_path, "train"), batch_size=2, num_workers=1)
+    with pytest.raises(DataError, match="out of range") as err:
+        next(iter(loader))
+    assert str(tmp_path / "label" / "0000.png") in str(err.value)
+    assert "Traceback" not in str(err.value)
+
+
+def test_ids_outside_the_dataset_are_refused(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    make_dataset(root, n=2)
+    write_sample(tmp_path / "outside", "x", **_sample(0))
+    for bad in ("../outside/x", str(tmp_path / "outside" / "x")):
+        (root / "splits" / "train.txt").write_text(f"0000\n{bad}\n")
+        with pytest.raises(DataError, match=f"line 2: id '{re.escape(bad)}'") as err:
+            FaceParsingDataset(root, "train")
+        assert err.value.path == root / "splits" / "train.txt"

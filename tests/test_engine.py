@@ -424,3 +424,22 @@ def test_training_reports_progress_through_the_factory_and_draws_nothing_itself(
     assert seen[0][2] == "" and seen[-1][2].startswith("cls_rgb=")  # the loss terms of the step
     train(None, "pretrain-depth", overrides=overrides)  # no factory: nothing drawn, even with run.progress
     assert "pretrain-depth" not in capsys.readouterr().err
+
+
+def test_train_names_a_label_with_out_of_range_ids(tmp_path):
+    """Issue 11: an id past the scheme failed in the loss (``Target 20 is out of bounds``), naming no
+    file. It is a DataError naming the label map, raised in a loader worker, and still a clean exit 2."""
+    from faceparse.cli import app
+    from faceparse.data.format import read_label, write_label
+
+    root = disc_dataset(tmp_path / "data", n=4)
+    label = read_label(root / "label" / "s001.png").copy()
+    label[2, 2] = 20
+    write_label(root / "label" / "s001.png", label)
+    overrides = [*tiny_overrides(root, tmp_path / "run", iterations=1), "data.workers=1", "data.augment=none"]
+    result = CliRunner().invoke(app, ["train", "pretrain-rgb", *overrides])
+    flat = "".join(result.output.split())  # rich wraps long lines
+    assert result.exit_code == 2, result.output
+    assert (
+        f"{root}/label/s001.png:labelidsoutofrange" in flat and "20(1px)" in flat and "Traceback" not in flat
+    )

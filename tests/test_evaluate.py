@@ -16,6 +16,7 @@ from faceparse.data.format import (
     read_depth,
     read_label,
     read_rgb,
+    write_label,
 )
 from faceparse.data.normalize import depth_for_network, depth_from_network, rgb_for_generator, rgb_for_parser
 from faceparse.data.transforms import build_transform
@@ -368,3 +369,26 @@ def test_learning_curves_of_renamed_csvs_by_iteration(tmp_path):
     assert twice.exit_code != 0 and "share the label" in twice.output
     bad_x = CliRunner().invoke(app, [*args, "-o", str(tmp_path / "e.png"), "--x", "hours"])
     assert bad_x.exit_code != 0 and "--x must be" in bad_x.output
+
+
+def test_evaluate_names_ids_outside_the_dataset_and_out_of_range_labels(run, tmp_path):
+    """Issue 11: such an id made evaluate read (and draw) any image; an id past the scheme failed unnamed."""
+    from faceparse.cli import app
+
+    data = make_dataset(tmp_path / "data", n=3)
+    disc_dataset(tmp_path / "outside", n=1, size=LABEL_SIZE)  # a valid sample outside the dataset
+    split = data / "splits" / "test.txt"
+    split.write_text("s000\n../../outside/rgb/s000\n")
+    args = ["evaluate", "--checkpoint", str(run), "--data", str(data), "--out", str(tmp_path / "ev")]
+    res = CliRunner().invoke(app, args)
+    flat = "".join(res.output.split())  # rich wraps long lines
+    assert res.exit_code == 2 and f"{split}:1idisnotaplainfilestem:line2:id'../../outside/rgb/s000'" in flat
+    assert not (tmp_path / "ev" / "qualitative.png").exists()
+
+    split.write_text("s000\ns001\n")
+    label = read_label(data / "label" / "s001.png").copy()
+    label[1, :4] = 20
+    write_label(data / "label" / "s001.png", label)
+    res = CliRunner().invoke(app, args)
+    flat = "".join(res.output.split())
+    assert res.exit_code == 2 and f"{data}/label/s001.png:labelidsoutofrange" in flat and "20(4px)" in flat

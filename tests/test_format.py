@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from faceparse.data.format import (
     write_sample,
     write_split,
 )
-from faceparse.utils.io import DataError, atomic_path
+from faceparse.utils.io import DataError, atomic_path, read_text
 
 
 def test_sample_round_trip(tmp_path: Path) -> None:
@@ -136,3 +137,91 @@ def test_png_missing_its_last_chunk_is_truncated(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="truncated PNG") as err:
         read_label(path)
     assert err.value.path == path
+
+
+# --- ids and text files (issue 11: ids outside the dataset, text that is not UTF-8) ----------------------
+
+
+@pytest.mark.parametrize(
+    "bad, why",
+    [
+        ("../../../outside", "'/'"),
+        ("/etc/passwd", "'/'"),
+        ("sub/a", "'/'"),
+        ("..", "starts with '.'"),
+        (".hidden", "starts with '.'"),
+        ("a\\b", "backslash"),
+        ("C:a", "':'"),
+        ("a\x00b", "control character"),
+        ("x" * 201, "longer than 200 bytes"),
+    ],
+)
+def test_split_ids_must_be_plain_stems(tmp_path: Path, bad: str, why: str) -> None:
+    write_sample(tmp_path, "a", label=np.zeros((8, 8), np.uint8))
+    write_info(tmp_path, DatasetInfo(name="x", scheme="lapa11"))
+    split = tmp_path / "splits" / "train.txt"
+    split.parent.mkdir()
+    split.write_text(f"a\n{bad}\n", encoding="utf-8")
+    with pytest.raises(DataError, match=rf"line 2: id {re.escape(repr(bad))}.*{re.escape(why)}") as err:
+        open_layout(tmp_path).split_ids("train")
+    assert err.value.path == split
+    with pytest.raises(DataError, match="not a plain file stem") as err:
+        open_layout(tmp_path).paths(bad)  # ids from elsewhere than a split file are checked too
+    assert err.value.path == tmp_path
+
+
+def test_every_bad_id_of_a_split_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "train.txt"
+    path.write_text("ok\n../x\n# comment\n/abs\nfine_2\n")
+    with pytest.raises(
+        DataError, match=r"2 ids are not plain file stems.*line 2: id '\.\./x'.*line 4: id '/abs'"
+    ):
+        read_id_list(path)
+    path.write_text("ok\nname with space\n12345\n100032540_1\na..b\n")  # legitimate stems
+    assert read_id_list(path) == ["ok", "name with space", "12345", "100032540_1", "a..b"]
+
+
+def test_released_list_entries_must_stay_in_the_folder(tmp_path: Path) -> None:
+    root = tmp_path / "Helen-D"
+    (root / "depth").mkdir(parents=True)
+    (root / "train_list.txt").write_text("depth/a.png\nb.png\nc\nsub\\d.png\n")
+    assert open_layout(root).split_ids("train") == ["a", "b", "c", "d"]  # a path's stem is the id
+    for bad in ("../../x.png", "/abs/depth/x.png", "depth/../../x.png", "depth/.png"):
+        (root / "train_list.txt").write_text(f"a\n{bad}\n")
+        with pytest.raises(DataError, match=rf"line 2: {re.escape(repr(bad))}") as err:
+            open_layout(root).split_ids("train")
+        assert err.value.path == root / "train_list.txt"
+
+
+def test_split_file_not_utf8_is_named_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "train.txt"
+    path.write_bytes(b"a\nb\xe9\nc\n")  # Latin-1 'e acute'
+    with pytest.raises(DataError, match=r"not UTF-8 text: byte 0xe9 at offset 3 \(line 2\)") as err:
+        read_id_list(path)
+    assert err.value.path == path
+    path.write_bytes("a\nb\n".encode("utf-16"))  # Windows' "Unicode"
+    with pytest.raises(DataError, match="UTF-16"):
+        read_id_list(path)
+
+
+def test_utf8_bom_is_dropped(tmp_path: Path) -> None:
+    path = tmp_path / "train.txt"
+    path.write_bytes(b"\xef\xbb\xbfa\nb\n")
+    assert read_id_list(path) == ["a", "b"]
+    assert read_text(path) == "a\nb\n"
+    (tmp_path / "dataset.json").write_bytes(b'\xef\xbb\xbf{"name": "x", "scheme": "lapa11"}')
+    assert read_info(tmp_path).name == "x"
+    path.write_bytes(b"\xef\xbb\xbfa\n\xff\n")  # offsets count the BOM's 3 bytes
+    with pytest.raises(DataError, match=r"byte 0xff at offset 5 \(line 2\)"):
+        read_text(path)
+
+
+def test_data_error_survives_pickling_with_its_path() -> None:
+    import pickle
+
+    err = pickle.loads(pickle.dumps(DataError(Path("/d/label/a.png"), "bad id")))
+    assert (
+        err.path == Path("/d/label/a.png")
+        and err.problem == "bad id"
+        and str(err) == "/d/label/a.png: bad id"
+    )

@@ -26,6 +26,7 @@ from faceparse.data.format import (
     SPLITS,
     Layout,
     decoded_size,
+    label_range_problem,
     open_layout,
     read_depth,
     read_label,
@@ -229,18 +230,8 @@ class _Checker:
         return problems
 
     def _range_problems(self, label_path: Path, histogram: np.ndarray) -> list[Problem]:
-        values = np.flatnonzero(histogram)
-        bad = [int(v) for v in values if v >= self.scheme.num_classes and v != IGNORE_INDEX]
-        if not bad:
-            return []
-        listed = ", ".join(f"{v} ({histogram[v]} px)" for v in bad)
-        return [
-            Problem(
-                label_path,
-                f"label ids out of range for scheme {self.scheme.name!r} "
-                f"(ids 0..{self.scheme.num_classes - 1} and {IGNORE_INDEX}): {listed}",
-            )
-        ]
+        problem = label_range_problem(histogram, self.scheme)
+        return [] if problem is None else [Problem(label_path, problem)]
 
 
 def _wh(size: Sequence[int]) -> str:

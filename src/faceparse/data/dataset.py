@@ -16,7 +16,15 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from faceparse.data.format import Layout, SamplePaths, open_layout, read_depth, read_label, read_rgb
+from faceparse.data.format import (
+    Layout,
+    SamplePaths,
+    check_label_ids,
+    open_layout,
+    read_depth,
+    read_label,
+    read_rgb,
+)
 from faceparse.labels import LabelScheme
 from faceparse.utils.io import DataError
 
@@ -140,6 +148,7 @@ class FaceParsingDataset(Dataset):
         assert paths.rgb is not None and paths.label is not None  # checked in __init__
         rgb = read_rgb(paths.rgb)  # (H, W, 3) uint8
         label = read_label(paths.label)  # (H, W) uint8
+        check_label_ids(paths.label, label, self.scheme)  # an id past the classes fails the loss, unnamed
         if rgb.shape[:2] != label.shape:
             raise DataError(
                 paths.label,

@@ -17,15 +17,22 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from faceparse.data.encoding import nearness_to_uint16, stored_to_nearness
-from faceparse.labels import get_scheme
-from faceparse.utils.io import DataError, atomic_save, atomic_write_json, atomic_write_text, read_json
+from faceparse.labels import IGNORE_INDEX, LabelScheme, get_scheme
+from faceparse.utils.io import (
+    DataError,
+    atomic_save,
+    atomic_write_json,
+    atomic_write_text,
+    read_json,
+    read_text,
+)
 
 FORMAT_VERSION = 1
 SPLITS = ("train", "val", "test")
@@ -201,17 +208,78 @@ def write_depth(path: str | os.PathLike, nearness: np.ndarray) -> None:
 # --- splits and layouts --------------------------------------------------------------------------------
 
 
+MAX_ID_BYTES = 200  # file names are at most 255 bytes; atomic writes add ".<id>.<random>.tmp.png"
+
+
+def id_problem(sid: str) -> str | None:
+    """Why ``sid`` cannot be a sample id, or None when it can.
+
+    An id is a plain file stem: ``rgb/<id>.png`` must name a file directly inside ``rgb/``, whatever
+    the id. So no path separator (``/``, ``\\``) or drive colon, no control character (NUL, newline: a
+    split file holds one id per line), no leading ``.`` (``..``, hidden and temporary files), no white
+    space at either end, nothing empty, valid UTF-8 of at most :data:`MAX_ID_BYTES` bytes. Every
+    converter and split reader applies it (docs/datasets.md, "Ids").
+    """
+    if not sid:
+        return "it is empty"
+    for ch in sid:
+        if ch == "/":
+            return "it contains '/' (ids are file names, not paths)"
+        if ch == "\\":
+            return "it contains a backslash (ids are file names, not paths)"
+        if ch == ":":
+            return "it contains ':' (a drive on Windows)"
+        if ord(ch) < 0x20 or ord(ch) == 0x7F:
+            return f"it contains the control character {ch!r}"
+    if sid.startswith("."):
+        return "it starts with '.' ('..', hidden or temporary files)"
+    if sid != sid.strip():
+        return "it starts or ends with white space"
+    try:
+        size = len(sid.encode("utf-8"))
+    except UnicodeEncodeError:  # a file name's undecodable bytes (os.fsdecode's surrogates)
+        return "it is not valid UTF-8 (a file name in another encoding)"
+    if size > MAX_ID_BYTES:
+        return f"it is longer than {MAX_ID_BYTES} bytes"
+    return None
+
+
+def check_id(sid: str, path: str | os.PathLike) -> str:
+    """``sid`` if it is a valid id (:func:`id_problem`), else a :class:`DataError` naming ``path``."""
+    problem = id_problem(sid)
+    if problem is not None:
+        raise DataError(path, f"id {sid!r} is not a plain file stem: {problem}")
+    return sid
+
+
 def write_split(root: str | os.PathLike, split: str, ids: list[str]) -> None:
     atomic_write_text(Path(root) / "splits" / f"{split}.txt", "".join(f"{i}\n" for i in ids))
 
 
-def read_id_list(path: str | os.PathLike) -> list[str]:
-    """One id per line; blank lines and ``#`` comments ignored. Duplicates are an error."""
-    path = Path(path)
+def _list_entries(path: Path) -> list[tuple[int, str]]:
+    """(line number, stripped line) of a list file, skipping blank lines and ``#`` comments."""
     if not path.is_file():
         raise DataError(path, "split file not found")
-    ids = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
-    ids = [i for i in ids if i and not i.startswith("#")]
+    lines = (ln.strip() for ln in read_text(path).split("\n"))
+    return [(n, ln) for n, ln in enumerate(lines, start=1) if ln and not ln.startswith("#")]
+
+
+_NOT_IDS = ("id is not a plain file stem", "ids are not plain file stems")
+
+
+def _refuse(path: Path, bad: list[str], what: tuple[str, str] = _NOT_IDS) -> None:
+    """One :class:`DataError` naming ``path`` and its bad lines (the first five, and the count).
+
+    ``what``: the headline, singular and plural."""
+    if bad:
+        listed = "; ".join(bad[:5]) + (f"; ... ({len(bad)} in all)" if len(bad) > 5 else "")
+        raise DataError(path, f"{len(bad)} {what[len(bad) > 1]}: {listed}")
+
+
+def _checked_ids(path: Path, entries: list[tuple[int, str]]) -> list[str]:
+    """The ids of ``entries`` ((line, id)); every invalid id, or any duplicate, raises naming the file."""
+    _refuse(path, [f"line {n}: id {sid!r}: {problem}" for n, sid in entries if (problem := id_problem(sid))])
+    ids = [sid for _, sid in entries]
     seen: set[str] = set()
     dups = []
     for i in ids:
@@ -221,6 +289,36 @@ def read_id_list(path: str | os.PathLike) -> list[str]:
     if dups:
         raise DataError(path, f"duplicate ids in split: {', '.join(dups[:5])}")
     return ids
+
+
+def read_id_list(path: str | os.PathLike) -> list[str]:
+    """One id per line (UTF-8, BOM allowed); blank lines and ``#`` comments ignored.
+
+    An id that is not a plain file stem (:func:`id_problem`: ``../x``, ``/abs/x``) or a duplicate is a
+    :class:`DataError` naming the file and the lines."""
+    path = Path(path)
+    return _checked_ids(path, _list_entries(path))
+
+
+def check_label_ids(path: str | os.PathLike, label: np.ndarray, scheme: LabelScheme) -> None:
+    """A :class:`DataError` naming ``path`` when ``label`` holds ids outside ``scheme`` (255 = ignore is
+    allowed). Checked when a sample is read: the loss would otherwise fail on it naming no file."""
+    if label.size and int(label.max()) >= scheme.num_classes:
+        problem = label_range_problem(np.bincount(label.ravel(), minlength=256), scheme)
+        if problem is not None:
+            raise DataError(path, problem)
+
+
+def label_range_problem(histogram: np.ndarray, scheme: LabelScheme) -> str | None:
+    """What is wrong with a label map whose (256,) value histogram is ``histogram``, or None."""
+    bad = [int(v) for v in np.flatnonzero(histogram) if v >= scheme.num_classes and v != IGNORE_INDEX]
+    if not bad:
+        return None
+    listed = ", ".join(f"{v} ({histogram[v]} px)" for v in bad)
+    return (
+        f"label ids out of range for scheme {scheme.name!r} "
+        f"(ids 0..{scheme.num_classes - 1} and {IGNORE_INDEX}): {listed}"
+    )
 
 
 @dataclass(frozen=True)
@@ -260,6 +358,7 @@ class Layout:
         return read_id_list(f)
 
     def rgb_path(self, sid: str) -> Path | None:
+        check_id(sid, self.root)
         for ext in RGB_EXTS:
             p = self.root / "rgb" / f"{sid}{ext}"
             if p.is_file():
@@ -267,6 +366,9 @@ class Layout:
         return None
 
     def paths(self, sid: str) -> SamplePaths:
+        """The files of sample ``sid`` (a :class:`DataError` naming the root if it is not a valid id)."""
+        check_id(sid, self.root)
+
         def opt(p: Path) -> Path | None:
             return p if p.is_file() else None
 
@@ -299,8 +401,17 @@ class ReleasedLayout(Layout):
             raise DataError(
                 f, f"split {split!r} missing; available: {', '.join(self.available_splits()) or 'none'}"
             )
-        # lines may be "name", "name.png" or "depth/name.png": keep the stem
-        return [Path(i.split()[0]).stem for i in read_id_list(f)]
+        # lines may be "name", "name.png" or "depth/name.png": the stem is the id
+        entries, bad = [], []
+        for n, entry in _list_entries(f):
+            p = PurePosixPath(entry.split()[0].replace("\\", "/"))
+            if p.is_absolute() or ".." in p.parts or PureWindowsPath(entry).drive:
+                bad.append(f"line {n}: {entry!r} points outside the dataset folder")
+            elif problem := id_problem(p.stem):
+                bad.append(f"line {n}: {entry!r}: its stem {p.stem!r} is not an id: {problem}")
+            entries.append((n, p.stem))
+        _refuse(f, bad, ("line names no sample", "lines name no sample"))
+        return _checked_ids(f, entries)
 
 
 LIGHT_LEVELS = ("dark", "normal", "bright")  # faceparse synth's light modes (data/synth.py)

@@ -34,7 +34,7 @@ from PIL import Image
 from faceparse.data.encoding import metric_to_nearness
 from faceparse.data.format import RGB_EXTS, open_layout, write_depth
 from faceparse.depth.released import ImportReport, clear_dropped, dataset_ids, finish_import, label_size
-from faceparse.utils.io import DataError
+from faceparse.utils.io import DataError, read_text
 
 if TYPE_CHECKING:
     from faceparse.utils.progress import OnProgress
@@ -222,7 +222,7 @@ def load_camera(spec: str | os.PathLike):
     if where is None and not text.lstrip().startswith("{"):
         raise DataError(path, "camera file not found (give a JSON file or inline JSON)")
     try:
-        obj = json.loads(path.read_text(encoding="utf-8") if where else text)
+        obj = json.loads(read_text(path) if where else text)
         keys = ("fx", "fy", "cx", "cy", "width", "height")
         missing = [k for k in keys if k not in obj]
         if missing:

@@ -209,14 +209,14 @@ def light_plot(
 def read_val_csv(path: str | os.PathLike) -> dict[str, list[float]]:
     """A stage's ``val.csv`` (``run.eval_every``) as columns of floats (empty cells are NaN)."""
     import csv
+    import io
 
-    from faceparse.utils.io import DataError
+    from faceparse.utils.io import DataError, read_text
 
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "no val.csv: train with run.eval_every=N to validate during training")
-    with path.open(encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
+    rows = list(csv.DictReader(io.StringIO(read_text(path), newline="")))
     if not rows:
         raise DataError(path, "val.csv holds no rows yet")
     return {key: [float(r[key]) if r[key] not in ("", None) else math.nan for r in rows] for key in rows[0]}

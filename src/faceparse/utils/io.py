@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 import tempfile
@@ -21,12 +22,34 @@ _UMASK = _current_umask()
 
 
 class DataError(Exception):
-    """Bad input data. The message always names the offending file and the problem."""
+    """Bad input data. The message always names the offending file and the problem.
 
-    def __init__(self, path: str | os.PathLike | None, problem: str):
+    ``DataError(text)`` with one argument is how torch's DataLoader re-raises the error of a worker
+    process (``exc_type(text)``, the text holding the worker's traceback): the problem is then the
+    message of the last DataError in that text, so that the CLI still ends a training run with one
+    clean line naming the file rather than a traceback.
+    """
+
+    def __init__(self, path: str | os.PathLike | None, problem: str | None = None):
+        if problem is None:  # re-raised from a DataLoader worker: ``path`` is torch's text
+            path, problem = None, _worker_problem(str(path))
         self.path = None if path is None else Path(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}" if self.path is not None else problem)
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled across processes with its path
+        return (type(self), (self.path, self.problem))
+
+
+def _worker_problem(text: str) -> str:
+    """The message of the last ``DataError`` in a worker's traceback text, and where it was raised."""
+    marker = f"{DataError.__name__}: "
+    at = text.rfind(marker)
+    if at < 0:
+        return text
+    head = text.partition("\n")[0]  # "Caught DataError in DataLoader worker process 0."
+    where = head.removeprefix(f"Caught {DataError.__name__} ").rstrip(".")
+    return f"{text[at + len(marker) :].strip()} ({where})"
 
 
 @contextmanager
@@ -71,11 +94,38 @@ def atomic_save(path: str | os.PathLike, save: Callable[[Path], None]) -> None:
         save(tmp)
 
 
+def read_text(path: str | os.PathLike) -> str:
+    """A UTF-8 text file's contents, without a leading byte-order mark (Windows editors write one).
+
+    Every input text file (split, list, mapping and partition files, JSON) is read through here, so a
+    file in another encoding is a :class:`DataError` naming the file, the byte and where it is."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(path, "file not found") from None
+    except OSError as e:
+        raise DataError(path, f"cannot read ({e.strerror or e})") from None
+    bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    try:
+        return data[bom:].decode("utf-8")
+    except UnicodeDecodeError as e:
+        if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            raise DataError(
+                path, "UTF-16 text (it starts with a UTF-16 byte-order mark); save it as UTF-8"
+            ) from None
+        at = bom + e.start
+        line = data.count(b"\n", 0, at) + 1
+        raise DataError(
+            path, f"not UTF-8 text: byte 0x{data[at]:02x} at offset {at} (line {line}); save it as UTF-8"
+        ) from None
+
+
 def read_json(path: str | os.PathLike) -> Any:
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "file not found")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        return json.loads(read_text(path))
+    except json.JSONDecodeError as e:
         raise DataError(path, f"not valid JSON ({e})") from None
