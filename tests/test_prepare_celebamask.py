@@ -174,3 +174,40 @@ def test_missing_mapping_is_named(tmp_path):
     (raw / "CelebA-HQ-to-CelebA-mapping.txt").unlink()
     with pytest.raises(DataError, match="CelebA-HQ-to-CelebA-mapping.txt: mapping file not found"):
         convert_celebamask(raw, tmp_path / "out", size=32, workers=1)
+
+
+def test_mapping_and_partition_not_utf8_are_named(tmp_path):
+    for name in ("CelebA-HQ-to-CelebA-mapping.txt", "list_eval_partition.txt"):
+        raw = make_celebamask(tmp_path / name / "raw")
+        path = raw / name
+        path.write_bytes(path.read_bytes() + b"\xff\n")
+        with pytest.raises(DataError, match="not UTF-8 text") as err:
+            convert_celebamask(raw, tmp_path / name / "out", size=32, workers=1)
+        assert err.value.path == path
+        r = CliRunner().invoke(
+            app, ["prepare", "celebamask-hq", "--root", str(raw), "--out", str(raw.parent / "o")]
+        )
+        assert r.exit_code == 2 and name in "".join(r.output.split())
+
+
+def test_mapping_and_partition_with_a_bom(tmp_path):
+    raw = make_celebamask(tmp_path / "raw")
+    for name in ("CelebA-HQ-to-CelebA-mapping.txt", "list_eval_partition.txt"):
+        (raw / name).write_bytes(b"\xef\xbb\xbf" + (raw / name).read_bytes())  # Windows editors add one
+    report = convert_celebamask(raw, tmp_path / "out", size=32, workers=1)
+    assert not report.bad and open_layout(tmp_path / "out").split_ids("train") == ["0", "1"]
+
+
+def test_mapping_rows_that_are_not_plain_names(tmp_path):
+    raw = make_celebamask(tmp_path / "raw")
+    mapping = raw / "CelebA-HQ-to-CelebA-mapping.txt"
+    partition = raw / "list_eval_partition.txt"
+    mapping.write_text(mapping.read_text() + "7 1007 ../../000008.jpg\n")
+    partition.write_text(partition.read_text() + "../../000008.jpg 0\n")
+    report = convert_celebamask(raw, tmp_path / "out", size=32, workers=1)
+    assert [(o.sid, o.path) for o in report.bad] == [("7", str(mapping))]
+    assert "line 7" in report.bad[0].problem and "'../../000008.jpg'" in report.bad[0].problem
+    mapping.write_text(mapping.read_text() + "\u00b2 1 000002.jpg\n")  # str.isdigit() accepts '²'
+    with pytest.raises(DataError, match="line 8: expected 'idx orig_idx orig_file'") as err:
+        convert_celebamask(raw, tmp_path / "out", size=32, workers=1)
+    assert err.value.path == mapping

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+
 import numpy as np
 from PIL import Image
 from typer.testing import CliRunner
@@ -110,7 +113,59 @@ def test_helen_drop_hair_clears_labels_and_depth(tmp_path):
 
 def test_helen_list_format(tmp_path):
     (tmp_path / "l.txt").write_text("1 , 100032540_1\n2 , 10405146_1\n\n")
-    assert read_list(tmp_path / "l.txt") == ["100032540_1", "10405146_1"]
+    assert read_list(tmp_path / "l.txt") == [(1, "100032540_1"), (2, "10405146_1")]
     (tmp_path / "bad.txt").write_text("1 100032540_1\n")
     r = CliRunner().invoke(app, ["prepare", "helen", "--root", str(tmp_path), "--out", str(tmp_path / "o")])
     assert r.exit_code == 2 and "images" in r.output
+
+
+def test_helen_list_names_outside_root_are_skipped(tmp_path):
+    """Issue 11: list names are plain file stems; '..' or absolute names read and wrote outside."""
+    raw, out, victim = tmp_path / "raw", tmp_path / "out", tmp_path / "victim"
+    make_helen(raw)
+    name = HELEN_LISTS["exemplars.txt"][0]
+    (victim / "v").mkdir(parents=True)  # lets '../../victim/v/../..' resolve as well
+    shutil.copy(raw / "images" / f"{name}.jpg", victim / "v.jpg")
+    for k in range(11):  # a complete sample, so that following the names would succeed
+        shutil.copy(raw / "labels" / name / f"{name}_lbl{k:02d}.png", victim / f"v_lbl{k:02d}.png")
+    before = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in victim.rglob("*")}
+    lst = raw / "exemplars.txt"
+    absolute, dotdot = str(victim / "v"), "../../victim/v"
+    lst.write_text(lst.read_text() + f"3 , {absolute}\n4 , {dotdot}\n")
+    args = ["prepare", "helen", "--root", str(raw), "--out", str(out), "--workers", "1", "--overwrite"]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in victim.rglob("*")} == before
+    bad = {b["id"]: b for b in json.loads((out / "prepare_report.json").read_text())["bad"]}
+    assert set(bad) == {absolute, dotdot}
+    assert bad[absolute]["path"] == str(lst) and "line 3" in bad[absolute]["problem"]
+    assert "not a plain file stem" in bad[dotdot]["problem"] and "line 4" in bad[dotdot]["problem"]
+    assert open_layout(out).split_ids("train") == HELEN_LISTS["exemplars.txt"]
+    r = CliRunner().invoke(app, [*args, "--strict"])
+    assert r.exit_code == 2 and "exemplars.txt" in r.output
+    assert {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in victim.rglob("*")} == before
+
+
+def test_helen_list_not_utf8_is_named(tmp_path):
+    make_helen(tmp_path / "raw")
+    lst = tmp_path / "raw" / "tuning.txt"
+    lst.write_bytes(b"1 , caf\xe9\n")
+    r = CliRunner().invoke(
+        app, ["prepare", "helen", "--root", str(tmp_path / "raw"), "--out", str(tmp_path / "o")]
+    )
+    flat = "".join(r.output.split())
+    assert r.exit_code == 2 and "tuning.txt:notUTF-8text:byte0xe9atoffset7(line1)" in flat
+    lst.write_bytes(b"\xef\xbb\xbf1 , 1051618982_1\n")  # a BOM is dropped
+    assert read_list(lst) == [(1, "1051618982_1")]
+
+
+def test_lapa_file_stem_that_is_not_an_id_is_skipped(tmp_path):
+    make_lapa(tmp_path / "raw")
+    images = tmp_path / "raw" / "train" / "images"
+    shutil.copy(images / "train_000.jpg", images / "evil\nname.jpg")  # would split into two ids
+    shutil.copy(images.parent / "labels" / "train_000.png", images.parent / "labels" / "evil\nname.png")
+    report = convert_lapa(tmp_path / "raw", tmp_path / "out", workers=1)
+    assert [(o.sid, o.path) for o in report.bad] == [("evil\nname", str(images / "evil\nname.jpg"))]
+    assert "control character" in report.bad[0].problem
+    assert open_layout(tmp_path / "out").split_ids("train") == ["train_000", "train_001"]
+    assert not list((tmp_path / "out" / "rgb").glob("evil*"))

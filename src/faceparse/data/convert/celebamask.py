@@ -35,10 +35,11 @@ from faceparse.data.convert.common import (
     RunOptions,
     check_options,
     convert_and_finish,
+    refuse_discarded,
 )
-from faceparse.data.format import SPLITS, _open, write_label, write_rgb
+from faceparse.data.format import SPLITS, _open, id_problem, write_label, write_rgb
 from faceparse.labels import CELEBAMASK13_RETAINED, CELEBAMASK_PARTS, get_scheme
-from faceparse.utils.io import DataError
+from faceparse.utils.io import DataError, read_text
 
 if TYPE_CHECKING:
     from faceparse.utils.progress import OnProgress
@@ -51,32 +52,35 @@ SCHEMES = ("celebamask13", "celebamask19")
 EXPECTED_COUNTS = {"train": 24_183, "val": 2_993, "test": 2_824}  # FACTS §2 (Table 1 misprints 2,284)
 
 
-def read_mapping(path: Path) -> list[tuple[int, str]]:
-    """``CelebA-HQ-to-CelebA-mapping.txt`` → [(hq_idx, orig_file)] in file order."""
+def read_mapping(path: Path) -> list[tuple[int, int, str]]:
+    """``CelebA-HQ-to-CelebA-mapping.txt`` → [(line number, hq_idx, orig_file)] in file order.
+
+    ``orig_file`` is only looked up in the partition, never opened; :func:`convert_celebamask` still
+    reports and skips a row whose name is not a plain file name, like every list converter."""
     if not path.is_file():
         raise DataError(path, "mapping file not found (it ships with CelebAMask-HQ)")
     rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for n, line in enumerate(read_text(path).splitlines(), start=1):
         parts = line.split()
         if not parts or parts[0] == "idx":
             continue
-        if len(parts) != 3 or not parts[0].isdigit():
+        if len(parts) != 3 or not (parts[0].isascii() and parts[0].isdigit()):
             raise DataError(path, f"line {n}: expected 'idx orig_idx orig_file', got {line!r}")
-        rows.append((int(parts[0]), parts[2]))
+        rows.append((n, int(parts[0]), parts[2]))
     if not rows:
         raise DataError(path, "no mapping rows")
     return rows
 
 
 def read_partition(path: Path) -> dict[str, str]:
-    """CelebA's ``list_eval_partition.txt`` → {orig_file: split}."""
+    """CelebA's ``list_eval_partition.txt`` → {orig_file: split} (the names are lookup keys only)."""
     if not path.is_file():
         raise DataError(
             path, "CelebA partition file not found (download list_eval_partition.txt from CelebA)"
         )
     names = {"0": "train", "1": "val", "2": "test"}
     out = {}
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for n, line in enumerate(read_text(path).splitlines(), start=1):
         parts = line.split()
         if not parts:
             continue
@@ -168,9 +172,21 @@ def convert_celebamask(
 
     report = ConvertReport(f"CelebAMask-HQ → {out} ({scheme}, {size}²)")
     jobs = []
-    for idx, orig in mapping:
+    for line, idx, orig in mapping:
         split = split_of.get(orig)
         sid = str(idx)
+        problem = id_problem(orig)
+        if problem is not None:
+            report.discarded.append(
+                Outcome(
+                    sid,
+                    "unassigned",
+                    "bad",
+                    path=str(root / MAPPING),
+                    problem=f"line {line}: CelebA file {orig!r} is not a plain file name: {problem}",
+                )
+            )
+            continue
         if split is None:
             report.discarded.append(
                 Outcome(
@@ -187,9 +203,7 @@ def convert_celebamask(
             Job(sid, split, out, outputs, {"root": str(root), "idx": idx, "size": size, "scheme": scheme})
         )
     jobs.sort(key=lambda j: (SPLITS.index(j.split), j.params["idx"]))
-    if strict and report.discarded:
-        o = report.discarded[0]
-        raise DataError(o.path, f"{o.problem} (--strict)")
+    refuse_discarded(report, strict)
 
     provenance = Provenance("CelebAMask-HQ", scheme, "celebamask-hq", options)
     run = RunOptions(workers, strict, overwrite, on_progress)

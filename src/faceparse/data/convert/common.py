@@ -26,6 +26,7 @@ from faceparse.data.format import (
     SPLITS,
     DatasetInfo,
     DepthInfo,
+    id_problem,
     read_info,
     write_info,
     write_split,
@@ -128,6 +129,28 @@ class ConvertReport:
 
 def bad(sid: str, split: str, err: DataError) -> Outcome:
     return Outcome(sid, split, "bad", path=None if err.path is None else str(err.path), problem=err.problem)
+
+
+def accept_id(report: ConvertReport, sid: str, split: str, source: Path, where: str = "") -> bool:
+    """True when ``sid`` may name a sample (:func:`faceparse.data.format.id_problem`: a plain file stem).
+
+    Otherwise the sample goes to ``report.discarded`` as bad, naming ``source`` (the list file or raw
+    file the name came from) and ``where`` in it (``"line 3: "``), and False comes back: a name from a
+    list is never followed as a path (``../x`` or ``/abs/x`` would read and write outside the folders).
+    """
+    problem = id_problem(sid)
+    if problem is None:
+        return True
+    problem = f"{where}name {sid!r} is not a plain file stem: {problem}"
+    report.discarded.append(Outcome(sid, split, "bad", path=str(source), problem=problem))
+    return False
+
+
+def refuse_discarded(report: ConvertReport, strict: bool) -> None:
+    """With ``strict``, the first sample discarded before conversion stops the run (like a bad sample)."""
+    if strict and report.discarded:
+        o = report.discarded[0]
+        raise DataError(o.path, f"sample {o.sid!r}: {o.problem} (--strict)")
 
 
 def _run_one(convert_one: Callable[[Job], Outcome], job: Job, overwrite: bool) -> Outcome:

@@ -29,13 +29,15 @@ from faceparse.data.convert.common import (
     Outcome,
     Provenance,
     RunOptions,
+    accept_id,
     check_options,
     convert_and_finish,
     copy_file,
+    refuse_discarded,
 )
 from faceparse.data.format import _open, read_depth, write_depth, write_label
 from faceparse.labels import get_scheme
-from faceparse.utils.io import DataError, atomic_save
+from faceparse.utils.io import DataError, atomic_save, read_text
 
 if TYPE_CHECKING:
     from faceparse.utils.progress import OnProgress
@@ -46,19 +48,22 @@ HAIR = get_scheme("helen11").index("hair")
 DROPPED_DIR = "dropped"
 
 
-def read_list(path: Path) -> list[str]:
-    """A Helen list file (``index , name`` per line) → names."""
+def read_list(path: Path) -> list[tuple[int, str]]:
+    """A Helen list file (``index , name`` per line) → (line number, name) per entry.
+
+    Names are not checked here: :func:`convert_helen` reports and skips one that is not a plain file
+    stem (:func:`faceparse.data.format.id_problem`)."""
     if not path.is_file():
         raise DataError(path, "Helen list file not found")
-    names = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    entries = []
+    for n, line in enumerate(read_text(path).splitlines(), start=1):
         if not line.strip():
             continue
         parts = [p.strip() for p in line.split(",")]
         if len(parts) != 2 or not parts[1]:
             raise DataError(path, f"line {n}: expected 'index , name', got {line!r}")
-        names.append(parts[1])
-    return names
+        entries.append((n, parts[1]))
+    return entries
 
 
 def soft_maps_to_label(maps: np.ndarray) -> np.ndarray:
@@ -123,11 +128,14 @@ def convert_helen(
     report = ConvertReport(f"Helen → {out}{' (hair dropped: Helen-D)' if drop_hair else ''}")
     jobs = []
     for split, list_name in LISTS.items():
-        for name in read_list(root / list_name):
+        for line, name in read_list(root / list_name):
+            if not accept_id(report, name, split, root / list_name, f"line {line}: "):
+                continue
             outputs: tuple[Path, ...] = (out / "rgb" / f"{name}.jpg", out / "label" / f"{name}.png")
             if drop_hair:
                 outputs = (dropped_mask_path(out, name), *outputs)
             jobs.append(Job(name, split, out, outputs, {"root": str(root), "drop_hair": drop_hair}))
+    refuse_discarded(report, strict)
     provenance = Provenance("Helen-D" if drop_hair else "Helen", "helen11", "helen", options)
     run = RunOptions(workers, strict, overwrite, on_progress)
     return convert_and_finish(jobs, convert_one, report, out, root, provenance, run)

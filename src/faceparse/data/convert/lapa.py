@@ -22,13 +22,15 @@ from faceparse.data.convert.common import (
     Outcome,
     Provenance,
     RunOptions,
+    accept_id,
     check_options,
     convert_and_finish,
     copy_file,
+    refuse_discarded,
 )
 from faceparse.data.format import SPLITS, _open, read_label, write_label
 from faceparse.labels import get_scheme
-from faceparse.utils.io import DataError
+from faceparse.utils.io import DataError, read_text
 
 if TYPE_CHECKING:
     from faceparse.utils.progress import OnProgress
@@ -38,11 +40,11 @@ NUM_CLASSES = get_scheme("lapa11").num_classes
 
 def read_landmarks(path: Path) -> np.ndarray:
     """A LaPa landmark file → (N, 2) float32; the first line holds N."""
+    lines = [ln.split() for ln in read_text(path).splitlines() if ln.strip()]
     try:
-        lines = [ln.split() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
         n = int(lines[0][0])
         pts = np.asarray([[float(v) for v in ln[:2]] for ln in lines[1 : n + 1]], dtype=np.float32)
-    except (ValueError, IndexError, UnicodeDecodeError) as e:
+    except (ValueError, IndexError) as e:
         raise DataError(path, f"malformed landmark file ({e})") from None
     if pts.shape != (n, 2):
         raise DataError(path, f"header says {n} points, found {len(pts)}")
@@ -91,6 +93,8 @@ def convert_lapa(
     for split in present:
         for img in sorted((root / split / "images").glob("*.jpg")):
             sid = img.stem
+            if not accept_id(report, sid, split, img):
+                continue
             src = (
                 str(img),
                 str(root / split / "labels" / f"{sid}.png"),
@@ -98,6 +102,7 @@ def convert_lapa(
             )
             outputs = (out / "rgb" / f"{sid}.jpg", out / "label" / f"{sid}.png")
             jobs.append(Job(sid, split, out, outputs, {"src": src}))
+    refuse_discarded(report, strict)
     provenance = Provenance("LaPa", "lapa11", "lapa", {})
     run = RunOptions(workers, strict, overwrite, on_progress)
     return convert_and_finish(jobs, convert_one, report, out, root, provenance, run)
