@@ -324,6 +324,44 @@ def test_predict_cli_exit_codes_and_outputs(run_dir, tmp_path):
     assert result.exit_code == 2 and "none" in result.output
 
 
+def _invoke(*args: object):
+    from faceparse.cli import app
+
+    result = CliRunner().invoke(app, ["predict", *(str(a) for a in args)])
+    return result, "".join(result.output.split())  # rich wraps long lines
+
+
+def test_weights_whose_scheme_does_not_fit_their_classes_are_refused(tmp_path, run_dir):
+    import json
+
+    torch.manual_seed(0)
+    model = build_model("bisenet", num_classes=19, in_channels=3)
+    path = save_pretrained(
+        model, PretrainedInfo("bisenet", 19, 3, "lapa11", "imagenet", "test"), tmp_path / "w.safetensors"
+    )
+    problem = r"scheme lapa11 has 11 classes but the network has 19 outputs"
+    with pytest.raises(DataError, match=rf"w\.safetensors: .*{problem}"):
+        face_parser(path)
+    write_rgb(tmp_path / "in" / "a.png", _images()[1])
+    result, flat = _invoke("-c", path, "-i", tmp_path / "in", "-o", tmp_path / "out")
+    assert result.exit_code == 2 and str(path) in flat and "".join(problem.split()) in flat
+    assert not (tmp_path / "out").exists()
+    unknown = save_pretrained(
+        model, PretrainedInfo("bisenet", 19, 3, "nosuch", "imagenet", "test"), tmp_path / "u.safetensors"
+    )
+    with pytest.raises(DataError, match=r"u\.safetensors: .*nosuch"):
+        face_parser(unknown)
+    # an engine checkpoint whose meta.json names another scheme than its networks were built for
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    checkpoint = ckpt.latest_checkpoint(copy / "joint")
+    meta = json.loads((checkpoint / "meta.json").read_text())
+    meta["scheme"] = {"name": "lapa11"}
+    (checkpoint / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(DataError, match=r"meta\.json: .*scheme lapa11 has 11 classes but the network has 13"):
+        face_parser(copy)
+
+
 def test_overlay_and_panels():
     rgb = np.full((4, 5, 3), 100, np.uint8)
     label = np.zeros((4, 5), np.uint8)

@@ -129,7 +129,8 @@ def _checkpoint_with(path: Path, role: str) -> Path:
 
 def _load_engine_checkpoint(path: Path, role: str) -> LoadedNetwork:
     from faceparse.models import build_model
-    from faceparse.runs.checkpoint import load_weights, read_meta
+    from faceparse.models.pretrained import check_scheme_fits
+    from faceparse.runs.checkpoint import META_FILE, load_weights, read_meta
 
     checkpoint = _checkpoint_with(path, role)
     meta = read_meta(checkpoint)
@@ -139,9 +140,11 @@ def _load_engine_checkpoint(path: Path, role: str) -> LoadedNetwork:
             checkpoint, f"holds no {role} network (it has: {', '.join(specs) or 'none'}); pick another stage"
         )
     spec = specs[role]
+    scheme = None if role == "generator" else _scheme_from_meta(meta, checkpoint)
+    if scheme is not None and "num_classes" in spec["kwargs"]:
+        check_scheme_fits(scheme.name, int(spec["kwargs"]["num_classes"]), checkpoint / META_FILE)
     model = build_model(spec["builder"], **spec["kwargs"])
     load_weights(model, checkpoint, role)
-    scheme = None if role == "generator" else _scheme_from_meta(meta, checkpoint)
     size = meta.get("config", {}).get("data", {}).get("size", FPT_INPUT_SIZE)
     info = NetworkInfo(
         role=role,
