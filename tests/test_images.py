@@ -4,8 +4,6 @@ unreadable file, and EXIF orientation applied. Predict's own behaviour is in tes
 
 from __future__ import annotations
 
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -25,22 +23,9 @@ from faceparse.data.format import (
 )
 from faceparse.depth.released import decode_depth_png
 from faceparse.utils.io import DataError
-from tiny import noise_dataset
+from tiny import bomb_png, noise_dataset
 
 ORIENTATION = 0x0112  # the EXIF tag
-
-
-def bomb_png(path: Path, width: int = 100_000, height: int = 100_000) -> Path:
-    """A tiny PNG (under 100 bytes) whose header claims ``width``×``height`` RGB pixels."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
-    data = chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + data)
-    return path
 
 
 def rotated_jpeg(path: Path, orientation: int = 6) -> Path:

@@ -29,6 +29,7 @@ from faceparse.models.pretrained import PretrainedInfo, save_pretrained
 from faceparse.runs import checkpoint as ckpt
 from faceparse.runs.config import Config, resolve, to_dict
 from faceparse.utils.io import DataError
+from tiny import bomb_png
 
 SIZE = 64
 SCHEME = get_scheme("celebamask13")
@@ -425,6 +426,20 @@ def test_predict_caps_decoded_pixels_and_can_downscale(run_dir, tmp_path):
     result, flat = _invoke(*common, "--max-megapixels", "0.12")
     assert result.exit_code == 0, result.output
     assert read_label(out / "big_png.png").shape == (300, 400)
+
+
+def test_a_huge_header_does_not_stop_the_batch(run_dir, tmp_path):
+    """Issue 11: a 177-byte PNG claiming 100000² aborted the whole batch; the queued images were lost."""
+    photos = tmp_path / "photos"
+    for k, image in enumerate(_images()):
+        write_rgb(photos / f"img{k}.png", image)
+    bomb = bomb_png(photos / "img1b.png")  # sorted between img1 and img2, in the middle of a batch of 2
+    result, flat = _invoke("-c", run_dir, "-i", photos, "-o", tmp_path / "out", "--batch", "2")
+    assert result.exit_code == 1, result.output
+    assert f"{bomb}:100000×100000pixels(10000megapixels)exceedsthelimitof64megapixels" in flat
+    assert "1of4imagesfailed" in flat
+    for k, image in enumerate(_images()):
+        assert read_label(tmp_path / "out" / f"img{k}.png").shape == image.shape[:2]
 
 
 def test_predict_applies_exif_orientation(rgb_parser, tmp_path):
