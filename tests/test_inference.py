@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import shutil
 from pathlib import Path
 
@@ -10,10 +11,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from faceparse.data.format import read_label, write_depth, write_rgb
+from faceparse.data.format import read_label, write_depth, write_label, write_rgb
 from faceparse.engine.networks import network_specs
 from faceparse.inference import (
     DetectorUnavailable,
+    FaceParser,
     colorize,
     face_parser,
     overlay,
@@ -27,6 +29,7 @@ from faceparse.models.pretrained import PretrainedInfo, save_pretrained
 from faceparse.runs import checkpoint as ckpt
 from faceparse.runs.config import Config, resolve, to_dict
 from faceparse.utils.io import DataError
+from tiny import bomb_png
 
 SIZE = 64
 SCHEME = get_scheme("celebamask13")
@@ -98,6 +101,27 @@ def test_mixed_sizes_give_logits_and_labels_at_each_images_size(rgb_parser):
         assert labels.shape == image.shape[:2] and labels.dtype == np.uint8
         assert np.array_equal(labels, logits.argmax(0).numpy())
     assert out["classes"] == SCHEME.classes and out["scheme"] is SCHEME
+
+
+def test_labels_without_logits_are_the_same_labels(rgb_parser):
+    """keep_logits=False upsamples one class at a time (a running argmax, ~10 bytes a pixel, not 4 per
+    class): the labels must be those of the full logits, with and without a detected crop pasted back."""
+    images = [*_images(), np.full((33, 45, 3), 128, np.uint8)]  # a flat image: many exact ties
+    for detect in (False, True):
+        rgb_parser.detector = lambda rgb: ((5, -3, 30), 0.9) if rgb.shape[0] != 64 else None
+        try:
+            full = rgb_parser(images, detect=detect)
+            light = rgb_parser(images, detect=detect, keep_logits=False)
+        finally:
+            rgb_parser.detector = None
+        assert "logits" not in light
+        for a, b in zip(full["labels"], light["labels"], strict=True):
+            assert a.dtype == b.dtype == np.uint8 and np.array_equal(a, b)
+    tied = copy.deepcopy(rgb_parser.model)
+    with torch.no_grad():
+        tied.conv_out.conv_out.weight.zero_()  # every class scores 0 everywhere: ties go to the lowest id
+    labels = FaceParser(tied, rgb_parser.info)(images[0], keep_logits=False)["labels"]
+    assert labels.shape == (1, 48, 80) and not labels.any()
 
 
 def test_batching_and_order_do_not_change_results(rgb_parser):
@@ -282,7 +306,7 @@ def test_predict_files_writes_readable_labels_and_reports_bad_files(rgb_parser, 
     again = predict_files(rgb_parser, inputs, tmp_path / "out")  # resumes: nothing to redo
     assert not again.written and len(again.skipped) == 3
     into_inputs = predict_files(rgb_parser, [images / "img0.png"], images, overwrite=True)
-    assert "overwrite it" in into_inputs.failed[0][1] and not into_inputs.written  # never clobbers an input
+    assert "would replace an input" in into_inputs.failed[0][1] and not into_inputs.written  # never clobbers
 
 
 def test_predict_cli_exit_codes_and_outputs(run_dir, tmp_path):
@@ -322,6 +346,144 @@ def test_predict_cli_exit_codes_and_outputs(run_dir, tmp_path):
         app, ["predict", "-c", str(tmp_path / "none"), "-i", str(images), "-o", str(tmp_path)]
     )
     assert result.exit_code == 2 and "none" in result.output
+
+
+def _invoke(*args: object):
+    from faceparse.cli import app
+
+    result = CliRunner().invoke(app, ["predict", *(str(a) for a in args)])
+    return result, "".join(result.output.split())  # rich wraps long lines
+
+
+def _contents(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_predict_never_replaces_an_input(run_dir, tmp_path, overwrite):
+    """Issue 11: with -o the input folder, the label map of photo.jpg replaced the user's photo.png."""
+    photos = tmp_path / "photos"
+    for name, image in zip(("photo.jpg", "photo.png", "other.png"), _images(), strict=True):
+        write_rgb(photos / name, image)
+    before = _contents(photos)
+    flags = ["--overlay", "--overwrite"] if overwrite else ["--overlay"]
+    result, flat = _invoke("-c", run_dir, "-i", photos, "-o", photos, *flags)
+    assert result.exit_code == 1, result.output
+    assert f"{photos / 'photo.jpg'}:itslabelmap{photos / 'photo.png'}wouldreplaceaninputimage" in flat
+    assert f"{photos / 'other.png'}:itslabelmap{photos / 'other.png'}wouldreplaceaninputimage" in flat
+    assert "3of3imagesfailed" in flat and "skipped" not in flat  # not mistaken for a finished image
+    assert _contents(photos) == before  # nothing written, nothing replaced
+
+
+def test_predict_never_replaces_an_image_it_did_not_write(run_dir, tmp_path):
+    photos = tmp_path / "photos"
+    write_rgb(photos / "photo.jpg", _images()[1])
+    write_rgb(photos / "photo.png", _images()[0])  # the user's photo, not an input this time
+    before = _contents(photos)
+    result, flat = _invoke("-c", run_dir, "-i", photos / "photo.jpg", "-o", photos, "--overwrite")
+    assert result.exit_code == 1, result.output
+    assert f"{photos / 'photo.png'}existsandisnotalabelmap" in flat
+    assert _contents(photos) == before
+    write_label(photos / "photo.png", np.zeros((64, 64), np.uint8))  # a label map: --overwrite redoes it
+    result, _ = _invoke("-c", run_dir, "-i", photos / "photo.jpg", "-o", photos, "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert read_label(photos / "photo.png").shape == (64, 64)
+
+
+def test_predict_overlays_never_replace_an_input(rgb_parser, tmp_path):
+    inputs = tmp_path / "overlay"
+    write_rgb(inputs / "a.png", _images()[1])
+    before = _contents(inputs)
+    report = predict_files(rgb_parser, [inputs / "a.png"], tmp_path, overlay=True, overwrite=True)
+    assert report.failed == [
+        (
+            inputs / "a.png",
+            f"its overlay {inputs / 'a.png'} would replace an input image; choose another output folder",
+        )
+    ]
+    assert not report.written and _contents(inputs) == before and not (tmp_path / "a.png").exists()
+
+
+def test_predict_caps_decoded_pixels_and_can_downscale(run_dir, tmp_path):
+    from PIL import Image
+
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    write_rgb(photos / "small.png", _images()[1])  # 64×64
+    Image.new("RGB", (400, 300), (120, 90, 60)).save(photos / "big_jpeg.jpg", quality=90)  # 120,000 pixels
+    Image.new("RGB", (400, 300), (120, 90, 60)).save(photos / "big_png.png")  # a few hundred bytes
+    common = ("-c", run_dir, "-i", photos, "-o", out)
+    result, flat = _invoke(*common, "--max-megapixels", "0.05")
+    assert result.exit_code == 1, result.output
+    for name in ("big_jpeg.jpg", "big_png.png"):
+        assert f"{photos / name}:400×300pixels(0.12megapixels)exceedsthelimitof0.05megapixels" in flat
+    assert "--max-megapixels" in flat and "--max-side" in flat  # how to get past the cap
+    assert read_label(out / "small.png").shape == (64, 64)  # the rest completed
+    # JPEGs decode reduced (here 1/2: 200×150) and are shrunk to fit; a PNG decodes whole, so stays refused
+    result, flat = _invoke(*common, "--max-megapixels", "0.05", "--max-side", "100")
+    assert result.exit_code == 1, result.output
+    assert read_label(out / "big_jpeg.png").shape == (75, 100)
+    assert f"{photos / 'big_jpeg.jpg'}:400×300parsedat100×75" in flat and "1of3imagesfailed" in flat
+    result, flat = _invoke(*common, "--max-megapixels", "0.12")
+    assert result.exit_code == 0, result.output
+    assert read_label(out / "big_png.png").shape == (300, 400)
+
+
+def test_a_huge_header_does_not_stop_the_batch(run_dir, tmp_path):
+    """Issue 11: a 177-byte PNG claiming 100000² aborted the whole batch; the queued images were lost."""
+    photos = tmp_path / "photos"
+    for k, image in enumerate(_images()):
+        write_rgb(photos / f"img{k}.png", image)
+    bomb = bomb_png(photos / "img1b.png")  # sorted between img1 and img2, in the middle of a batch of 2
+    result, flat = _invoke("-c", run_dir, "-i", photos, "-o", tmp_path / "out", "--batch", "2")
+    assert result.exit_code == 1, result.output
+    assert f"{bomb}:100000×100000pixels(10000megapixels)exceedsthelimitof64megapixels" in flat
+    assert "1of4imagesfailed" in flat
+    for k, image in enumerate(_images()):
+        assert read_label(tmp_path / "out" / f"img{k}.png").shape == image.shape[:2]
+
+
+def test_predict_applies_exif_orientation(rgb_parser, tmp_path):
+    from PIL import Image
+
+    stored = np.zeros((20, 40, 3), np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90° clockwise to display
+    Image.fromarray(stored).save(tmp_path / "phone.jpg", exif=exif)
+    assert rgb_parser(tmp_path / "phone.jpg")["labels"].shape == (1, 40, 20)
+    report = predict_files(rgb_parser, [tmp_path / "phone.jpg"], tmp_path / "out")
+    assert report.written == [tmp_path / "out" / "phone.png"]
+    assert read_label(tmp_path / "out" / "phone.png").shape == (40, 20)  # as the photo is displayed
+
+
+def test_weights_whose_scheme_does_not_fit_their_classes_are_refused(tmp_path, run_dir):
+    import json
+
+    torch.manual_seed(0)
+    model = build_model("bisenet", num_classes=19, in_channels=3)
+    path = save_pretrained(
+        model, PretrainedInfo("bisenet", 19, 3, "lapa11", "imagenet", "test"), tmp_path / "w.safetensors"
+    )
+    problem = r"scheme lapa11 has 11 classes but the network has 19 outputs"
+    with pytest.raises(DataError, match=rf"w\.safetensors: .*{problem}"):
+        face_parser(path)
+    write_rgb(tmp_path / "in" / "a.png", _images()[1])
+    result, flat = _invoke("-c", path, "-i", tmp_path / "in", "-o", tmp_path / "out")
+    assert result.exit_code == 2 and str(path) in flat and "".join(problem.split()) in flat
+    assert not (tmp_path / "out").exists()
+    unknown = save_pretrained(
+        model, PretrainedInfo("bisenet", 19, 3, "nosuch", "imagenet", "test"), tmp_path / "u.safetensors"
+    )
+    with pytest.raises(DataError, match=r"u\.safetensors: .*nosuch"):
+        face_parser(unknown)
+    # an engine checkpoint whose meta.json names another scheme than its networks were built for
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    checkpoint = ckpt.latest_checkpoint(copy / "joint")
+    meta = json.loads((checkpoint / "meta.json").read_text())
+    meta["scheme"] = {"name": "lapa11"}
+    (checkpoint / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(DataError, match=r"meta\.json: .*scheme lapa11 has 11 classes but the network has 13"):
+        face_parser(copy)
 
 
 def test_overlay_and_panels():

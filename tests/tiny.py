@@ -6,6 +6,8 @@ the common ones as fixtures. tests/README.md says which to use when.
 
 from __future__ import annotations
 
+import struct
+import zlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -171,3 +173,16 @@ def read_layout(name: str) -> list[tuple[str, str, str]]:
             key, shape, dtype = line.split("\t")
             rows.append((key, shape, dtype))
     return rows
+
+
+def bomb_png(path: Path, width: int = 100_000, height: int = 100_000) -> Path:
+    """A tiny PNG (under 100 bytes) whose header claims ``width``×``height`` RGB pixels (issue 11)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    data = chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + data)
+    return path

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from faceparse.cli import app
 from faceparse.cli.common import console, fail, friendly_errors, progress
@@ -45,10 +46,27 @@ def predict_command(
     overwrite: bool = typer.Option(
         False,
         "--overwrite",
-        help="Redo images whose label map exists (default: skip them, so reruns resume).",
+        help="Redo images whose label map exists (default: skip them, so reruns resume). Nothing ever "
+        "replaces an input image, nor a file that is not a label map.",
+    ),
+    max_megapixels: float = typer.Option(
+        None,
+        "--max-megapixels",
+        min=0.0,
+        help="Refuse images that would decode to more megapixels than this, checked from the file header "
+        "before decoding (default 64; parsing costs about 15 bytes a pixel).",
+    ),
+    max_side: int = typer.Option(
+        None,
+        "--max-side",
+        min=1,
+        help="Parse images longer than this many pixels (longer side) shrunk to fit, aspect kept; their "
+        "label maps and overlays have the shrunk size. JPEGs are decoded at 1/2, 1/4 or 1/8 scale where "
+        "that still covers it, so --max-megapixels then applies to the reduced size.",
     ),
 ) -> None:
     """Predict label maps for an image or a folder; unreadable images are reported and skipped."""
+    from faceparse.data.format import MAX_PIXELS, megapixels
     from faceparse.inference.detect import DetectorUnavailable
     from faceparse.inference.predictor import face_parser, list_inputs, predict_files
 
@@ -57,6 +75,7 @@ def predict_command(
     if detect and modality != "rgb":
         raise typer.BadParameter("face detection works on RGB images only", param_hint="--detect")
     inputs = list_inputs(input_path, modality)
+    max_pixels = MAX_PIXELS if max_megapixels is None else round(max_megapixels * 1e6)
     parser = face_parser(checkpoint, modality, device, size=size, batch_size=batch)
     console.print(
         f"{parser.info.arch} {parser.modality} parser, {len(parser.classes)} classes ({parser.scheme.name}), "
@@ -72,16 +91,31 @@ def predict_command(
                 detect=detect,
                 overlay=overlay,
                 overwrite=overwrite,
+                max_pixels=max_pixels,
+                max_side=max_side,
                 on_image=lambda path: bar.update(task, advance=1, info=path.name),
             )
     except DetectorUnavailable as e:
         raise fail(e) from None
-    console.print(f"wrote {len(report.written)} label maps to {out}")
+    console.print(f"wrote {len(report.written)} label maps to {escape(str(out))}")
+    if report.downscaled:
+        console.print(
+            f"downscaled {len(report.downscaled)} images to fit --max-side {max_side}; "
+            "their label maps have the size they were parsed at:"
+        )
+        for path, (width, height), (w, h) in report.downscaled:
+            console.print(f"  {escape(str(path))}: {width}×{height} parsed at {w}×{h}", soft_wrap=True)
     if report.skipped:
         console.print(f"skipped {len(report.skipped)} images already predicted (--overwrite redoes them)")
     if report.failed:
         for path, problem in report.failed:
-            console.print(f"[red]failed:[/red] {path}: {problem}")
+            console.print(f"[red]failed:[/red] {escape(f'{path}: {problem}')}", soft_wrap=True)
+        if report.too_large:
+            console.print(
+                f"{len(report.too_large)} images exceed {megapixels(max_pixels)} megapixels: raise "
+                "--max-megapixels (memory permitting), or pass --max-side to decode JPEGs reduced and "
+                "parse them shrunk"
+            )
         console.print(f"[red]{len(report.failed)} of {len(inputs)} images failed[/red]")
         raise typer.Exit(1)
 

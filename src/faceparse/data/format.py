@@ -16,12 +16,16 @@ by :func:`open_layout` as well; see :class:`ReleasedLayout`.
 from __future__ import annotations
 
 import os
+import struct
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from faceparse.data.encoding import nearness_to_uint16, stored_to_nearness
 from faceparse.labels import IGNORE_INDEX, LabelScheme, get_scheme
@@ -109,16 +113,128 @@ def read_info(root: str | os.PathLike) -> DatasetInfo:
 
 # --- image IO -----------------------------------------------------------------------------------------
 
+# The most pixels one image may decode to. A phone's 50-megapixel photo (8160×6144) fits; a 140 KB PNG
+# claiming 12000×12000 (144 MP) or a 177-byte one claiming 100000² does not, and is refused from its
+# header, before anything is decoded. Readers take ``max_pixels`` to raise it (None: no cap; ``faceparse
+# predict --max-megapixels``). 64 MP cost predict about 1 GB (docs/inference.md).
+MAX_PIXELS = 64_000_000
 
-def _open(path: Path) -> Image.Image:
+
+def megapixels(pixels: int) -> str:
+    """``64``, ``0.05``, ``10000``: a pixel count in megapixels for messages."""
+    return f"{round(pixels / 1e6, 2):g}"
+
+
+class ImageTooLarge(DataError):
+    """An image whose header claims more pixels than the cap; nothing of it was decoded."""
+
+    def __init__(self, path: str | os.PathLike, size: tuple[int, int], max_pixels: int):
+        width, height = size
+        self.size, self.max_pixels = size, max_pixels
+        super().__init__(
+            path,
+            f"{width}×{height} pixels ({megapixels(width * height)} megapixels) exceeds the limit of "
+            f"{megapixels(max_pixels)} megapixels on a decoded image; not decoded",
+        )
+
+
+_PILLOW_LIMIT = threading.Lock()
+
+
+@contextmanager
+def _without_pillows_bomb_check() -> Iterator[None]:
+    """Pillow's own decompression-bomb check warns (above Image.MAX_IMAGE_PIXELS, 89 MP) or raises
+    (above twice that) inside Image.open, with a message that names no file, before a caller sees the
+    size; and it cannot be raised per call. Our cap (:data:`MAX_PIXELS`) replaces it, checked right after
+    the header is read, so Pillow's is lifted while ``Image.open`` runs (the lock keeps threads from
+    restoring each other's value)."""
+    with _PILLOW_LIMIT:
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+
+_READ_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, struct.error)
+
+
+def open_header(
+    source: str | os.PathLike | IO[bytes],
+    where: str | os.PathLike,
+    max_pixels: int | None = MAX_PIXELS,
+    *,
+    unreadable: str = "unreadable or truncated image",
+) -> Image.Image:
+    """Open an image lazily (its header only) and refuse it when it claims more than ``max_pixels``.
+
+    ``source`` is a path or a binary file; ``where`` names it in errors (:class:`DataError` saying
+    ``unreadable``, :class:`ImageTooLarge`). The caller closes the image (``with open_header(...)``)."""
+    try:
+        with _without_pillows_bomb_check():
+            img = Image.open(source)
+    except _READ_ERRORS as e:
+        raise DataError(where, f"{unreadable} ({e})") from None
+    _check_pixels(img, where, max_pixels)
+    return img
+
+
+def _check_pixels(img: Image.Image, where: str | os.PathLike, max_pixels: int | None) -> None:
+    if max_pixels is not None and img.width * img.height > max_pixels:
+        img.close()
+        raise ImageTooLarge(where, img.size, max_pixels)
+
+
+def fit_within(size: tuple[int, int], max_side: int) -> tuple[int, int]:
+    """(width, height) scaled so that the longer side is ``max_side`` (aspect kept, at least 1 pixel)."""
+    width, height = size
+    scale = max_side / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _orientation(img: Image.Image) -> int:
+    """The EXIF orientation (1 = as stored) from the header. A PNG's EXIF may follow its pixel data,
+    where Pillow would decode the whole image to look; only one ahead of it is read here."""
+    if img.format == "PNG" and "exif" not in img.info:
+        return 1
+    return int(img.getexif().get(ExifTags.Base.Orientation, 1))
+
+
+def image_size(path: str | os.PathLike, max_pixels: int | None = MAX_PIXELS) -> tuple[int, int]:
+    """(width, height) as displayed (EXIF orientation applied), from the header: nothing is decoded."""
+    path = Path(path)
     if not path.is_file():
         raise DataError(path, "file not found")
-    try:
-        # the context manager closes the file even when decoding fails (no leaked handle)
-        with Image.open(path) as img:
+    with open_header(path, path, max_pixels) as img:
+        try:
+            swapped = _orientation(img) in (5, 6, 7, 8)  # the quarter turns
+        except _READ_ERRORS as e:
+            raise DataError(path, f"unreadable EXIF data ({e})") from None
+        return (img.height, img.width) if swapped else img.size
+
+
+def _open(
+    path: str | os.PathLike, *, max_pixels: int | None = MAX_PIXELS, max_side: int | None = None
+) -> Image.Image:
+    """Decode an image file whole, as displayed: its EXIF orientation applied (photos from phones are
+    stored sideways with a tag saying how to turn them). The header is checked against ``max_pixels``
+    first. ``max_side`` asks for an image no larger than that on its longer side: a JPEG then decodes
+    at 1/2, 1/4 or 1/8 scale where that still covers it (so the cap applies to the reduced size); the
+    caller shrinks the rest of the way."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "file not found")
+    # the context manager closes the file even when decoding fails (no leaked handle)
+    with open_header(path, path, max_pixels=None) as img:
+        if max_side is not None and max(img.size) > max_side:
+            img.draft(None, fit_within(img.size, max_side))  # a no-op for formats other than JPEG
+        _check_pixels(img, path, max_pixels)
+        try:
             img.load()  # force a full decode: a truncated file fails here, not later
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise DataError(path, f"unreadable or truncated image ({e})") from None
+            ImageOps.exif_transpose(img, in_place=True)
+        except _READ_ERRORS as e:
+            raise DataError(path, f"unreadable or truncated image ({e})") from None
     if img.format == "PNG" and not _png_complete(path):
         # PIL decodes a PNG whose pixel data is whole but whose last chunks were cut off
         raise DataError(path, "truncated PNG (no IEND chunk at the end of the file)")
@@ -137,17 +253,25 @@ def _png_complete(path: Path) -> bool:
 
 
 def decoded_size(path: str | os.PathLike) -> tuple[int, int]:
-    """(width, height) of an image after a full decode (so a truncated file raises :class:`DataError`).
+    """(width, height) of an image as displayed, after a full decode (so a truncated file raises
+    :class:`DataError`). Cheaper than :func:`read_rgb` when only validity and size matter
+    (``faceparse check-data``)."""
+    return _open(path).size
 
-    Cheaper than :func:`read_rgb` when only validity and size matter (``faceparse check-data``).
-    """
-    return _open(Path(path)).size
 
+def read_rgb(
+    path: str | os.PathLike, *, max_pixels: int | None = MAX_PIXELS, max_side: int | None = None
+) -> np.ndarray:
+    """(H, W, 3) uint8, as displayed (EXIF orientation applied).
 
-def read_rgb(path: str | os.PathLike) -> np.ndarray:
-    """(H, W, 3) uint8."""
-    img = _open(Path(path))
-    return np.asarray(img.convert("RGB"))
+    ``max_pixels`` caps the pixels decoded (:data:`MAX_PIXELS`; None: no cap). ``max_side`` shrinks an
+    image larger than that on its longer side to fit (aspect kept, never enlarged); see :func:`_open`."""
+    img = _open(path, max_pixels=max_pixels, max_side=max_side)
+    if img.mode != "RGB":
+        img = img.convert("RGB")
+    if max_side is not None and max(img.size) > max_side:
+        img = img.resize(fit_within(img.size, max_side), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    return np.asarray(img)
 
 
 def read_label(path: str | os.PathLike) -> np.ndarray:
@@ -164,10 +288,10 @@ def read_label(path: str | os.PathLike) -> np.ndarray:
     return arr
 
 
-def read_depth(path: str | os.PathLike) -> np.ndarray:
+def read_depth(path: str | os.PathLike, *, max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
     """(H, W) float32 nearness in [0, 1] from an 8-bit or 16-bit grayscale PNG (0 = no surface)."""
     path = Path(path)
-    img = _open(path)
+    img = _open(path, max_pixels=max_pixels)
     arr = np.asarray(img)
     if arr.ndim == 3:  # some tools save gray depth as RGB(A) with equal channels
         if not (np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 0], arr[..., 2])):

@@ -32,7 +32,7 @@ import numpy as np
 from PIL import Image
 
 from faceparse.data.encoding import metric_to_nearness
-from faceparse.data.format import RGB_EXTS, open_layout, write_depth
+from faceparse.data.format import RGB_EXTS, image_size, open_layout, write_depth
 from faceparse.depth.released import ImportReport, clear_dropped, dataset_ids, finish_import, label_size
 from faceparse.utils.io import DataError, read_text
 
@@ -125,8 +125,7 @@ def _source_size(data: Path, sid: str) -> tuple[int, int] | None:
     for ext in RGB_EXTS:
         p = data / "rgb" / f"{sid}{ext}"
         if p.is_file():
-            with Image.open(p) as img:
-                return img.size
+            return image_size(p)  # as displayed, as faceparse reads the RGB
     return None
 
 

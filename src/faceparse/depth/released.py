@@ -26,7 +26,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from faceparse.data.format import SPLITS, open_layout, read_id_list, write_depth, write_info, write_split
+from faceparse.data.format import (
+    SPLITS,
+    image_size,
+    open_header,
+    open_layout,
+    read_id_list,
+    read_label,
+    write_depth,
+    write_info,
+    write_split,
+)
 from faceparse.utils.io import DataError
 
 if TYPE_CHECKING:
@@ -176,14 +186,12 @@ class DepthArchive:
 
 def decode_depth_png(data: bytes, where: str) -> np.ndarray:
     """8-bit (near = bright) or 16-bit gray PNG bytes → nearness in [0, 1]."""
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            if img.width * img.height > MAX_PIXELS:
-                raise DataError(where, f"{img.width}×{img.height} pixels exceeds the {MAX_PIXELS:,} limit")
+    with open_header(io.BytesIO(data), where, MAX_PIXELS, unreadable="unreadable depth image") as img:
+        try:
             img.load()
-            arr = np.asarray(img)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise DataError(where, f"unreadable depth image ({e})") from None
+        except (OSError, SyntaxError, ValueError) as e:
+            raise DataError(where, f"unreadable depth image ({e})") from None
+        arr = np.asarray(img)
     if arr.ndim == 3:
         if not all(np.array_equal(arr[..., 0], arr[..., c]) for c in (1, 2)):
             raise DataError(where, "depth image has colour channels that differ; expected grayscale")
@@ -206,8 +214,7 @@ def clear_dropped(data: Path, sid: str, depth: np.ndarray) -> np.ndarray:
     """Zero depth where the converter dropped a region's labels (Helen-D hair, paper §3.1)."""
     p = data / DROPPED_DIR / f"{sid}.png"
     if p.is_file():
-        with Image.open(p) as img:
-            m = np.asarray(img) > 0
+        m = read_label(p) > 0  # an 8-bit mask
         if m.shape == depth.shape:
             depth = depth.copy()
             depth[m] = 0.0
@@ -218,8 +225,7 @@ def label_size(data: Path, sid: str) -> tuple[int, int] | None:
     p = data / "label" / f"{sid}.png"
     if not p.is_file():
         return None
-    with Image.open(p) as img:
-        return img.size
+    return image_size(p)
 
 
 def dataset_ids(data: Path) -> dict[str, list[str]]:
@@ -331,12 +337,12 @@ def _import_one(
         return
     try:
         depth = archive.read(s)
+        size = label_size(data, s.stem)
     except DataError as e:
         if strict:
             raise
         report.bad.append(str(e))
         return
-    size = label_size(data, s.stem)
     if size is not None and (depth.shape[1], depth.shape[0]) != size:
         report.resized.append(f"{s.stem}: {depth.shape[1]}×{depth.shape[0]} → {size[0]}×{size[1]}")
         depth = resize_nearest(depth, size)

@@ -22,6 +22,7 @@ __all__ = [
     "DetectorUnavailable",
     "crop_square",
     "mediapipe_detector",
+    "paste_labels",
     "paste_logits",
 ]
 
@@ -45,6 +46,18 @@ def paste_logits(crop_logits: torch.Tensor, box: Box, image_size: tuple[int, int
     sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x0 + side, width), min(y0 + side, height)
     if sx1 > sx0 and sy1 > sy0:
         full[:, sy0:sy1, sx0:sx1] = crop_logits[:, sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0]
+    return full
+
+
+def paste_labels(crop_label: np.ndarray, box: Box, image_size: tuple[int, int]) -> np.ndarray:
+    """(side, side) crop labels → (H, W) full-frame labels, background (0) outside the crop: the argmax of
+    :func:`paste_logits`' output, without the full-frame logits."""
+    x0, y0, side = box
+    height, width = image_size
+    full = np.zeros((height, width), crop_label.dtype)
+    sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x0 + side, width), min(y0 + side, height)
+    if sx1 > sx0 and sy1 > sy0:
+        full[sy0:sy1, sx0:sx1] = crop_label[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0]
     return full
 
 

@@ -152,8 +152,9 @@ def export_onnx(
     scale = max(1.0, float(np.abs(expected).max()))
     if not diff <= tolerance * scale:
         raise ExportError(
-            f"{path}: onnxruntime differs from PyTorch by {diff:.3g} (max abs, outputs up to {scale:.3g}) > "
-            f"tolerance {tolerance:g} × {scale:.3g}; nothing was written"
+            f"{path}: onnxruntime differs from PyTorch by {diff:.3g} (max abs), more than the relative "
+            f"tolerance {tolerance:g} × the output scale max(1, max |output|) = {scale:.3g}, i.e. "
+            f"{tolerance * scale:.3g}; nothing was written"
         )
     atomic_write_bytes(path, data)
     return ExportReport(Path(path), diff, tuple(check.shape), tuple(expected.shape), onnx_metadata(info, hw))

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from faceparse.labels import get_scheme
 from faceparse.models.bisenet import BiSeNet
 from faceparse.models.registry import build_model
 from faceparse.utils.io import DataError, atomic_path, atomic_write_json
@@ -56,8 +57,27 @@ class PretrainedInfo:
             )
         known = {f.name for f in dataclasses.fields(cls)}
         kwargs: dict = {k: v for k, v in values.items() if k in known}
-        kwargs["num_classes"], kwargs["in_channels"] = int(kwargs["num_classes"]), int(kwargs["in_channels"])
+        try:
+            kwargs["num_classes"] = int(kwargs["num_classes"])
+            kwargs["in_channels"] = int(kwargs["in_channels"])
+        except ValueError as e:
+            raise DataError(path, f"malformed faceparse metadata ({e})") from None
         return cls(**kwargs)
+
+
+def check_scheme_fits(scheme: str, num_classes: int, path: str | os.PathLike) -> None:
+    """Refuse weights whose label scheme has another number of classes than their network has outputs:
+    their labels would be read under the wrong names (and ids past the scheme's written)."""
+    try:
+        expected = get_scheme(scheme).num_classes
+    except KeyError as e:
+        raise DataError(path, str(e.args[0])) from None
+    if expected != num_classes:
+        raise DataError(
+            path,
+            f"its metadata does not fit the network: scheme {scheme} has {expected} classes but the "
+            f"network has {num_classes} outputs",
+        )
 
 
 def face_parsing_pytorch_info(num_classes: int = 19, in_channels: int = 3) -> PretrainedInfo:
@@ -211,8 +231,9 @@ def load_pretrained(path: str | os.PathLike) -> tuple[nn.Module, PretrainedInfo]
     except Exception as e:  # safetensors raises its own error types for corrupt headers
         raise DataError(path, f"cannot be read as safetensors ({type(e).__name__}: {e})") from None
     info = PretrainedInfo.from_metadata(metadata, path)
+    check_scheme_fits(info.label_scheme, info.num_classes, path)
     model = build_model(info.arch, num_classes=info.num_classes, in_channels=info.in_channels)
-    _strict_load(model, state, path)
+    _strict_load(model, state, path)  # the weights have num_classes outputs, or this refuses them
     return model.eval(), info
 
 

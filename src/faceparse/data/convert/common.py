@@ -166,7 +166,7 @@ def _png_size(path: Path) -> tuple[int, int] | None:
     try:
         with Image.open(path) as img:  # lazy: reads the header only
             return img.size
-    except OSError:
+    except (OSError, Image.DecompressionBombError):  # size unknown; check-data names a damaged file
         return None
 
 
