@@ -8,11 +8,12 @@ OUT    ?= out/demo
 
 .PHONY: venv demo test pytest test-slow lint typecheck format bench depth-extra clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	# torch==2.13.0 is a local CPU wheel that pip finds through this machine's pip configuration.
-	$(PY) -m pip install --quiet -e ".[dev]"
+	# constraints.txt keeps torch on the local 2.13.0 CPU wheel that pip finds through this machine's pip
+	# configuration (pyproject.toml only declares the supported range).
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
 	# The offline depth backend too, so its tests run (see depth-extra below).
 	$(PY) -m pip install --quiet --no-deps "mediapipe==0.10.14"
 	@touch $(STAMP)
@@ -43,11 +44,12 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format src tests benchmarks
 	$(VENV)/bin/ruff check --fix src tests benchmarks
 
-# The offline depth backend (FACTS §3): mediapipe 0.10.14 (its wheel bundles the face-mesh models)
-# WITHOUT its declared dependencies: they would pull jax and GUI opencv, and downgrade protobuf below
-# what onnx/tensorboard need (faceparse.depth.estimate shims the one protobuf API it lost).
+# The lean route to the offline depth backend (FACTS §3): mediapipe 0.10.14 (its wheel bundles the
+# face-mesh models) WITHOUT its declared dependencies, which `pip install ".[depth]"` would bring: jax,
+# GUI opencv beside the headless one, and protobuf<5 (which holds onnx at 1.22 and tensorboard back).
+# faceparse.utils.facemesh shims the one protobuf API it lost.
 depth-extra: $(STAMP)
-	$(PY) -m pip install --quiet ".[depth]"
+	$(PY) -m pip install --quiet -c constraints.txt scikit-image absl-py attrs flatbuffers
 	$(PY) -m pip install --quiet --no-deps "mediapipe==0.10.14"
 
 bench: $(STAMP)

@@ -34,7 +34,7 @@ def predict_command(
     detect: bool = typer.Option(
         False,
         "--detect",
-        help="RGB only: crop to the detected face (MediaPipe, `make depth-extra`), paste back.",
+        help="RGB only: crop to the detected face (MediaPipe: the [depth] extra), paste back.",
     ),
     overlay: bool = typer.Option(
         False, "--overlay", help="Also write colour overlays to OUT/overlay/<stem>.png."

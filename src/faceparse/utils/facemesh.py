@@ -16,7 +16,8 @@ import numpy as np
 
 INSTALL_HINT = (
     "the offline depth backend needs mediapipe 0.10.14: "
-    "`pip install 'faceparse[depth]'` or `make depth-extra`"
+    "`pip install 'faceparse[depth]'` (from a checkout: `pip install '.[depth]'`), or the lean route that "
+    "keeps your protobuf and OpenCV, `make depth-extra`"
 )
 
 
