@@ -12,6 +12,7 @@ import typer
 
 from faceparse.cli import app
 from faceparse.cli.common import console, fail, friendly_errors, progress_bar
+from faceparse.utils.locks import folder_lock
 
 depth_app = typer.Typer(
     help="Build depth maps: import the authors' released depth or Deep3dPortrait outputs, render meshes, "
@@ -63,7 +64,11 @@ def import_released_cmd(
     """Merge the authors' released 8-bit depth into a prepared dataset as 16-bit nearness."""
     from faceparse.depth.released import import_released
 
-    with progress_bar("importing depth") as on_progress:
+    # one writer per dataset folder (faceparse.utils.locks): a second import is refused, naming this one
+    with (
+        folder_lock(data, "faceparse depth import-released", create=False),
+        progress_bar("importing depth") as on_progress,
+    ):
         report = import_released(
             src,
             data,
@@ -102,7 +107,10 @@ def import_deep3dportrait_cmd(
     if (source_width is None) != (source_height is None):
         raise typer.BadParameter("give both --source-width and --source-height, or neither")
     size = (source_width, source_height) if source_width is not None else None
-    with progress_bar("Deep3dPortrait depth") as on_progress:
+    with (
+        folder_lock(data, "faceparse depth import-deep3dportrait", create=False),
+        progress_bar("Deep3dPortrait depth") as on_progress,
+    ):
         report = import_deep3dportrait(
             mats,
             data,
@@ -164,7 +172,7 @@ def estimate_cmd(
     from faceparse.depth.estimate import estimate_folder
 
     try:
-        with progress_bar("estimating depth") as on_progress:
+        with folder_lock(out, "faceparse depth estimate"), progress_bar("estimating depth") as on_progress:
             report = estimate_folder(
                 images,
                 out,

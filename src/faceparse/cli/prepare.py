@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 
 from faceparse.cli import app
-from faceparse.cli.common import console, friendly_errors, progress_bar
+from faceparse.cli.common import console, friendly_errors, progress_bar, resumable
 
 prepare_app = typer.Typer(
     help="Convert raw CelebAMask-HQ / LaPa / Helen downloads into faceparse datasets (resumable).",
@@ -66,7 +66,7 @@ def celebamask_hq(
     if scheme not in SCHEMES:
         raise typer.BadParameter(f"must be one of {', '.join(SCHEMES)}", param_hint="--scheme")
 
-    with progress_bar("CelebAMask-HQ") as on_progress:
+    with resumable(out), progress_bar("CelebAMask-HQ") as on_progress:
         report = convert_celebamask(
             root,
             out,
@@ -94,7 +94,7 @@ def lapa(
     """LaPa: native resolution, images copied unchanged, landmarks kept in landmarks/<id>.txt."""
     from faceparse.data.convert.lapa import convert_lapa
 
-    with progress_bar("LaPa") as on_progress:
+    with resumable(out), progress_bar("LaPa") as on_progress:
         report = convert_lapa(
             root, out, workers=workers, strict=strict, overwrite=overwrite, on_progress=on_progress
         )
@@ -116,7 +116,7 @@ def helen(
     """Helen (SmithCVPR2013): argmax over the 11 soft class maps; exemplars/tuning/testing splits."""
     from faceparse.data.convert.helen import convert_helen
 
-    with progress_bar("Helen-D" if drop_hair else "Helen") as on_progress:
+    with resumable(out), progress_bar("Helen-D" if drop_hair else "Helen") as on_progress:
         report = convert_helen(
             root,
             out,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -47,6 +48,27 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+TEMP_GLOB = ".*.tmp*"  # what atomic_path and the checkpoint writer name their temporary files and folders
+
+
+def remove_temporaries(folder: str | os.PathLike) -> int:
+    """Delete the temporary files and folders that killed writers left anywhere under ``folder``.
+
+    Only while no other process writes there (hold the folder's ``faceparse.utils.locks.folder_lock``):
+    another writer's temporaries are work in progress. Returns how many were removed.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    found = sorted(folder.rglob(TEMP_GLOB), key=lambda p: len(p.parts), reverse=True)  # deepest first
+    for path in found:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return len(found)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
