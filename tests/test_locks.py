@@ -112,3 +112,17 @@ def test_a_depth_import_into_a_busy_dataset_is_refused(tmp_path):
         holder.communicate(timeout=30)
     assert result.exit_code == 2
     assert f"in use by another process (pid {holder.pid}: test holder" in " ".join(result.output.split())
+
+
+def test_a_second_training_of_a_stage_being_trained_is_refused(tiny_data, tmp_path):
+    from faceparse.engine import train
+    from tiny import tiny_overrides
+
+    holder = hold(tmp_path / "run" / "pretrain-rgb")
+    try:
+        with pytest.raises(DataError, match=rf"pretrain-rgb: in use by another process \(pid {holder.pid}: "):
+            train(None, "pretrain-rgb", overrides=tiny_overrides(tiny_data, tmp_path / "run"))
+    finally:
+        holder.kill()
+        holder.communicate(timeout=30)
+    train(None, "pretrain-rgb", overrides=tiny_overrides(tiny_data, tmp_path / "run"))  # free again

@@ -41,13 +41,19 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
-    os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the user's normal permissions
+    follow_umask(tmp_path)  # mkstemp makes 0600 files
     try:
         yield tmp_path
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def follow_umask(path: str | os.PathLike) -> None:
+    """Give ``path`` the permissions that ``open`` or ``mkdir`` would: 0666 (files) or 0777 (folders) less
+    the process's umask. For what ``mkstemp``/``mkdtemp`` and some writers create owner-only."""
+    os.chmod(path, (0o777 if Path(path).is_dir() else 0o666) & ~_UMASK)
 
 
 TEMP_GLOB = ".*.tmp*"  # what atomic_path and the checkpoint writer name their temporary files and folders
