@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 
 from faceparse.cli import app
-from faceparse.cli.common import console, fail, friendly_errors, progress_bar
+from faceparse.cli.common import console, fail, friendly_errors, positive, progress_bar
 from faceparse.utils.locks import folder_lock
 
 depth_app = typer.Typer(
@@ -91,11 +91,12 @@ def import_deep3dportrait_cmd(
     source_width: int = typer.Option(
         None,
         "--source-width",
+        min=1,
         help="Width of the images Deep3dPortrait ran on (default: the dataset's rgb/ image).",
     ),
-    source_height: int = typer.Option(None, "--source-height", help="Height of those images."),
+    source_height: int = typer.Option(None, "--source-height", min=1, help="Height of those images."),
     depth_range: float = typer.Option(
-        3.0, "--depth-range", help="Metric span (dm) mapped to nearness 1 → 0."
+        3.0, "--depth-range", callback=positive, help="Metric span (dm) mapped to nearness 1 → 0."
     ),
     keep_missing: bool = KEEP,
     overwrite: bool = OVERWRITE,
@@ -140,6 +141,7 @@ def from_mesh_cmd(
     depth_range: float = typer.Option(
         None,
         "--depth-range",
+        callback=positive,
         help="Span (mesh units) mapped to nearness 1 → 0 (default: the rendered depth's own span).",
     ),
 ) -> None:
@@ -163,7 +165,11 @@ def estimate_cmd(
         "every labelled pixel, and face coverage is scored.",
     ),
     min_quality: float = typer.Option(
-        0.5, "--min-quality", help="Discard estimates scoring below this (detector score × face coverage)."
+        0.5,
+        "--min-quality",
+        min=0.0,
+        max=1.0,
+        help="Discard estimates scoring below this (detector score × face coverage).",
     ),
     overwrite: bool = OVERWRITE,
     strict: bool = STRICT,

@@ -21,7 +21,7 @@ app.add_typer(prepare_app, name="prepare")
 
 ROOT = typer.Option(..., "--root", help="The raw dataset folder as downloaded and unpacked.")
 OUT = typer.Option(..., "--out", help="Output dataset folder (created; an existing one is resumed).")
-WORKERS = typer.Option(None, "--workers", help="Worker processes (default: CPU count, at most 8).")
+WORKERS = typer.Option(None, "--workers", min=1, help="Worker processes (default: CPU count, at most 8).")
 STRICT = typer.Option(
     False, "--strict", help="Stop with exit code 2 at the first bad sample instead of skipping it."
 )
@@ -51,7 +51,9 @@ def celebamask_hq(
         help="celebamask13 (the paper's CelebAMask-HQ-D "
         "classes) or celebamask19 (all 18 parts + background).",
     ),
-    size: int = typer.Option(512, "--size", help="Label (and image) size; the official masks are 512."),
+    size: int = typer.Option(
+        512, "--size", min=16, help="Label (and image) size; the official masks are 512."
+    ),
     partition: Path = typer.Option(
         None, "--partition", help="CelebA's list_eval_partition.txt (default: looked for in --root)."
     ),

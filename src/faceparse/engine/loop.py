@@ -118,12 +118,19 @@ def make_fabric(cfg: Config) -> Any:
     from faceparse.runs.precision import auto_precision
 
     precision = auto_precision(cfg.run.accelerator) if cfg.run.precision == "auto" else cfg.run.precision
-    return Fabric(
-        accelerator=cfg.run.accelerator,
-        devices=cfg.run.devices,
-        strategy=cfg.run.strategy,
-        precision=precision,
-    )
+    try:
+        return Fabric(
+            accelerator=cfg.run.accelerator,
+            devices=cfg.run.devices,
+            strategy=cfg.run.strategy,
+            precision=precision,
+        )
+    except (ValueError, RuntimeError, ImportError) as e:  # e.g. run.accelerator=cuda on a CPU-only build
+        run = cfg.run
+        raise ValueError(
+            f"run.accelerator={run.accelerator}, run.devices={run.devices}, run.strategy={run.strategy}, "
+            f"run.precision={precision}: {e}"
+        ) from None
 
 
 # --- one stage --------------------------------------------------------------------------------------------

@@ -337,6 +337,8 @@ def convert_and_finish(
     naming this one's pid. A Ctrl-C (KeyboardInterrupt) stops the workers within seconds and removes
     their temporary files; the samples already written are kept and a rerun resumes.
     """
+    if run.workers is not None and run.workers < 1:
+        raise ValueError(f"workers must be at least 1 (or None: up to 8, one per core), got {run.workers}")
     run = dataclasses.replace(run, workers=run.workers or default_workers())
     with folder_lock(out, f"faceparse prepare {provenance.converter}"):
         remove_temporaries(out)  # a killed run's; nobody else writes here while we hold the lock
