@@ -186,7 +186,7 @@ def test_what_a_killed_save_left_is_cleaned_up(tmp_path: Path):
     directory = tmp_path / "ckpt"
     two = _save(directory, 2, networks, optimizer, scheduler)
     # killed while writing iteration 4: its temporary folder stays behind
-    partial = directory / ".iter-0000004.k2j3h4.tmp"
+    partial = directory / ".iter-0000004.k2j3h4m5.tmp"
     partial.mkdir()
     (partial / "generator.safetensors").write_bytes(b"\0" * 10)
     # killed while replacing iteration 2 by a new save of it, between the swap's two renames

@@ -101,7 +101,7 @@ def test_resume_refuses_a_changed_config_by_key_and_records_the_safe_changes(tin
     assert "run.log_every" not in message.split("(only")[0]  # a safe change is not among the refused
     assert (stage / "config.yaml").read_text() == recorded  # nothing rewritten
 
-    killed_save = stage / "checkpoints" / ".iter-0000003.x7y8.tmp"  # left by a save that was killed
+    killed_save = stage / "checkpoints" / ".iter-0000003.x7y8z9ab.tmp"  # left by a save that was killed
     killed_save.mkdir()
     accepted = [*base, "run.log_every=2", "data.workers=1", "parsers.iterations=6"]  # and train longer
     last = train(None, "pretrain-rgb", resume=True, overrides=accepted)

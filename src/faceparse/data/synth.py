@@ -407,8 +407,8 @@ def generate_dataset(
         raise ValueError(f"workers must be at least 1 (or None: one per CPU core), got {workers}")
     out = Path(out)
     with folder_lock(out, "faceparse synth"):
-        remove_temporaries(out)  # a killed run's; nobody else writes here while we hold the lock
         _check_compatible(out, size, seed, fov_deg)
+        remove_temporaries(out)  # a killed run's; nobody else writes here while we hold the lock
         todo = [i for i in range(num) if not all(f.is_file() for f in _sample_files(out, sample_id(i)))]
         jobs = [(str(out), i, size, seed, float(fov_deg)) for i in todo]
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -56,7 +57,9 @@ def follow_umask(path: str | os.PathLike) -> None:
     os.chmod(path, (0o777 if Path(path).is_dir() else 0o666) & ~_UMASK)
 
 
-TEMP_GLOB = ".*.tmp*"  # what atomic_path and the checkpoint writer name their temporary files and folders
+# How atomic_path and the checkpoint writer name their temporaries: mkstemp/mkdtemp's 8 random characters
+# between ".<final name>." and ".tmp[<suffix>]"
+_TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp(\.[^.]+)?")
 
 
 def remove_temporaries(folder: str | os.PathLike) -> int:
@@ -68,8 +71,8 @@ def remove_temporaries(folder: str | os.PathLike) -> int:
     folder = Path(folder)
     if not folder.is_dir():
         return 0
-    found = sorted(folder.rglob(TEMP_GLOB), key=lambda p: len(p.parts), reverse=True)  # deepest first
-    for path in found:
+    found = [p for p in folder.rglob(".*.tmp*") if _TEMPORARY.fullmatch(p.name)]
+    for path in sorted(found, key=lambda p: len(p.parts), reverse=True):  # deepest first
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
         else:

@@ -341,9 +341,9 @@ def convert_and_finish(
         raise ValueError(f"workers must be at least 1 (or None: up to 8, one per core), got {run.workers}")
     run = dataclasses.replace(run, workers=run.workers or default_workers())
     with folder_lock(out, f"faceparse prepare {provenance.converter}"):
-        remove_temporaries(out)  # a killed run's; nobody else writes here while we hold the lock
         # again, now that no other writer can change the folder under us
         check_options(out, provenance.converter, provenance.options, run.overwrite)
+        remove_temporaries(out)  # a killed run's; nobody else writes here while we hold the lock
         atomic_write_json(out / MARKER, {"converter": provenance.converter, "options": provenance.options})
         try:
             report.outcomes = run_jobs(jobs, convert_one, run)
