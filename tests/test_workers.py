@@ -111,7 +111,8 @@ def test_two_ctrl_c_stop_synth_promptly_and_a_rerun_resumes(tmp_path):
 SLOW_CONVERSION = """
 import signal, sys, time
 from pathlib import Path
-from faceparse.data.convert.common import Job, Outcome, RunOptions, run_jobs
+from faceparse.data.convert.common import ConvertReport, Job, Outcome, Provenance, RunOptions
+from faceparse.data.convert.common import convert_and_finish
 from faceparse.utils.io import atomic_write_text
 
 def convert_one(job):
@@ -123,13 +124,14 @@ def convert_one(job):
 if __name__ == "__main__":
     out = Path(sys.argv[1])
     jobs = [Job(f"{i:03d}", "train", out, (out / f"{i:03d}.txt",)) for i in range(150)]
+    provenance, report = Provenance("slow", "celebamask13", "slow", {}), ConvertReport("slow")
     try:
-        outcomes = run_jobs(jobs, convert_one, RunOptions(workers=2), chunk=2)
+        convert_and_finish(jobs, convert_one, report, out, out, provenance, RunOptions(workers=2))
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # as the CLI does: the second Ctrl-C may come late
         print("interrupted")
         sys.exit(130)
-    statuses = [o.status for o in outcomes]
+    statuses = [o.status for o in report.outcomes]
     print("written", statuses.count("written"), "skipped", statuses.count("skipped"))
 """
 

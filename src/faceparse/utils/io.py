@@ -39,15 +39,16 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    follow_umask(tmp_path)  # mkstemp makes 0600 files
-    try:
+    tmp_path = None
+    try:  # from the moment the file exists: a stopped worker's SIGTERM may land anywhere in here
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+        tmp_path = Path(tmp)
+        os.close(fd)
+        follow_umask(tmp_path)  # mkstemp makes 0600 files
         yield tmp_path
         os.replace(tmp_path, path)
     finally:
-        if tmp_path.exists():
+        if tmp_path is not None and tmp_path.exists():
             tmp_path.unlink()
 
 

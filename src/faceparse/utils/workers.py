@@ -104,8 +104,9 @@ def process_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
 
 def _stop_workers(pool: ProcessPoolExecutor) -> None:
     """Cancel queued tasks, SIGTERM every worker, kill those still alive after STOP_TIMEOUT_S."""
-    # the pool's processes have no public handle before Python 3.14 (terminate_workers)
+    # the pool's processes and thread have no public handle before Python 3.14 (terminate_workers)
     processes = list((getattr(pool, "_processes", None) or {}).values())
+    manager = getattr(pool, "_executor_manager_thread", None)
     pool.shutdown(wait=False, cancel_futures=True)
     for process in processes:
         if process.is_alive():
@@ -117,6 +118,10 @@ def _stop_workers(pool: ProcessPoolExecutor) -> None:
         if process.is_alive():
             process.kill()
             process.join(1.0)
+    # let the pool's thread finish closing its pipes before the interpreter's exit hook wakes it (CPython
+    # 3.11 races there, printing "Exception ignored ... Bad file descriptor")
+    if manager is not None:
+        manager.join(STOP_TIMEOUT_S)
 
 
 # --- in the worker ----------------------------------------------------------------------------------------
