@@ -126,3 +126,19 @@ def test_a_second_training_of_a_stage_being_trained_is_refused(tiny_data, tmp_pa
         holder.kill()
         holder.communicate(timeout=30)
     train(None, "pretrain-rgb", overrides=tiny_overrides(tiny_data, tmp_path / "run"))  # free again
+
+
+def test_a_released_lock_is_free_while_processes_forked_under_it_linger(tmp_path):
+    """DataLoader or pool workers forked while the lock was held share its open file: releasing it must
+    not wait for them to exit."""
+    import multiprocessing
+
+    with folder_lock(tmp_path / "f", "parent") as folder:
+        child = multiprocessing.get_context("fork").Process(target=time.sleep, args=(60,))
+        child.start()
+    try:
+        with folder_lock(folder, "next"):  # a new open file: refused if the child still held the lock
+            pass
+    finally:
+        child.kill()
+        child.join()

@@ -7,11 +7,13 @@ a second writer is refused at once with a :class:`DataError` naming the folder a
 
 Why ``fcntl.flock`` on a file rather than a file created with ``O_CREAT | O_EXCL``: the kernel drops the
 lock when the holder's last descriptor closes, however it ends (Ctrl-C, ``kill -9``, a crash), so a stale
-lock never blocks anyone and no pid-is-alive guessing is needed. Worker processes forked by the holder
-share its descriptor, so the folder stays locked while any of them still runs. Why not the ``filelock``
-package: its Unix lock is the same ``flock``, but it truncates the file on every attempt, so the holder's
-pid could not be kept in it to name the holder. ``flock`` is POSIX (Linux, macOS); on NFS it works where
-the mount supports locks (Linux maps it onto NFS byte-range locks).
+lock never blocks anyone and no pid-is-alive guessing is needed. Processes forked by the holder share the
+lock: if the holder is killed outright, the folder stays locked while any of its workers still runs (they
+may still be writing); a job that ends normally unlocks explicitly, whatever its children do.
+
+Why not the ``filelock`` package: its Unix lock is the same ``flock``, but it truncates the file on every
+attempt, so the holder's pid could not be kept in it to name the holder. ``flock`` is POSIX (Linux,
+macOS); on NFS it works where the mount supports locks (Linux maps it onto NFS byte-range locks).
 """
 
 from __future__ import annotations
@@ -79,10 +81,14 @@ def folder_lock(folder: str | os.PathLike, job: str, *, create: bool = True) -> 
         try:
             yield folder
         finally:
-            del _held[key]
-            os.ftruncate(fd, 0)  # an unlocked file names nobody
+            if os.getpid() == record["pid"]:  # never in a forked child that somehow finalises this frame
+                del _held[key]
+                os.ftruncate(fd, 0)  # an unlocked file names nobody
+                # explicitly: children forked meanwhile (DataLoader workers, a pool's) share this open file
+                # and would otherwise keep it locked for as long as they linger
+                fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
-        os.close(fd)  # releases the flock (forked workers that still run keep it)
+        os.close(fd)
 
 
 def _describe(fd: int) -> str:
