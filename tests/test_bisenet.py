@@ -380,6 +380,15 @@ def test_convert_fpt_command(tmp_path, fpt_file):
     result = runner.invoke(app, ["convert-fpt", str(fpt_file[0]), str(tmp_path / "out.safetensors")])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "out.safetensors").is_file() and (tmp_path / "out.json").is_file()
+    before = (tmp_path / "out.safetensors").stat().st_mtime_ns
+    again = [str(fpt_file[0]), str(tmp_path / "out.safetensors"), "--in-channels", "1"]
+    result = runner.invoke(app, ["convert-fpt", *again])  # an existing destination is kept...
+    assert result.exit_code == 2
+    assert "out.safetensors: already exists; pass --overwrite" in " ".join(result.output.split())
+    assert (tmp_path / "out.safetensors").stat().st_mtime_ns == before
+    result = runner.invoke(app, ["convert-fpt", *again, "--overwrite"])  # ...unless asked to replace it
+    assert result.exit_code == 0, result.output
+    assert read_json(tmp_path / "out.json")["in_channels"] == 1
     result = runner.invoke(
         app, ["convert-fpt", str(tmp_path / "missing.pth"), str(tmp_path / "o.safetensors")]
     )

@@ -166,3 +166,34 @@ def test_errors_name_the_bad_file(tmp_path: Path):
         ckpt.read_state(path)
     meta = json.loads((path / "meta.json").read_text())
     assert meta["networks"] == SPECS
+
+
+def test_checkpoint_folders_and_files_follow_the_umask(tmp_path: Path):
+    networks = _networks()
+    path = _save(tmp_path / "ckpt", 5, networks, *_trained_state(networks))
+    (tmp_path / "plain-dir").mkdir()  # what the umask gives a folder and a file made the ordinary way
+    (tmp_path / "plain-file").write_text("")
+    folder_mode = (tmp_path / "plain-dir").stat().st_mode & 0o777
+    file_mode = (tmp_path / "plain-file").stat().st_mode & 0o777
+    assert path.stat().st_mode & 0o777 == folder_mode
+    for file in path.iterdir():  # weights (safetensors writes 0600), state, meta
+        assert file.stat().st_mode & 0o777 == file_mode, file.name
+
+
+def test_what_a_killed_save_left_is_cleaned_up(tmp_path: Path):
+    networks = _networks()
+    optimizer, scheduler = _trained_state(networks)
+    directory = tmp_path / "ckpt"
+    two = _save(directory, 2, networks, optimizer, scheduler)
+    # killed while writing iteration 4: its temporary folder stays behind
+    partial = directory / ".iter-0000004.k2j3h4m5.tmp"
+    partial.mkdir()
+    (partial / "generator.safetensors").write_bytes(b"\0" * 10)
+    # killed while replacing iteration 2 by a new save of it, between the swap's two renames
+    two.rename(directory / ".iter-0000002.old")
+    assert ckpt.list_checkpoints(directory) == []
+
+    ckpt.clean_interrupted_saves(directory)
+
+    assert sorted(p.name for p in directory.iterdir()) == ["iter-0000002"]
+    ckpt.load_checkpoint(two)  # whole again

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from faceparse.data.normalize import depth_for_network
@@ -443,3 +444,36 @@ def test_train_names_a_label_with_out_of_range_ids(tmp_path):
     assert (
         f"{root}/label/s001.png:labelidsoutofrange" in flat and "20(1px)" in flat and "Traceback" not in flat
     )
+
+
+@pytest.mark.parametrize("workers", [0, 1])  # in the main process, and across a DataLoader worker
+def test_a_bad_file_met_mid_training_saves_a_checkpoint_then_stops_naming_it(tmp_path, monkeypatch, workers):
+    from faceparse.data.dataset import FaceParsingDataset
+    from faceparse.engine import train
+    from faceparse.runs.checkpoint import latest_checkpoint
+
+    root = disc_dataset(tmp_path / "data", n=8, splits={"train": slice(0, 8)})
+    overrides = [*tiny_overrides(root, tmp_path / "run", iterations=6), f"data.workers={workers}"]
+    straight = train(None, "pretrain-rgb", overrides=[*overrides[:-1], f"run.out={tmp_path / 'straight'}"])
+
+    real_load = FaceParsingDataset.load
+    loads = {"n": 0}  # counted in the process that loads (the worker's own copy when workers=1)
+
+    def load_then_fail(self, index):
+        loads["n"] += 1
+        if loads["n"] == 7:  # the 7th sample: batch 3 of 2 samples each, after iterations 1-3 trained
+            raise DataError(root / "rgb" / "s005.png", "truncated PNG (no IEND chunk at the end of the file)")
+        return real_load(self, index)
+
+    monkeypatch.setattr(FaceParsingDataset, "load", load_then_fail)
+    with pytest.raises(
+        DataError, match=r"s005.png: truncated PNG .*stopped at iteration 3, checkpoint saved"
+    ):
+        train(None, "pretrain-rgb", overrides=overrides)
+    monkeypatch.undo()
+    assert latest_checkpoint(tmp_path / "run" / "pretrain-rgb").name == "iter-0000003"
+
+    resumed = train(None, "pretrain-rgb", resume=True, overrides=overrides)  # the file was "fixed"
+    assert resumed.name == "iter-0000006"
+    a, b = (load_file(str(path / "parser_rgb.safetensors")) for path in (straight, resumed))
+    assert all(torch.equal(a[key], b[key]) for key in a)  # nothing lost, nothing trained twice

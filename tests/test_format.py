@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -225,3 +226,41 @@ def test_data_error_survives_pickling_with_its_path() -> None:
         and err.problem == "bad id"
         and str(err) == "/d/label/a.png: bad id"
     )
+
+
+MISSING = object()
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ([], "dataset.json must hold a JSON object, got list"),
+        ({"name": MISSING}, "malformed field 'name': missing"),
+        ({"name": 3, "scheme": "lapa11"}, "malformed field 'name': must be a non-empty string, got 3"),
+        ({"name": "x", "scheme": ["lapa11"]}, "malformed field 'scheme': must be a label scheme name"),
+        ({"image_size": "512"}, r"malformed field 'image_size': must be \[width, height\] .*, got '512'"),
+        ({"image_size": [512, 0]}, r"malformed field 'image_size': .*, got \[512, 0\]"),
+        ({"image_size": [512.5, 512]}, r"malformed field 'image_size'"),
+        ({"counts": ["train"]}, "malformed field 'counts': must be a mapping of split → sample count"),
+        ({"counts": {"train": "many"}}, r"malformed field 'counts': .*, got \{'train': 'many'\}"),
+        ({"counts": {"train": -1}}, "malformed field 'counts'"),
+        ({"provenance": "synth"}, "malformed field 'provenance': must be a mapping, got 'synth'"),
+        ({"format_version": "1"}, "malformed field 'format_version': must be an integer ≥ 1, got '1'"),
+        ({"depth": "nearness16"}, "malformed field 'depth': must be a mapping"),
+        ({"depth": {"rnage": 3.0}}, "malformed field 'depth.rnage': not a depth field"),
+        ({"depth": {"range": "far"}}, "malformed field 'depth.range': must be a positive number or null"),
+        ({"depth": {"range": -2}}, "malformed field 'depth.range'"),
+        ({"depth": {"encoding": 16}}, "malformed field 'depth.encoding'"),
+        (
+            {"depth": {"coverage": True}},
+            "malformed field 'depth.coverage': must be one of all, partial, none",
+        ),
+    ],
+)
+def test_a_malformed_dataset_json_field_is_named(tmp_path: Path, fields, named) -> None:
+    if isinstance(fields, dict):
+        fields = {k: v for k, v in {"name": "x", "scheme": "lapa11", **fields}.items() if v is not MISSING}
+    (tmp_path / "dataset.json").write_text(json.dumps(fields))
+    with pytest.raises(DataError, match=named) as err:
+        open_layout(tmp_path)
+    assert err.value.path == tmp_path / "dataset.json"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
+import shutil
 import signal
 from pathlib import Path
 
@@ -15,7 +17,8 @@ from faceparse.engine import loop
 from faceparse.engine.loop import TrainingStopped, train
 from faceparse.engine.sampling import IterationBatches, Pool
 from faceparse.runs import checkpoint as ckpt
-from tiny import ROLES, disc_dataset, fake_pretrained, joint_overrides
+from faceparse.utils.io import DataError
+from tiny import ROLES, disc_dataset, fake_pretrained, joint_overrides, tiny_overrides
 
 
 @pytest.fixture(scope="module")
@@ -80,3 +83,34 @@ def test_batches_are_a_pure_function_of_seed_and_iteration():
     ranks = [list(IterationBatches(pools, seed=3, start=0, end=9, rank=r, world=2)) for r in (0, 1)]
     for it in range(9):  # two ranks split each global batch, per pool, without overlap
         assert sorted(ranks[0][it] + ranks[1][it]) == sorted(whole[it])
+
+
+def test_resume_refuses_a_changed_config_by_key_and_records_the_safe_changes(tiny_data, tmp_path):
+    out = tmp_path / "run"
+    stage = out / "pretrain-rgb"
+    base = [*tiny_overrides(tiny_data, out, iterations=4), "run.ckpt_every=2"]
+    train(None, "pretrain-rgb", overrides=base)
+    shutil.rmtree(stage / "checkpoints" / "iter-0000004")  # as if it had stopped after iteration 2
+    recorded = (stage / "config.yaml").read_text()
+
+    changed = [*base, "parsers.lr=0.05", "parsers.momentum=0.5", "run.log_every=2"]
+    with pytest.raises(DataError, match=r"iter-0000002/meta.json: --resume with a changed config") as info:
+        train(None, "pretrain-rgb", resume=True, overrides=changed)
+    message = str(info.value)
+    assert "parsers.lr: 0.01 → 0.05" in message and "parsers.momentum: 0.9 → 0.5" in message
+    assert "run.log_every" not in message.split("(only")[0]  # a safe change is not among the refused
+    assert (stage / "config.yaml").read_text() == recorded  # nothing rewritten
+
+    killed_save = stage / "checkpoints" / ".iter-0000003.x7y8z9ab.tmp"  # left by a save that was killed
+    killed_save.mkdir()
+    accepted = [*base, "run.log_every=2", "data.workers=1", "parsers.iterations=6"]  # and train longer
+    last = train(None, "pretrain-rgb", resume=True, overrides=accepted)
+    assert last.name == "iter-0000006" and not killed_save.exists()
+    (record,) = json.loads((stage / "config_changes.json").read_text())
+    assert record["resumed_from"] == "iter-0000002"
+    assert record["changes"] == {
+        "data.workers": {"from": 0, "to": 1},
+        "parsers.iterations": {"from": 4, "to": 6},
+        "run.log_every": {"from": 1, "to": 2},
+    }
+    assert ckpt.read_meta(last)["config"]["run"]["log_every"] == 2  # what the run now says it used

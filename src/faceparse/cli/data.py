@@ -66,7 +66,7 @@ def check_data(
     split: list[str] = typer.Option(
         None, "--split", "-s", help="Check only this split (repeatable); default: all."
     ),
-    workers: int = typer.Option(None, help="Decoding threads (default: CPU count + 1, at most 8)."),
+    workers: int = typer.Option(None, min=1, help="Decoding threads (default: CPU count + 1, at most 8)."),
 ) -> None:
     """Validate a dataset: every bad file is named; exit code 1 when anything is wrong."""
     report = _run_check(root, split, workers)
@@ -88,7 +88,7 @@ def check_data(
 @friendly_errors
 def stats(
     root: Path = typer.Argument(..., help="Dataset folder."),
-    workers: int = typer.Option(None, help="Decoding threads (default: CPU count + 1, at most 8)."),
+    workers: int = typer.Option(None, min=1, help="Decoding threads (default: CPU count + 1, at most 8)."),
     framing: int = typer.Option(
         0,
         "--framing",

@@ -11,7 +11,8 @@ from pathlib import Path
 import typer
 
 from faceparse.cli import app
-from faceparse.cli.common import console, fail, friendly_errors, progress_bar
+from faceparse.cli.common import console, fail, friendly_errors, positive, progress_bar
+from faceparse.utils.locks import folder_lock
 
 depth_app = typer.Typer(
     help="Build depth maps: import the authors' released depth or Deep3dPortrait outputs, render meshes, "
@@ -63,7 +64,11 @@ def import_released_cmd(
     """Merge the authors' released 8-bit depth into a prepared dataset as 16-bit nearness."""
     from faceparse.depth.released import import_released
 
-    with progress_bar("importing depth") as on_progress:
+    # one writer per dataset folder (faceparse.utils.locks): a second import is refused, naming this one
+    with (
+        folder_lock(data, "faceparse depth import-released", create=False),
+        progress_bar("importing depth") as on_progress,
+    ):
         report = import_released(
             src,
             data,
@@ -86,11 +91,12 @@ def import_deep3dportrait_cmd(
     source_width: int = typer.Option(
         None,
         "--source-width",
+        min=1,
         help="Width of the images Deep3dPortrait ran on (default: the dataset's rgb/ image).",
     ),
-    source_height: int = typer.Option(None, "--source-height", help="Height of those images."),
+    source_height: int = typer.Option(None, "--source-height", min=1, help="Height of those images."),
     depth_range: float = typer.Option(
-        3.0, "--depth-range", help="Metric span (dm) mapped to nearness 1 → 0."
+        3.0, "--depth-range", callback=positive, help="Metric span (dm) mapped to nearness 1 → 0."
     ),
     keep_missing: bool = KEEP,
     overwrite: bool = OVERWRITE,
@@ -102,7 +108,10 @@ def import_deep3dportrait_cmd(
     if (source_width is None) != (source_height is None):
         raise typer.BadParameter("give both --source-width and --source-height, or neither")
     size = (source_width, source_height) if source_width is not None else None
-    with progress_bar("Deep3dPortrait depth") as on_progress:
+    with (
+        folder_lock(data, "faceparse depth import-deep3dportrait", create=False),
+        progress_bar("Deep3dPortrait depth") as on_progress,
+    ):
         report = import_deep3dportrait(
             mats,
             data,
@@ -132,6 +141,7 @@ def from_mesh_cmd(
     depth_range: float = typer.Option(
         None,
         "--depth-range",
+        callback=positive,
         help="Span (mesh units) mapped to nearness 1 → 0 (default: the rendered depth's own span).",
     ),
 ) -> None:
@@ -155,7 +165,11 @@ def estimate_cmd(
         "every labelled pixel, and face coverage is scored.",
     ),
     min_quality: float = typer.Option(
-        0.5, "--min-quality", help="Discard estimates scoring below this (detector score × face coverage)."
+        0.5,
+        "--min-quality",
+        min=0.0,
+        max=1.0,
+        help="Discard estimates scoring below this (detector score × face coverage).",
     ),
     overwrite: bool = OVERWRITE,
     strict: bool = STRICT,
@@ -164,7 +178,7 @@ def estimate_cmd(
     from faceparse.depth.estimate import estimate_folder
 
     try:
-        with progress_bar("estimating depth") as on_progress:
+        with folder_lock(out, "faceparse depth estimate"), progress_bar("estimating depth") as on_progress:
             report = estimate_folder(
                 images,
                 out,

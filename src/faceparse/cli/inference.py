@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 
 from faceparse.cli import app
-from faceparse.cli.common import console, fail, friendly_errors, progress
+from faceparse.cli.common import check_device, console, fail, friendly_errors, progress
 
 _CHECKPOINT_HELP = (
     "Weights: an engine checkpoint, stage or run folder; a faceparse .safetensors file (convert-fpt); "
@@ -40,9 +40,14 @@ def predict_command(
         False, "--overlay", help="Also write colour overlays to OUT/overlay/<stem>.png."
     ),
     size: int = typer.Option(
-        None, "--size", help="Network input side in pixels (default: the training size, 512 for .pth)."
+        None,
+        "--size",
+        min=16,
+        help="Network input side in pixels (default: the training size, 512 for .pth).",
     ),
-    device: str = typer.Option("cpu", "--device", help="torch device, e.g. cpu or cuda:0."),
+    device: str = typer.Option(
+        "cpu", "--device", callback=check_device, help="torch device, e.g. cpu or cuda:0."
+    ),
     overwrite: bool = typer.Option(
         False,
         "--overwrite",
@@ -131,7 +136,9 @@ def export_onnx_command(
         help="parser (the RGB or depth parser, see --modality) or generator (RGB→depth).",
     ),
     modality: str = typer.Option("rgb", "--modality", help="Which parser to export: rgb or depth."),
-    size: int = typer.Option(None, "--size", help="Input side in pixels (default: the recorded input size)."),
+    size: int = typer.Option(
+        None, "--size", min=16, help="Input side in pixels (default: the recorded input size)."
+    ),
     opset: int = typer.Option(17, "--opset", help="ONNX opset version."),
     static_batch: bool = typer.Option(
         False, "--static-batch", help="Fix the batch size at 1 instead of a symbolic batch axis."

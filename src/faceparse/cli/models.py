@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from faceparse.cli import app
-from faceparse.cli.common import console, friendly_errors
+from faceparse.cli.common import console, fail, friendly_errors
 
 
 @app.command("models")
@@ -48,7 +48,13 @@ def convert_fpt(
         ..., help="Output .safetensors file; a .json metadata sidecar is written beside it."
     ),
     in_channels: int = typer.Option(
-        3, "--in-channels", help="Input channels of the converted model; 1 sums the stem's RGB kernels."
+        3,
+        "--in-channels",
+        min=1,
+        help="Input channels of the converted model; 1 sums the stem's RGB kernels.",
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace DST (and its .json sidecar) if they exist."
     ),
 ) -> None:
     """Convert face-parsing.PyTorch BiSeNet weights to faceparse safetensors with label-scheme metadata."""
@@ -56,6 +62,9 @@ def convert_fpt(
 
     if dst.suffix != ".safetensors":
         raise typer.BadParameter(f"{dst}: the destination must end in .safetensors", param_hint="DST")
+    existing = [path for path in (dst, sidecar_path(dst)) if path.exists()]
+    if existing and not overwrite:
+        raise fail(f"{existing[0]}: already exists; pass --overwrite to replace it")
     info = convert_face_parsing_pytorch(src, dst, in_channels=in_channels)
     console.print(
         f"wrote {dst} and {sidecar_path(dst)}: {info.arch}, {info.num_classes} classes "

@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 
 from faceparse.cli import app
-from faceparse.cli.common import console, friendly_errors, progress_bar
+from faceparse.cli.common import console, friendly_errors, progress_bar, resumable
 
 prepare_app = typer.Typer(
     help="Convert raw CelebAMask-HQ / LaPa / Helen downloads into faceparse datasets (resumable).",
@@ -21,7 +21,7 @@ app.add_typer(prepare_app, name="prepare")
 
 ROOT = typer.Option(..., "--root", help="The raw dataset folder as downloaded and unpacked.")
 OUT = typer.Option(..., "--out", help="Output dataset folder (created; an existing one is resumed).")
-WORKERS = typer.Option(None, "--workers", help="Worker processes (default: CPU count, at most 8).")
+WORKERS = typer.Option(None, "--workers", min=1, help="Worker processes (default: CPU count, at most 8).")
 STRICT = typer.Option(
     False, "--strict", help="Stop with exit code 2 at the first bad sample instead of skipping it."
 )
@@ -51,7 +51,9 @@ def celebamask_hq(
         help="celebamask13 (the paper's CelebAMask-HQ-D "
         "classes) or celebamask19 (all 18 parts + background).",
     ),
-    size: int = typer.Option(512, "--size", help="Label (and image) size; the official masks are 512."),
+    size: int = typer.Option(
+        512, "--size", min=16, help="Label (and image) size; the official masks are 512."
+    ),
     partition: Path = typer.Option(
         None, "--partition", help="CelebA's list_eval_partition.txt (default: looked for in --root)."
     ),
@@ -66,7 +68,7 @@ def celebamask_hq(
     if scheme not in SCHEMES:
         raise typer.BadParameter(f"must be one of {', '.join(SCHEMES)}", param_hint="--scheme")
 
-    with progress_bar("CelebAMask-HQ") as on_progress:
+    with resumable(out), progress_bar("CelebAMask-HQ") as on_progress:
         report = convert_celebamask(
             root,
             out,
@@ -94,7 +96,7 @@ def lapa(
     """LaPa: native resolution, images copied unchanged, landmarks kept in landmarks/<id>.txt."""
     from faceparse.data.convert.lapa import convert_lapa
 
-    with progress_bar("LaPa") as on_progress:
+    with resumable(out), progress_bar("LaPa") as on_progress:
         report = convert_lapa(
             root, out, workers=workers, strict=strict, overwrite=overwrite, on_progress=on_progress
         )
@@ -116,7 +118,7 @@ def helen(
     """Helen (SmithCVPR2013): argmax over the 11 soft class maps; exemplars/tuning/testing splits."""
     from faceparse.data.convert.helen import convert_helen
 
-    with progress_bar("Helen-D" if drop_hair else "Helen") as on_progress:
+    with resumable(out), progress_bar("Helen-D" if drop_hair else "Helen") as on_progress:
         report = convert_helen(
             root,
             out,

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from faceparse.cli import app
-from faceparse.cli.common import console, fail, friendly_errors, progress, progress_bar
+from faceparse.cli.common import check_device, console, fail, friendly_errors, progress, progress_bar
 
 
 def _stopped(error: Exception) -> typer.Exit:
@@ -52,7 +52,9 @@ def evaluate_command(
         help="Baseline to compare with: a run folder (its three pre-trained stages) or checkpoints (repeat).",
     ),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Images per forward pass."),
-    device: str = typer.Option("cpu", "--device", help="Torch device, e.g. cpu or cuda:0."),
+    device: str = typer.Option(
+        "cpu", "--device", callback=check_device, help="Torch device, e.g. cpu or cuda:0."
+    ),
     size: int = typer.Option(
         None, "--size", min=16, help="Network input size (default: the config's data.size)."
     ),

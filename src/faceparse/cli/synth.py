@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from faceparse.cli import app
-from faceparse.cli.common import console, friendly_errors, progress_bar
+from faceparse.cli.common import console, friendly_errors, progress_bar, resumable
 
 
 @app.command()
@@ -38,7 +38,7 @@ def synth(
     """Generate synthetic heads (RGB, depth, celebamask13 labels, metadata) with train/val/test splits."""
     from faceparse.data.synth import generate_dataset
 
-    with progress_bar("synth") as on_progress:
+    with resumable(out), progress_bar("synth") as on_progress:
         info = generate_dataset(
             out, num, size=size, seed=seed, workers=workers, fov_deg=fov, on_progress=on_progress
         )

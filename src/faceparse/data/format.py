@@ -15,10 +15,11 @@ by :func:`open_layout` as well; see :class:`ReleasedLayout`.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -74,32 +75,102 @@ class DatasetInfo:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, obj: dict[str, Any], path: Path | None = None) -> DatasetInfo:
+    def from_json(cls, obj: Any, path: Path | None = None) -> DatasetInfo:
+        """Parse the contents of ``dataset.json`` (at ``path``). A malformed field is a :class:`DataError`
+        naming the field, what it must be and what it is; unknown top-level keys are ignored."""
+        if not isinstance(obj, dict):
+            raise DataError(path, f"dataset.json must hold a JSON object, got {type(obj).__name__}")
+        fields = _JsonFields(obj, path)
+        version = fields.get("format_version", int, "an integer ≥ 1", FORMAT_VERSION, ok=lambda v: v >= 1)
+        if version > FORMAT_VERSION:
+            raise DataError(path, f"format_version {version} is newer than this faceparse ({FORMAT_VERSION})")
+        scheme = fields.get("scheme", str, "a label scheme name")
         try:
-            info = cls(
-                name=str(obj["name"]),
-                scheme=str(obj["scheme"]),
-                depth=DepthInfo(**obj.get("depth", {})),
-                image_size=obj.get("image_size"),
-                counts=dict(obj.get("counts", {})),
-                provenance=dict(obj.get("provenance", {})),
-                format_version=int(obj.get("format_version", FORMAT_VERSION)),
-            )
-        except (KeyError, TypeError, ValueError) as e:
-            raise DataError(path, f"malformed dataset.json ({e!r})") from None
-        if info.format_version > FORMAT_VERSION:
-            raise DataError(
-                path, f"format_version {info.format_version} is newer than this faceparse ({FORMAT_VERSION})"
-            )
-        if info.depth.coverage not in DEPTH_COVERAGES:
-            raise DataError(
-                path, f"depth.coverage {info.depth.coverage!r} is not one of {', '.join(DEPTH_COVERAGES)}"
-            )
-        try:
-            get_scheme(info.scheme)
+            get_scheme(scheme)
         except KeyError as e:
-            raise DataError(path, str(e)) from None
-        return info
+            raise DataError(path, f"field 'scheme': {e.args[0]}") from None
+        image_size = fields.get(
+            "image_size", list, "[width, height] in pixels, or null", None, ok=_is_size, nullable=True
+        )
+        counts = fields.get("counts", dict, "a mapping of split → sample count", {}, ok=_is_counts)
+        return cls(
+            name=fields.get("name", str, "a non-empty string", ok=bool),
+            scheme=scheme,
+            depth=_depth_info(fields.get("depth", dict, "a mapping (encoding, range, ...)", {}), path),
+            image_size=None if image_size is None else [int(v) for v in image_size],
+            counts={str(k): int(v) for k, v in counts.items()},
+            provenance=dict(fields.get("provenance", dict, "a mapping", {})),
+            format_version=version,
+        )
+
+
+_REQUIRED = object()
+
+
+class _JsonFields:
+    """Typed access to a JSON object's fields, each failure a DataError naming ``prefix + key``."""
+
+    def __init__(self, obj: dict[str, Any], path: Path | None, prefix: str = ""):
+        self.obj, self.path, self.prefix = obj, path, prefix
+
+    def get(
+        self,
+        key: str,
+        kind: type,
+        must_be: str,
+        default: Any = _REQUIRED,
+        *,
+        ok: Callable[[Any], bool] = lambda value: True,
+        nullable: bool = False,
+    ) -> Any:
+        if key not in self.obj:
+            if default is _REQUIRED:
+                raise DataError(
+                    self.path, f"malformed field '{self.prefix}{key}': missing; it must be {must_be}"
+                )
+            return default
+        value = self.obj[key]
+        if value is None and nullable:
+            return None
+        # JSON has one number type: true/false are not numbers, 2.0 is not an integer
+        if isinstance(value, bool) and kind is not bool or not isinstance(value, kind) or not ok(value):
+            raise DataError(
+                self.path, f"malformed field '{self.prefix}{key}': must be {must_be}, got {value!r}"
+            )
+        return value
+
+
+def _is_size(value: list) -> bool:
+    return len(value) == 2 and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+
+
+def _is_counts(value: dict) -> bool:
+    return all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value.values())
+
+
+def _is_positive_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
+
+def _depth_info(obj: dict[str, Any], path: Path | None) -> DepthInfo:
+    unknown = sorted(set(obj) - {f.name for f in dataclasses.fields(DepthInfo)})
+    if unknown:
+        raise DataError(
+            path,
+            f"malformed field 'depth.{unknown[0]}': not a depth field ({', '.join(asdict(DepthInfo()))})",
+        )
+    fields, default = _JsonFields(obj, path, "depth."), DepthInfo()
+    return DepthInfo(
+        encoding=fields.get("encoding", str, "a string such as 'nearness16'", default.encoding),
+        range=fields.get(
+            "range", object, "a positive number or null", None, ok=_is_positive_number, nullable=True
+        ),
+        unit=fields.get("unit", str, "a string or null", None, nullable=True),
+        source=fields.get("source", str, "a string", default.source),
+        coverage=fields.get(
+            "coverage", str, f"one of {', '.join(DEPTH_COVERAGES)}", "all", ok=lambda v: v in DEPTH_COVERAGES
+        ),
+    )
 
 
 def write_info(root: str | os.PathLike, info: DatasetInfo) -> None:

@@ -15,7 +15,6 @@ is byte-identical whatever the worker count and a run can resume.
 from __future__ import annotations
 
 import os
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +24,9 @@ from faceparse.data import synth_head as sh
 from faceparse.data.encoding import metric_to_nearness
 from faceparse.data.format import DatasetInfo, DepthInfo, write_info, write_sample, write_split
 from faceparse.labels import get_scheme
+from faceparse.utils.io import remove_temporaries
+from faceparse.utils.locks import folder_lock
+from faceparse.utils.workers import interruptible, process_pool
 
 if TYPE_CHECKING:
     from faceparse.utils.progress import OnProgress
@@ -387,7 +389,10 @@ def generate_dataset(
     recorded in ``dataset.json`` (``provenance.fov_deg``) and a resumed run must use the same value.
 
     Samples whose four files all exist are skipped; each file is written atomically, so an interrupted
-    run leaves only whole files. ``dataset.json`` and the splits are written at the end.
+    run leaves only whole files. ``dataset.json`` and the splits are written at the end. The folder is
+    locked for the run (:func:`faceparse.utils.locks.folder_lock`): a second writer is refused, naming
+    this one's pid. Ctrl-C (KeyboardInterrupt) or SIGTERM stops the workers within seconds
+    (:mod:`faceparse.utils.workers`) and removes their temporary files; a rerun resumes.
 
     ``on_progress(done, total, info)`` (:mod:`faceparse.utils.progress`) is called once before the work,
     with ``done`` = the samples already there, then after each sample written; ``total`` is ``num`` and
@@ -398,17 +403,34 @@ def generate_dataset(
     if size < 16:
         raise ValueError(f"size must be at least 16 pixels, got {size}")
     _check_fov(fov_deg)
+    if workers is not None and workers < 1:
+        raise ValueError(f"workers must be at least 1 (or None: one per CPU core), got {workers}")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    _check_compatible(out, size, seed, fov_deg)
-    todo = [i for i in range(num) if not all(f.is_file() for f in _sample_files(out, sample_id(i)))]
-    workers = max(1, workers or os.cpu_count() or 1)
-    jobs = [(str(out), i, size, seed, float(fov_deg)) for i in todo]
+    with folder_lock(out, "faceparse synth"):
+        _check_compatible(out, size, seed, fov_deg)
+        remove_temporaries(out)  # a killed run's; nobody else writes here while we hold the lock
+        todo = [i for i in range(num) if not all(f.is_file() for f in _sample_files(out, sample_id(i)))]
+        jobs = [(str(out), i, size, seed, float(fov_deg)) for i in todo]
+        try:
+            _write_samples(jobs, num, max(1, workers or os.cpu_count() or 1), f"{size}px", on_progress)
+        except BaseException:
+            remove_temporaries(out)  # of workers stopped mid-sample (all of them have ended by now)
+            raise
+        return _finish(out, num, size, seed, fov_deg)
 
+
+def _write_samples(
+    jobs: list[tuple[str, int, int, int, float]],
+    num: int,
+    workers: int,
+    note: str,
+    on_progress: OnProgress | None,
+) -> None:
+    """Generate and write ``jobs`` (``_write_one``'s arguments), in worker processes when ``workers > 1``."""
     _preload()  # import once here: forked workers inherit the modules instead of importing them each
 
-    done = num - len(todo)
-    note = f"{size}px, {workers} workers"
+    done = num - len(jobs)
+    note = f"{note}, {workers} workers"
 
     def advance() -> None:
         nonlocal done
@@ -419,14 +441,18 @@ def generate_dataset(
     if on_progress is not None:
         on_progress(done, num, note)
     if workers == 1 or len(jobs) <= 1:
-        for job in jobs:
-            _write_one(job)
-            advance()
+        with interruptible():  # a second Ctrl-C cannot cut short the first one's cleanup
+            for job in jobs:
+                _write_one(job)
+                advance()
     else:
-        with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+        with process_pool(min(workers, len(jobs))) as pool:
             for _ in pool.map(_write_one, jobs, chunksize=max(1, min(16, len(jobs) // (4 * workers)))):
                 advance()
 
+
+def _finish(out: Path, num: int, size: int, seed: int, fov_deg: float) -> DatasetInfo:
+    """Write the splits and ``dataset.json`` of a complete dataset."""
     splits = split_ids(num)
     for name, ids in splits.items():
         write_split(out, name, ids)

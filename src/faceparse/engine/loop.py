@@ -21,7 +21,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,12 +43,15 @@ from faceparse.engine.sampling import IterationBatches, Pool, SeededItems, mix_s
 from faceparse.engine.schedule import make_optimizer, scheduler_for
 from faceparse.runs import checkpoint as ckpt
 from faceparse.runs.config import (
+    RESUME_SAFE,
     Config,
     Overrides,
+    config_changes,
     joint_weights,
     load_config,
     mutual_learning,
     resolve,
+    resume_safe,
     to_dict,
     to_yaml,
     train_window,
@@ -63,7 +66,8 @@ from faceparse.runs.stages import (
     get_stage,
     stages_of,
 )
-from faceparse.utils.io import DataError, atomic_write_text
+from faceparse.utils.io import DataError, atomic_write_json, atomic_write_text, read_json, remove_temporaries
+from faceparse.utils.locks import folder_lock
 from faceparse.utils.progress import ProgressFactory, console
 
 if TYPE_CHECKING:
@@ -114,12 +118,19 @@ def make_fabric(cfg: Config) -> Any:
     from faceparse.runs.precision import auto_precision
 
     precision = auto_precision(cfg.run.accelerator) if cfg.run.precision == "auto" else cfg.run.precision
-    return Fabric(
-        accelerator=cfg.run.accelerator,
-        devices=cfg.run.devices,
-        strategy=cfg.run.strategy,
-        precision=precision,
-    )
+    try:
+        return Fabric(
+            accelerator=cfg.run.accelerator,
+            devices=cfg.run.devices,
+            strategy=cfg.run.strategy,
+            precision=precision,
+        )
+    except (ValueError, RuntimeError, ImportError) as e:  # e.g. run.accelerator=cuda on a CPU-only build
+        run = cfg.run
+        raise ValueError(
+            f"run.accelerator={run.accelerator}, run.devices={run.devices}, run.strategy={run.strategy}, "
+            f"run.precision={precision}: {e}"
+        ) from None
 
 
 # --- one stage --------------------------------------------------------------------------------------------
@@ -220,14 +231,47 @@ def run_stage(
     resume: bool = False,
     progress: ProgressFactory | None = None,
 ) -> Path:
-    """Train one stage to its configured iteration count; returns its last checkpoint folder."""
-    from faceparse.losses import parser_loss
+    """Train one stage to its configured iteration count; returns its last checkpoint folder.
 
+    The stage folder is locked meanwhile: a second run into it is refused, naming this one's pid. A
+    resumed stage may change only :data:`~faceparse.runs.config.RESUME_SAFE` keys; others are refused,
+    and the accepted changes are recorded in ``<stage>/config_changes.json``.
+    """
     stage = get_stage(stage)
     cfg = copy.deepcopy(cfg)
     dataset = _open_dataset(cfg)
+    resolve(cfg, dataset.scheme.num_classes)
+    with _stage_lock(fabric, Path(cfg.run.out) / stage.name, stage):
+        return _run_stage(fabric, cfg, stage, dataset, resume, progress)
+
+
+@contextmanager
+def _stage_lock(fabric: Any, stage_dir: Path, stage: Stage) -> Iterator[None]:
+    """One process trains a stage folder at a time (faceparse.utils.locks). Rank 0 holds the lock and,
+    holding it, clears what a killed run left: temporary files and checkpoint folders, a cut swap."""
+    problem = None
+    with ExitStack() as held:
+        if fabric.global_rank == 0:
+            try:
+                held.enter_context(folder_lock(stage_dir, f"faceparse train {stage.name}"))
+            except DataError as e:
+                problem = e.problem
+            else:
+                ckpt.clean_interrupted_saves(stage_dir / ckpt.CHECKPOINT_DIR)
+                remove_temporaries(stage_dir)
+        if fabric.world_size > 1:  # every rank stops, not rank 0 alone; and none looks before the cleanup
+            problem = fabric.broadcast(problem, src=0)
+        if problem is not None:
+            raise DataError(stage_dir, problem)
+        yield
+
+
+def _run_stage(
+    fabric: Any, cfg: Config, stage: Stage, dataset: Any, resume: bool, progress: ProgressFactory | None
+) -> Path:
+    from faceparse.losses import parser_loss
+
     scheme = dataset.scheme
-    resolve(cfg, scheme.num_classes)
     plan = stage.plan(cfg)
     stage_dir = Path(cfg.run.out) / stage.name
     checkpoints = stage_dir / ckpt.CHECKPOINT_DIR
@@ -237,9 +281,19 @@ def run_stage(
             stage_dir, "already holds checkpoints: pass --resume to continue, or choose another run.out"
         )
     rank0 = fabric.global_rank == 0
+    changes: dict[str, tuple[Any, Any]] = {}
+    if existing is not None:
+        done = int(ckpt.read_meta(existing).get("iteration", 0))
+        if done >= plan.iterations:  # nothing to train: its folder, config.yaml included, stays as it is
+            if rank0:
+                console.print(f"[green]{stage}[/green]: already complete at iteration {done} ({existing})")
+            return existing
+        changes = _resume_changes(existing, cfg)
     if rank0:
         stage_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(stage_dir / "config.yaml", to_yaml(cfg))
+        if existing is not None and changes:
+            _record_changes(stage_dir, existing, changes)
 
     # networks: identical initialisation on every rank (DDP also broadcasts rank 0's weights)
     seed_everything(mix_seed(cfg.run.seed, stage.index))
@@ -255,10 +309,6 @@ def run_stage(
     if existing is not None:
         for role, module in networks.items():
             ckpt.load_weights(module, existing, role)
-        if start >= plan.iterations:
-            if rank0:
-                console.print(f"[green]{stage}[/green]: already complete at iteration {start} ({existing})")
-            return existing
     optimizers, schedulers = _setup_optimization(fabric, networks, plan, state)
 
     loss_fn = parser_loss(cfg.model.arch)
@@ -318,6 +368,40 @@ def run_stage(
         val_log.close()
     assert last is not None
     return last
+
+
+def _resume_changes(existing: Path, cfg: Config) -> dict[str, tuple[Any, Any]]:
+    """The config changes since ``existing`` was saved, for a stage to train on from it; raises
+    :class:`DataError` naming every change that is not resume-safe, with its old and new value."""
+    changes = config_changes(ckpt.read_meta(existing).get("config", {}), cfg)
+    refused = {key: values for key, values in changes.items() if not resume_safe(key)}
+    if refused:
+        listed = "; ".join(f"{key}: {old!r} → {new!r}" for key, (old, new) in refused.items())
+        raise DataError(
+            existing / ckpt.META_FILE,
+            f"--resume with a changed config ({listed}): the run was trained with the recorded values. "
+            f"Restore them, or train into another run.out (only {', '.join(RESUME_SAFE)} may change)",
+        )
+    return changes
+
+
+CONFIG_CHANGES = "config_changes.json"
+
+
+def _record_changes(stage_dir: Path, existing: Path, changes: dict[str, tuple[Any, Any]]) -> None:
+    """Append the resume-safe changes accepted now to ``<stage>/config_changes.json`` (and say them)."""
+    path = stage_dir / CONFIG_CHANGES
+    history = read_json(path) if path.is_file() else []
+    history.append(
+        {
+            "resumed_from": existing.name,
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "changes": {key: {"from": old, "to": new} for key, (old, new) in changes.items()},
+        }
+    )
+    atomic_write_json(path, history)
+    listed = ", ".join(f"{key} {old!r} → {new!r}" for key, (old, new) in changes.items())
+    console.print(f"[yellow]resuming {existing} with[/yellow] {listed} (recorded in {path})", soft_wrap=True)
 
 
 @dataclass
@@ -478,51 +562,77 @@ def _iterate(run: _StageRun, loader: Any, start: int, last: Path | None) -> Path
     ):
         if on_progress is not None:
             on_progress(start, plan.iterations, "")
-        for batch in loader:
-            if cfg.run.channels_last:
-                batch = channels_last_batch(batch)
-            # dropout and other in-step draws: a pure function of (seed, rank, iteration), for exact resume
-            torch.manual_seed(mix_seed(cfg.run.seed, fabric.global_rank, iteration, 7))
-            try:
-                with fabric.autocast():
-                    terms = step(batch)
-            except NonFiniteLoss as e:
-                e.iteration = iteration + 1
-                where = f"last good checkpoint: {last}" if last else "no checkpoint was written yet"
-                message = f"loss term {e.term!r} became {e.value} at iteration {e.iteration}"
-                raise TrainingStopped(f"{stage}: {message}; stopped, {where}") from e
-            for scheduler in schedulers.values():
-                scheduler.step()
-            iteration += 1
-            images_seen += batch["rgb"].shape[0] * fabric.world_size
-            values = {name: float(value) for name, value in terms.items()}
-            if on_progress is not None:
-                losses = (f"{k.removeprefix('loss_')}={v:.3f}" for k, v in values.items() if k[:4] == "loss")
-                on_progress(iteration, plan.iterations, " ".join(losses))
-            if iteration % cfg.run.log_every == 0 or iteration == plan.iterations:
-                elapsed = time.perf_counter() - tic
-                reduced = {k: float(fabric.all_reduce(v.float(), reduce_op="mean")) for k, v in terms.items()}
-                lr = {f"lr_{role}": s.get_last_lr()[0] for role, s in schedulers.items()}
-                row = {**reduced, **lr, "images_per_s": images_seen / max(elapsed, 1e-9)}
-                hooks.log.log(iteration, {**row, "train_s": hooks.tick()})
-                tic, images_seen = time.perf_counter(), 0
-            if iteration % cfg.run.ckpt_every == 0 or iteration == plan.iterations:
-                last = hooks.save(iteration)
-            every = cfg.run.eval_every
-            if hooks.validate is not None and (iteration % every == 0 or iteration == plan.iterations):
-                hooks.tick()
-                hooks.validate(iteration)
-                hooks.restart_clock()
-                tic = time.perf_counter()
-            if _any_rank(fabric, stop_requested()):
-                if iteration % cfg.run.ckpt_every and iteration != plan.iterations:
+        try:
+            for batch in loader:
+                if cfg.run.channels_last:
+                    batch = channels_last_batch(batch)
+                # dropout and other in-step draws: a pure function of (seed, rank, iteration): exact resume
+                torch.manual_seed(mix_seed(cfg.run.seed, fabric.global_rank, iteration, 7))
+                try:
+                    with fabric.autocast():
+                        terms = step(batch)
+                except NonFiniteLoss as e:
+                    e.iteration = iteration + 1
+                    where = f"last good checkpoint: {last}" if last else "no checkpoint was written yet"
+                    message = f"loss term {e.term!r} became {e.value} at iteration {e.iteration}"
+                    raise TrainingStopped(f"{stage}: {message}; stopped, {where}") from e
+                for scheduler in schedulers.values():
+                    scheduler.step()
+                iteration += 1
+                images_seen += batch["rgb"].shape[0] * fabric.world_size
+                values = {name: float(value) for name, value in terms.items()}
+                if on_progress is not None:
+                    losses = (
+                        f"{k.removeprefix('loss_')}={v:.3f}" for k, v in values.items() if k[:4] == "loss"
+                    )
+                    on_progress(iteration, plan.iterations, " ".join(losses))
+                if iteration % cfg.run.log_every == 0 or iteration == plan.iterations:
+                    elapsed = time.perf_counter() - tic
+                    reduced = {
+                        k: float(fabric.all_reduce(v.float(), reduce_op="mean")) for k, v in terms.items()
+                    }
+                    lr = {f"lr_{role}": s.get_last_lr()[0] for role, s in schedulers.items()}
+                    row = {**reduced, **lr, "images_per_s": images_seen / max(elapsed, 1e-9)}
+                    hooks.log.log(iteration, {**row, "train_s": hooks.tick()})
+                    tic, images_seen = time.perf_counter(), 0
+                if iteration % cfg.run.ckpt_every == 0 or iteration == plan.iterations:
                     last = hooks.save(iteration)
-                raise TrainingStopped(
-                    f"{stage}: interrupted at iteration {iteration}; checkpoint saved at {last}"
-                )
+                every = cfg.run.eval_every
+                if hooks.validate is not None and (iteration % every == 0 or iteration == plan.iterations):
+                    hooks.tick()
+                    hooks.validate(iteration)
+                    hooks.restart_clock()
+                    tic = time.perf_counter()
+                if _any_rank(fabric, stop_requested()):
+                    if iteration % cfg.run.ckpt_every and iteration != plan.iterations:
+                        last = hooks.save(iteration)
+                    raise TrainingStopped(
+                        f"{stage}: interrupted at iteration {iteration}; checkpoint saved at {last}"
+                    )
+        except DataError as e:  # a bad file: keep what was trained, then stop naming it
+            raise _stopped_by_bad_data(run, e, iteration, last) from None
     if last is None:
         raise TrainingStopped(f"{stage}: no iterations were run")
     return last
+
+
+def _stopped_by_bad_data(run: _StageRun, error: DataError, iteration: int, last: Path | None) -> DataError:
+    """Save the iterations trained since the last checkpoint, then the error to raise: the bad file's,
+    with where training stopped and what ``--resume`` continues from."""
+    if last is not None and last.name == ckpt.checkpoint_name(iteration):
+        where = f"checkpoint {last} holds it"
+    elif iteration == 0:
+        where = "nothing was trained yet"
+    elif run.fabric.world_size == 1:
+        last = run.hooks.save(iteration)
+        where = f"checkpoint saved at {last}"
+    else:  # a save waits for every rank, and the others are not stopping here
+        where = f"no checkpoint saved (DDP); the last one is {last}"
+    return DataError(
+        error.path,
+        f"{error.problem}. Training ({run.stage}) stopped at iteration {iteration}, {where}; "
+        "fix or replace the file, then rerun with --resume",
+    )
 
 
 def channels_last_batch(batch: dict[str, Any]) -> dict[str, Any]:

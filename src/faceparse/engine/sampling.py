@@ -9,6 +9,8 @@ exactly the batches an uninterrupted run would have seen.
 
 from __future__ import annotations
 
+import json
+import os
 import random
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -16,6 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
+
+from faceparse.utils.io import DataError
 
 _MASK = 2**31 - 1
 
@@ -95,6 +99,25 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+class LoadError(DataError):
+    """A :class:`DataError` met loading a sample, made to survive the trip out of a DataLoader worker.
+
+    The DataLoader re-raises a worker's exception in the main process as ``type(e)(message)``, the
+    message being the worker's formatted traceback (or as a RuntimeError, when the type cannot be built
+    from one string). So this error carries its path and problem in a note, a tagged JSON line that the
+    formatted traceback includes, and is rebuilt from such a message when given one string.
+    """
+
+    TAG = "faceparse-load-error: "
+
+    def __init__(self, path: str | os.PathLike | None, problem: str | None = None):
+        if problem is None:  # rebuilt by the DataLoader from the worker's formatted traceback
+            text = str(path)
+            path, problem = json.loads(text[text.rindex(self.TAG) + len(self.TAG) :].splitlines()[0])
+        super().__init__(path, problem)
+        self.add_note(self.TAG + json.dumps([None if self.path is None else str(self.path), problem]))
+
+
 class SeededItems(Dataset):
     """Wraps a map-style dataset: item ``(index, seed)`` loads ``index``, augmentation drawn from ``seed``.
 
@@ -109,7 +132,12 @@ class SeededItems(Dataset):
         return len(self.dataset)  # type: ignore[arg-type]
 
     def __getitem__(self, item: tuple[int, int]) -> Any:
-        index, seed = item
+        try:
+            return self._get(*item)
+        except DataError as e:
+            raise LoadError(e.path, e.problem) from None
+
+    def _get(self, index: int, seed: int) -> Any:
         load = getattr(self.dataset, "load", None)
         if load is None:
             seed_everything(seed)

@@ -10,7 +10,8 @@ A checkpoint folder ``<stage dir>/checkpoints/iter-0001000/`` holds
   arguments and its input normalisation, so ``load_checkpoint`` rebuilds the networks with nothing else.
 
 The folder is assembled under a temporary name and renamed into place, so a crash mid-save leaves the
-previous checkpoints untouched and never a half-written one.
+previous checkpoints untouched and never a half-written one; :func:`clean_interrupted_saves` removes
+what it did leave, when training starts again. Folders and files get the permissions of the umask.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from faceparse.utils.io import DataError, atomic_write_json, read_json
+from faceparse.utils.io import DataError, atomic_write_json, follow_umask, read_json, remove_temporaries
 
 CHECKPOINT_DIR = "checkpoints"
 PREFIX = "iter-"
@@ -101,6 +102,9 @@ def save_checkpoint(
         torch.save({**state, "iteration": iteration}, tmp / STATE_FILE)
         meta = {**meta, "format_version": FORMAT_VERSION, "iteration": iteration}
         atomic_write_json(tmp / META_FILE, meta)
+        # mkdtemp makes the folder owner-only, safetensors the weight files: give the umask's permissions
+        for path in (*tmp.iterdir(), tmp):
+            follow_umask(path)
         _fsync_dir(tmp)
         _move_into_place(tmp, final)
     finally:
@@ -132,6 +136,25 @@ def _move_into_place(tmp: Path, final: Path) -> None:
     os.rename(final, old)
     os.rename(tmp, final)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def clean_interrupted_saves(checkpoints: str | os.PathLike) -> None:
+    """Undo what saves killed midway left in ``checkpoints``: their temporary folders are removed, and a
+    swap cut between its two renames (:func:`_move_into_place`) is completed backwards: ``.iter-N.old``
+    becomes ``iter-N`` again when that is missing, and is removed otherwise.
+
+    Only while no other process saves there (the stage folder's lock, which training holds).
+    """
+    checkpoints = Path(checkpoints)
+    if not checkpoints.is_dir():
+        return
+    remove_temporaries(checkpoints)
+    for old in checkpoints.glob(f".{PREFIX}*.old"):
+        final = old.with_name(old.name[1 : -len(".old")])
+        if not final.exists() and (old / META_FILE).is_file():
+            os.rename(old, final)
+        else:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _prune(checkpoints: Path, keep: int) -> None:

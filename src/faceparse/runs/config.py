@@ -290,7 +290,10 @@ def validate(cfg: Config) -> None:
             cfg.joint.batch_size >= 2 and cfg.joint.batch_size % 2 == 0,
             "joint.batch_size must be even (half/half)",
         ),
+        (cfg.data.workers >= 0, "data.workers must be ≥ 0 (0: load in the training process)"),
         (cfg.run.ckpt_every >= 1 and cfg.run.log_every >= 1, "run.ckpt_every and run.log_every must be ≥ 1"),
+        (cfg.run.keep_checkpoints >= 0, "run.keep_checkpoints must be ≥ 0 (0: keep every checkpoint)"),
+        (cfg.run.devices >= 1, "run.devices must be ≥ 1"),
         (cfg.run.eval_every >= 0, "run.eval_every must be ≥ 0 (0: no validation during training)"),
         (cfg.joint.warmup_iters >= 0, "joint.warmup_iters must be ≥ 0"),
         (cfg.joint.ml_warmup >= 0, "joint.ml_warmup must be ≥ 0"),
@@ -370,6 +373,56 @@ def resolve(cfg: Config, num_classes: int) -> Config:
 def train_window(cfg: Config) -> int:
     """The side of the training window: ``data.crop``, or ``data.size`` when unset."""
     return cfg.data.crop if cfg.data.crop is not None else cfg.data.size
+
+
+# What a resumed stage may change (``faceparse train --resume``): how the run is watched, logged and
+# saved, what it reads only when a stage starts from scratch, and how long it trains; never how it
+# trains. A key ending in "." covers its whole section. Any other change is refused: the recorded config
+# would no longer be what the networks were trained with. The accepted changes are recorded in the stage
+# folder (engine.loop), so a run whose length changed says from which iteration its poly schedule was
+# laid out over the new length.
+RESUME_SAFE = (
+    "data.workers",  # loader processes: batches are a pure function of (seed, iteration) (engine.sampling)
+    "data.val_split",  # what validation scores, not what trains
+    "run.out",  # the run folder itself, e.g. moved
+    "run.progress",
+    "run.log_every",
+    "run.ckpt_every",
+    "run.keep_checkpoints",
+    "run.eval_every",
+    "run.tensorboard",
+    "parsers.iterations",  # train longer (or shorter): the schedule continues over the new length
+    "parsers.depth_iterations",
+    "translator.iterations",
+    "joint.iterations",
+    "joint.init_rgb",  # read only when the joint stage starts without a checkpoint
+    "joint.init_depth",
+    "joint.init_translator",
+    "study.",  # faceparse study's design; training never reads it
+)
+
+
+def resume_safe(key: str) -> bool:
+    """Whether the dotted ``key`` may change when a stage resumes (:data:`RESUME_SAFE`)."""
+    return any(key == safe or (safe.endswith(".") and key.startswith(safe)) for safe in RESUME_SAFE)
+
+
+def config_changes(recorded: Mapping[str, Any], cfg: Config) -> dict[str, tuple[Any, Any]]:
+    """Dotted key → (recorded value, value now) where the resolved ``cfg`` differs from ``recorded``, a
+    resolved config as a checkpoint stores it (``to_dict``). Keys that ``recorded`` lacks (added to
+    faceparse since it was written) are not compared."""
+    before, now = _flatten(recorded), _flatten(to_dict(cfg))
+    return {key: (before[key], value) for key, value in now.items() if key in before and before[key] != value}
+
+
+def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            flat |= _flatten(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def to_yaml(cfg: Config) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import codecs
 import json
 import os
+import re
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -60,16 +62,46 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the user's normal permissions
-    try:
+    tmp_path = None
+    try:  # from the moment the file exists: a stopped worker's SIGTERM may land anywhere in here
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+        tmp_path = Path(tmp)
+        os.close(fd)
+        follow_umask(tmp_path)  # mkstemp makes 0600 files
         yield tmp_path
         os.replace(tmp_path, path)
     finally:
-        if tmp_path.exists():
+        if tmp_path is not None and tmp_path.exists():
             tmp_path.unlink()
+
+
+def follow_umask(path: str | os.PathLike) -> None:
+    """Give ``path`` the permissions that ``open`` or ``mkdir`` would: 0666 (files) or 0777 (folders) less
+    the process's umask. For what ``mkstemp``/``mkdtemp`` and some writers create owner-only."""
+    os.chmod(path, (0o777 if Path(path).is_dir() else 0o666) & ~_UMASK)
+
+
+# How atomic_path and the checkpoint writer name their temporaries: mkstemp/mkdtemp's 8 random characters
+# between ".<final name>." and ".tmp[<suffix>]"
+_TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp(\.[^.]+)?")
+
+
+def remove_temporaries(folder: str | os.PathLike) -> int:
+    """Delete the temporary files and folders that killed writers left anywhere under ``folder``.
+
+    Only while no other process writes there (hold the folder's ``faceparse.utils.locks.folder_lock``):
+    another writer's temporaries are work in progress. Returns how many were removed.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    found = [p for p in folder.rglob(".*.tmp*") if _TEMPORARY.fullmatch(p.name)]
+    for path in sorted(found, key=lambda p: len(p.parts), reverse=True):  # deepest first
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return len(found)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -14,7 +14,7 @@ import dataclasses
 import os
 import shutil
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,7 +31,9 @@ from faceparse.data.format import (
     write_info,
     write_split,
 )
-from faceparse.utils.io import DataError, atomic_path, atomic_write_json
+from faceparse.utils.io import DataError, atomic_path, atomic_write_json, read_json, remove_temporaries
+from faceparse.utils.locks import folder_lock
+from faceparse.utils.workers import interruptible, process_pool
 
 if TYPE_CHECKING:
     from faceparse.utils.progress import OnProgress
@@ -234,8 +236,9 @@ def run_jobs(
     if on_progress is not None:
         on_progress(0, len(jobs), "")
     if workers <= 1:
-        for idx, c in enumerate(chunks):
-            collect(idx, _run_chunk(convert_one, c, overwrite))
+        with interruptible():  # a second Ctrl-C cannot cut short the first one's cleanup
+            for idx, c in enumerate(chunks):
+                collect(idx, _run_chunk(convert_one, c, overwrite))
     else:
         _run_parallel(chunks, convert_one, overwrite, workers, collect)
     return [o for idx in range(len(chunks)) for o in results[idx]]
@@ -248,42 +251,52 @@ def _run_parallel(
     workers: int,
     collect: Callable[[int, list[Outcome]], None],
 ) -> None:
-    # A bounded window of in-flight chunks keeps memory flat for 30k-sample datasets.
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    # A bounded window of in-flight chunks keeps memory flat for 30k-sample datasets. Leaving the pool with
+    # an exception (Ctrl-C, a bad sample under --strict) cancels the rest and stops the workers promptly.
+    with process_pool(workers) as pool:
         pending: dict[Future, int] = {}
         todo = iter(enumerate(chunks))
-        try:
-            for idx, c in todo:
-                pending[pool.submit(_run_chunk, convert_one, c, overwrite)] = idx
-                if len(pending) >= 4 * workers:
-                    break
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for f in done:
-                    collect(pending.pop(f), f.result())
-                    nxt = next(todo, None)
-                    if nxt is not None:
-                        pending[pool.submit(_run_chunk, convert_one, nxt[1], overwrite)] = nxt[0]
-        except BaseException:
-            for f in pending:
-                f.cancel()
-            raise
+        for idx, c in todo:
+            pending[pool.submit(_run_chunk, convert_one, c, overwrite)] = idx
+            if len(pending) >= 4 * workers:
+                break
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for f in done:
+                collect(pending.pop(f), f.result())
+                nxt = next(todo, None)
+                if nxt is not None:
+                    pending[pool.submit(_run_chunk, convert_one, nxt[1], overwrite)] = nxt[0]
+
+
+MARKER = ".prepare.json"  # converter and options, written before the first sample: a rerun must match
 
 
 def check_options(out: Path, converter: str, options: dict[str, Any], overwrite: bool) -> None:
-    """Refuse to resume into a folder prepared by another converter or with other options."""
-    if overwrite or not (out / DATASET_JSON).is_file():
+    """Refuse to resume into a folder prepared (or being prepared) by another converter or with other
+    options: the samples of the two would mix. ``--overwrite`` redoes every sample, so it may change them.
+
+    The options of a conversion in progress are in ``MARKER``, those of a finished one also in dataset.json.
+    """
+    if overwrite:
         return
-    prev = read_info(out).provenance
-    before = {"converter": prev.get("converter"), **prev.get("options", {})}
+    if (out / MARKER).is_file():
+        where = out / MARKER
+        marker = read_json(where)
+        before = {"converter": marker.get("converter"), **(marker.get("options") or {})}
+    elif (out / DATASET_JSON).is_file():
+        where = out / DATASET_JSON
+        prev = read_info(out).provenance
+        before = {"converter": prev.get("converter"), **prev.get("options", {})}
+    else:
+        return
     now = {"converter": converter, **options}
     if before != now:
         diff = ", ".join(
             f"{k}: {before.get(k)!r} → {now.get(k)!r}" for k in now if before.get(k) != now.get(k)
         )
         raise DataError(
-            out / DATASET_JSON,
-            f"this folder was prepared with other options ({diff}); use another --out or --overwrite",
+            where, f"this folder was prepared with other options ({diff}); use another --out or --overwrite"
         )
 
 
@@ -341,16 +354,32 @@ def convert_and_finish(
     provenance: Provenance,
     run: RunOptions,
 ) -> ConvertReport:
-    """The tail every converter shares: run the jobs, then write splits, dataset.json and the report."""
+    """The tail every converter shares: run the jobs, then write splits, dataset.json and the report.
+
+    ``out`` is locked meanwhile (:func:`faceparse.utils.locks.folder_lock`): a second writer is refused,
+    naming this one's pid. A Ctrl-C (KeyboardInterrupt) stops the workers within seconds and removes
+    their temporary files; the samples already written are kept and a rerun resumes.
+    """
+    if run.workers is not None and run.workers < 1:
+        raise ValueError(f"workers must be at least 1 (or None: up to 8, one per core), got {run.workers}")
     run = dataclasses.replace(run, workers=run.workers or default_workers())
-    report.outcomes = run_jobs(jobs, convert_one, run)
-    finish_dataset(
-        out,
-        report,
-        name=provenance.name,
-        scheme=provenance.scheme,
-        converter=provenance.converter,
-        options=provenance.options,
-        source=str(root.resolve()),
-    )
+    with folder_lock(out, f"faceparse prepare {provenance.converter}"):
+        # again, now that no other writer can change the folder under us
+        check_options(out, provenance.converter, provenance.options, run.overwrite)
+        remove_temporaries(out)  # a killed run's; nobody else writes here while we hold the lock
+        atomic_write_json(out / MARKER, {"converter": provenance.converter, "options": provenance.options})
+        try:
+            report.outcomes = run_jobs(jobs, convert_one, run)
+        except BaseException:
+            remove_temporaries(out)  # of workers stopped mid-sample (all of them have ended by now)
+            raise
+        finish_dataset(
+            out,
+            report,
+            name=provenance.name,
+            scheme=provenance.scheme,
+            converter=provenance.converter,
+            options=provenance.options,
+            source=str(root.resolve()),
+        )
     return report
