@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from faceparse.data.format import MAX_PIXELS
+from faceparse.inference.align import Framing, Landmarker, parse_aligned
 from faceparse.inference.detect import (
     Box,
     Detector,
@@ -302,6 +303,8 @@ class FaceParser:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     batch_size: int = 8
     detector: Detector | None = None  # used when called with detect=True; MediaPipe when left None
+    landmarker: Landmarker | None = None  # used when called with align=True; MediaPipe when left None
+    framing: Framing | None = None  # align=True's target; None: resolve_framing(info) on first use
 
     def __post_init__(self) -> None:
         if self.info.scheme is None:
@@ -331,6 +334,8 @@ class FaceParser:
         images: ImageInput | Sequence[ImageInput],
         *,
         detect: bool = False,
+        align: bool = False,
+        rgb: ImageInput | Sequence[ImageInput] | None = None,
         keep_logits: bool = True,
     ) -> dict[str, Any]:
         """Parse one image or a list of images (arrays or paths) of any sizes; see the class docstring."""
@@ -346,6 +351,11 @@ class FaceParser:
             raise ValueError("no images given")
         arrays = [as_rgb(im) if self.modality == "rgb" else as_nearness(im) for im in batch]
         sizes = [a.shape[:2] for a in arrays]
+        if align:  # faceparse.inference.align: every face warped into the training framing and back
+            if detect:
+                raise ValueError("detect=True and align=True exclude each other: align finds every face")
+            found, aligned, faces = parse_aligned(self, arrays, keep_logits=keep_logits, rgb=rgb)
+            return {**self._output(found, aligned, sizes), "faces": faces}
         boxes: list[Box | None] = [None] * len(arrays)
         scores: list[float] = [0.0] * len(arrays)
         if detect:
@@ -360,6 +370,14 @@ class FaceParser:
         else:
             for label, box, size in zip(self._iter_labels(crops), boxes, sizes, strict=True):
                 labels.append(label if box is None else paste_labels(label, box, size))
+        out = self._output(labels, logits if keep_logits else None, sizes)
+        if detect:
+            out["boxes"], out["scores"] = boxes, scores
+        return out
+
+    def _output(
+        self, labels: list[np.ndarray], logits: list[torch.Tensor] | None, sizes: Sequence[tuple[int, ...]]
+    ) -> dict[str, Any]:
         same_size = len(set(sizes)) == 1
         out: dict[str, Any] = {
             "labels": np.stack(labels) if same_size else labels,
@@ -367,10 +385,8 @@ class FaceParser:
             "scheme": self.scheme,
             "sizes": [tuple(int(s) for s in size) for size in sizes],
         }
-        if keep_logits:
+        if logits is not None:
             out["logits"] = torch.stack(logits) if same_size else logits
-        if detect:
-            out["boxes"], out["scores"] = boxes, scores
         return out
 
     def _detect(self, arrays: list[np.ndarray]) -> tuple[list[Box | None], list[float]]:
@@ -447,6 +463,8 @@ def face_parser(
     size: int | Sequence[int] | None = None,
     batch_size: int = 8,
     detector: Detector | None = None,
+    landmarker: Landmarker | None = None,
+    framing: Framing | None = None,
 ) -> FaceParser:
     """Load a face parser from an engine checkpoint, a faceparse ``.safetensors`` file or a
     face-parsing.PyTorch ``.pth``; ``modality`` picks the RGB or the depth parser of a checkpoint.
@@ -459,7 +477,9 @@ def face_parser(
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     loaded = load_network(source, _role_for(modality), size)
-    return FaceParser(loaded.model, loaded.info, torch.device(device), batch_size, detector)
+    return FaceParser(
+        loaded.model, loaded.info, torch.device(device), batch_size, detector, landmarker, framing
+    )
 
 
 # --- whole folders (the `faceparse predict` command) ---------------------------------------------------

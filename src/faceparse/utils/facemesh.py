@@ -65,6 +65,16 @@ def facemesh_triangles() -> np.ndarray:
 
 
 @dataclass
+class Detection:
+    """One face found by MediaPipe's detector, in image pixels."""
+
+    box: tuple[float, float, float, float]  # (x0, y0, x1, y1)
+    score: float
+    # (6, 2): the subject's right eye, left eye, nose tip, mouth centre, right and left ear tragion
+    keypoints: np.ndarray
+
+
+@dataclass
 class FaceLandmarks:
     """478 landmarks in ORIGINAL image pixels: (u, v, z) with z in pixels, smaller = closer."""
 
@@ -128,6 +138,43 @@ class FaceMeshEstimator:
         cx, cy = (b.xmin + b.width / 2) * W, (b.ymin + b.height / 2) * H
         side = int(round(max(b.width * W, b.height * H) * (1 + 2 * self.margin)))
         return (int(round(cx - side / 2)), int(round(cy - side / 2)), max(side, 8)), float(det.score[0])
+
+    def detect_all(self, rgb: np.ndarray) -> list[Detection]:
+        """Every face the detector finds, largest first: box, score and its six keypoints, in pixels."""
+        res = self._process(self._detector, np.ascontiguousarray(rgb))
+        H, W = rgb.shape[:2]
+        found = []
+        for det in res.detections or ():
+            b = det.location_data.relative_bounding_box
+            box = (b.xmin * W, b.ymin * H, (b.xmin + b.width) * W, (b.ymin + b.height) * H)
+            kps = np.array([[k.x * W, k.y * H] for k in det.location_data.relative_keypoints], np.float64)
+            found.append(Detection(box, float(det.score[0]), kps))
+        return sorted(found, key=lambda d: -(d.box[2] - d.box[0]) * (d.box[3] - d.box[1]))
+
+    def mesh_in(self, rgb: np.ndarray, box: Box) -> np.ndarray | None:
+        """(478, 3) face-mesh points in image pixels of the one face inside the square crop ``box``;
+        None when the mesh finds no face there."""
+        return self._mesh_points(rgb, box)
+
+    def _mesh_points(self, rgb: np.ndarray, box: Box | None) -> np.ndarray | None:
+        import cv2
+
+        crop, scale, x0, y0 = rgb, 1.0, 0, 0
+        if box is not None:
+            x0, y0, side = box
+            crop = crop_square(rgb, box)
+            if side < self.min_side:
+                crop = cv2.resize(crop, (self.min_side, self.min_side), interpolation=cv2.INTER_LINEAR)
+            scale = side / crop.shape[1]  # crop pixels → original pixels
+        res = self._process(self._mesh, np.ascontiguousarray(crop))
+        if not res.multi_face_landmarks:
+            return None
+        lm = res.multi_face_landmarks[0].landmark
+        rel = np.array([[p.x, p.y, p.z] for p in lm], dtype=np.float64)  # (478, 3), relative to the crop
+        ch, cw = crop.shape[:2]
+        return np.stack(
+            [rel[:, 0] * cw * scale + x0, rel[:, 1] * ch * scale + y0, rel[:, 2] * cw * scale], axis=1
+        )
 
     def landmarks(self, rgb: np.ndarray) -> FaceLandmarks | None:
         """Detect, crop, run the mesh; None when no face mesh is found."""
