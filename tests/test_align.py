@@ -294,3 +294,52 @@ def test_real_photographs_are_aligned_to_the_training_framing(framing):
             assert found is not None, name
             ratio = interocular_ratio(found.points, 512)
             assert abs(ratio / framing.iod - 1) < 0.10, (name, ratio, framing.iod)
+
+
+# --- files and the command line ------------------------------------------------------------------------
+
+
+def test_predict_files_writes_labels_and_faces(tmp_path):
+    from faceparse.data.format import read_label, write_rgb
+    from faceparse.inference import predict_files
+
+    matrix = _similarity(0.0, 0.5, 10.3, 5.2)  # no pixel centre on the crop's edge: no ties to round
+    parser = FaceParser(
+        Constant(), _info(), landmarker=lambda rgb: [Face((1, 2, 3, 4), _landmarks_for(matrix), 0.75)]
+    )
+    write_rgb(tmp_path / "in" / "a.png", np.zeros((120, 90, 3), np.uint8))
+    report = predict_files(parser, [tmp_path / "in" / "a.png"], tmp_path / "out", align=True)
+    label = read_label(tmp_path / "out" / "a.png")
+    assert label.shape == (120, 90) and np.array_equal(label == 1, _footprint(matrix, (120, 90)))
+    described = json.loads((tmp_path / "out" / "faces" / "a.json").read_text())
+    assert described["image"] == "a.png" and described["size"] == [120, 90]
+    assert described["framing"]["iod"] == pytest.approx(CELEBA_HQ.iod)
+    (face,) = described["faces"]
+    assert face["score"] == 0.75 and face["box"] == [1, 2, 3, 4] and np.allclose(face["transform"], matrix)
+    assert np.allclose(face["landmarks"], _landmarks_for(matrix), atol=1e-3)
+    assert report.faces == {tmp_path / "in" / "a.png": 1}
+
+
+def test_predict_align_command_on_real_photographs(tmp_path):
+    """`faceparse predict --align` on the two sample photographs: one face each, label maps at the
+    photographs' own sizes, the faces' JSON beside them."""
+    pytest.importorskip("mediapipe", reason="alignment needs MediaPipe (the [depth] extra)")
+    from typer.testing import CliRunner
+
+    from faceparse.cli import app
+    from faceparse.data.format import read_label, write_rgb
+    from test_inference import _engine_checkpoint
+
+    _engine_checkpoint(tmp_path / "run")
+    for name, photo in _photos().items():
+        write_rgb(tmp_path / "photos" / f"{name}.png", photo)
+    args = ["predict", "-c", str(tmp_path / "run"), "-i", str(tmp_path / "photos"), "-o", str(tmp_path / "p")]
+    result = CliRunner().invoke(app, [*args, "--align"])
+    assert result.exit_code == 0, result.output
+    assert "aligned 2 faces" in " ".join(result.output.split())
+    for name, photo in _photos().items():
+        assert read_label(tmp_path / "p" / f"{name}.png").shape == photo.shape[:2]
+        faces = json.loads((tmp_path / "p" / "faces" / f"{name}.json").read_text())["faces"]
+        assert len(faces) == 1 and faces[0]["score"] > 0.5 and len(faces[0]["landmarks"]) == 5
+    refused = CliRunner().invoke(app, [*args, "--align", "--detect"])
+    assert refused.exit_code == 2 and "--align" in refused.output

@@ -36,6 +36,13 @@ def predict_command(
         "--detect",
         help="RGB only: crop to the detected face (MediaPipe: the [depth] extra), paste back.",
     ),
+    align: bool = typer.Option(
+        False,
+        "--align",
+        help="Warp every face (MediaPipe: the [depth] extra) into the parser's training framing, parse, "
+        "warp back; each image's faces (box, five landmarks, score) go to OUT/faces/<stem>.json. Depth "
+        "maps are cropped square around their surface.",
+    ),
     overlay: bool = typer.Option(
         False, "--overlay", help="Also write colour overlays to OUT/overlay/<stem>.png."
     ),
@@ -79,6 +86,10 @@ def predict_command(
         raise typer.BadParameter(f"must be rgb or depth, got {modality!r}", param_hint="--modality")
     if detect and modality != "rgb":
         raise typer.BadParameter("face detection works on RGB images only", param_hint="--detect")
+    if detect and align:
+        raise typer.BadParameter(
+            "--align finds and crops every face itself; drop --detect", param_hint="--align"
+        )
     inputs = list_inputs(input_path, modality)
     max_pixels = MAX_PIXELS if max_megapixels is None else round(max_megapixels * 1e6)
     parser = face_parser(checkpoint, modality, device, size=size, batch_size=batch)
@@ -94,6 +105,7 @@ def predict_command(
                 inputs,
                 out,
                 detect=detect,
+                align=align,
                 overlay=overlay,
                 overwrite=overwrite,
                 max_pixels=max_pixels,
@@ -103,6 +115,17 @@ def predict_command(
     except DetectorUnavailable as e:
         raise fail(e) from None
     console.print(f"wrote {len(report.written)} label maps to {escape(str(out))}")
+    if align:
+        from faceparse.inference.align import resolve_framing
+
+        framing = parser.framing or resolve_framing(parser.info)
+        faceless = sum(1 for n in report.faces.values() if n == 0)
+        console.print(
+            f"aligned {sum(report.faces.values())} faces to inter-ocular distance / width {framing.iod:.3f} "
+            f"({escape(framing.source)}); {faceless} images without a face were parsed whole; boxes, "
+            f"landmarks and scores in {escape(str(out / 'faces'))}/",
+            soft_wrap=True,
+        )
     if report.downscaled:
         console.print(
             f"downscaled {len(report.downscaled)} images to fit --max-side {max_side}; "

@@ -496,6 +496,7 @@ class PredictReport:
     too_large: list[Path] = field(default_factory=list)  # inputs among ``failed`` refused by the pixel cap
     # inputs shrunk to fit ``max_side``: (input, its (width, height), the (width, height) parsed and written)
     downscaled: list[tuple[Path, tuple[int, int], tuple[int, int]]] = field(default_factory=list)
+    faces: dict[Path, int] = field(default_factory=dict)  # with align: faces found per input written
 
 
 def list_inputs(path: str | os.PathLike, modality: str = "rgb") -> list[Path]:
@@ -535,6 +536,7 @@ def predict_files(
     out_dir: str | os.PathLike,
     *,
     detect: bool = False,
+    align: bool = False,
     overlay: bool = False,
     overwrite: bool = False,
     max_pixels: int | None = MAX_PIXELS,
@@ -549,6 +551,8 @@ def predict_files(
     larger than that (longer side) shrunk to fit, and writes their label maps at that size
     (``report.downscaled``). Existing label maps are kept unless ``overwrite`` (so an interrupted run
     resumes). No output ever replaces an input, nor a file that is not a label map. Writes are atomic.
+    ``align`` parses every face aligned (:mod:`faceparse.inference.align`) and writes each image's faces
+    (box, five landmarks, score, transform) to ``out_dir/faces/<stem>.json``.
     """
     from faceparse.data.format import ImageTooLarge, image_size, write_label
 
@@ -563,10 +567,15 @@ def predict_files(
         if not pending:
             return
         paths, arrays = zip(*pending, strict=True)
-        result = parser(list(arrays), detect=detect, keep_logits=False)
-        for path, image, label in zip(paths, arrays, result["labels"], strict=True):
+        result = parser(list(arrays), detect=detect, align=align, keep_logits=False)
+        for k, (path, image, label) in enumerate(zip(paths, arrays, result["labels"], strict=True)):
             target = out_dir / f"{path.stem}.png"
             write_label(target, np.ascontiguousarray(label))
+            if align:
+                _write_faces(
+                    out_dir / "faces" / f"{path.stem}.json", path, label.shape, result["faces"][k], parser
+                )
+                report.faces[path] = len(result["faces"][k])
             if overlay:
                 _write_overlay(out_dir / "overlay" / f"{path.stem}.png", image, label, parser)
             report.written.append(target)
@@ -643,6 +652,14 @@ def _not_a_label_map(path: Path) -> str | None:
             return f"a {img.format} image of mode {img.mode}"
     except DataError as e:
         return e.problem
+
+
+def _write_faces(path: Path, image: Path, size: tuple[int, ...], faces: list, parser: FaceParser) -> None:
+    from faceparse.utils.io import atomic_write_json
+
+    framing = parser.framing.to_json() if parser.framing is not None else None
+    described = {"image": image.name, "size": [int(s) for s in size], "framing": framing}
+    atomic_write_json(path, {**described, "faces": [face.to_json() for face in faces]})
 
 
 def _write_overlay(path: Path, image: np.ndarray, label: np.ndarray, parser: FaceParser) -> None:
