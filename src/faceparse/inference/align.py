@@ -133,8 +133,8 @@ CELEBA_HQ = _karras_framing(
     ARCFACE_MEAN_FACE, "CelebA-HQ's crop rule (Karras et al. 2018) on the ArcFace mean face; FACTS §5b"
 )
 
-# faceparse synth v2 at its default 32° field of view: medians over the 59 faces MediaPipe found in a
-# test split of 150 (192², seed 0), measured 2026-11-30 with the same landmarks as MediaPipeLandmarker;
+# faceparse synth v2 at its default 32° field of view: medians over the 59 faces MediaPipe found in the
+# first 60 test images (192², seed 0), measured 2026-11-30 with the landmarks of mediapipe_landmarker;
 # the inter-ocular distance is docs/datasets.md's framing measure (0.239, median of 51 samples at 256²).
 SYNTH_FOV_DEG = 32.0
 _SYNTH = {"iod": 0.239, "eye_y": 0.495, "nose_y": 0.635, "mouth_y": 0.729, "mouth_width": 0.168}

@@ -295,7 +295,8 @@ class FaceParser:
     * ``labels``: argmax class ids, uint8: (B, H, W) array, or a list of (H_i, W_i) arrays;
     * ``classes``: the class names in id order; ``scheme``: the :class:`~faceparse.labels.LabelScheme`;
     * ``sizes``: each image's (H, W); with ``detect=True`` also ``boxes`` (square crop per image, ``None``
-      where no face was found and the whole image was parsed) and ``scores`` (detector confidence).
+      where no face was found and the whole image was parsed) and ``scores`` (detector confidence); with
+      ``align=True`` ``faces``: per image, a list of :class:`~faceparse.inference.align.Face`.
     """
 
     model: nn.Module = field(repr=False)
