@@ -343,3 +343,29 @@ def test_predict_align_command_on_real_photographs(tmp_path):
         assert len(faces) == 1 and faces[0]["score"] > 0.5 and len(faces[0]["landmarks"]) == 5
     refused = CliRunner().invoke(app, [*args, "--align", "--detect"])
     assert refused.exit_code == 2 and "--align" in refused.output
+
+
+def test_training_records_the_synthetic_framing_in_its_checkpoints(tmp_path):
+    """A run on `faceparse synth` data stores the framing in meta.json, so a checkpoint moved away from its
+    dataset still aligns faces to it; a run on other data stores none (its scheme's is used)."""
+    import shutil
+
+    from faceparse.data.format import DatasetInfo, write_info
+    from faceparse.engine import train
+    from faceparse.inference import face_parser
+    from faceparse.runs.checkpoint import latest_checkpoint, read_meta
+    from tiny import noise_dataset, tiny_overrides
+
+    data = tmp_path / "data"
+    noise_dataset(data, n=4)
+    train(None, "pretrain-rgb", overrides=tiny_overrides(data, tmp_path / "plain", iterations=1))
+    assert read_meta(latest_checkpoint(tmp_path / "plain" / "pretrain-rgb"))["framing"] is None
+    assert face_parser(tmp_path / "plain", "rgb").info.scheme.name == "celebamask13"
+    provenance = {"generator": "faceparse.data.synth", "generator_version": 2, "fov_deg": 36.0}
+    write_info(data, DatasetInfo(name="data", scheme="celebamask13", provenance=provenance))
+    train(None, "pretrain-rgb", overrides=tiny_overrides(data, tmp_path / "synth", iterations=1))
+    meta = read_meta(latest_checkpoint(tmp_path / "synth" / "pretrain-rgb"))
+    assert Framing.from_json(meta["framing"]) == synthetic_framing(36.0)
+    shutil.rmtree(data)  # the checkpoint alone still knows
+    assert resolve_framing(face_parser(tmp_path / "synth", "rgb").info) == synthetic_framing(36.0)
+    assert resolve_framing(face_parser(tmp_path / "plain", "rgb").info) is CELEBA_HQ

@@ -319,6 +319,7 @@ def _run_stage(
         "stage": stage.name,
         "config": to_dict(cfg),
         "scheme": {"name": scheme.name, **scheme.to_dict()},
+        "framing": _framing(cfg.data.root),  # what `predict --align` warps faces into
         "networks": {role: specs[role].to_json() for role in plan.roles},
         "init_from": init_sources or (state or {}).get("init_from", {}),
         "world_size": fabric.world_size,
@@ -368,6 +369,14 @@ def _run_stage(
         val_log.close()
     assert last is not None
     return last
+
+
+def _framing(root: str) -> dict[str, Any] | None:
+    """The framing the training data records (a ``faceparse synth`` set's), as ``meta.json`` keeps it."""
+    from faceparse.inference.align import dataset_framing
+
+    framing = dataset_framing(root)
+    return None if framing is None else framing.to_json()
 
 
 def _resume_changes(existing: Path, cfg: Config) -> dict[str, tuple[Any, Any]]:

@@ -48,6 +48,7 @@ __all__ = [
     "Framing",
     "Landmarker",
     "align_transform",
+    "dataset_framing",
     "mediapipe_landmarker",
     "parse_aligned",
     "resolve_framing",
@@ -166,11 +167,31 @@ SCHEME_FRAMINGS: dict[str, Framing] = {
 }
 
 
+def dataset_framing(root: str | Path) -> Framing | None:
+    """The framing a dataset records: a ``faceparse synth`` set's field of view (``dataset.json``
+    ``provenance.fov_deg``; 40° for generator version 1, which did not record it). None for other data
+    (real datasets record none) and when ``root`` holds no readable ``dataset.json``. Training stores it
+    in each checkpoint's ``meta.json`` (``framing``)."""
+    from faceparse.utils.io import DataError, read_json
+
+    path = Path(root) / "dataset.json" if str(root) else None
+    if path is None or not path.is_file():
+        return None
+    try:
+        provenance = read_json(path).get("provenance") or {}
+    except (DataError, AttributeError):
+        return None
+    if provenance.get("generator") != "faceparse.data.synth":
+        return None
+    version_1 = provenance.get("generator_version") == 1
+    return synthetic_framing(float(provenance.get("fov_deg", 40.0 if version_1 else SYNTH_FOV_DEG)))
+
+
 def resolve_framing(info: NetworkInfo) -> Framing:
-    """The framing a parser was trained with: ``meta.json``'s ``framing`` when a checkpoint records one;
-    a ``faceparse synth`` dataset's field of view (its ``dataset.json``, found through the checkpoint's
-    ``config.data.root``); otherwise :data:`SCHEME_FRAMINGS` for the label scheme (CelebA-HQ's when the
-    scheme has none)."""
+    """The framing a parser was trained with: ``meta.json``'s ``framing`` when its checkpoint records one;
+    else :func:`dataset_framing` of the checkpoint's ``config.data.root`` when that dataset is still
+    there (checkpoints written before training recorded it); otherwise :data:`SCHEME_FRAMINGS` for the
+    label scheme (CelebA-HQ's when the scheme has none)."""
     from faceparse.utils.io import read_json
 
     meta_path = Path(info.source) / "meta.json"
@@ -178,13 +199,9 @@ def resolve_framing(info: NetworkInfo) -> Framing:
         meta = read_json(meta_path)
         if isinstance(meta.get("framing"), dict):
             return Framing.from_json(meta["framing"])
-        root = (meta.get("config") or {}).get("data", {}).get("root") or ""
-        dataset_json = Path(root) / "dataset.json" if root else None
-        if dataset_json is not None and dataset_json.is_file():
-            provenance = read_json(dataset_json).get("provenance") or {}
-            if provenance.get("generator") == "faceparse.data.synth":
-                version_1 = provenance.get("generator_version") == 1
-                return synthetic_framing(float(provenance.get("fov_deg", 40.0 if version_1 else 32.0)))
+        recorded = dataset_framing((meta.get("config") or {}).get("data", {}).get("root") or "")
+        if recorded is not None:
+            return recorded
     name = info.scheme.name if info.scheme is not None else ""
     return SCHEME_FRAMINGS.get(name, CELEBA_HQ)
 
