@@ -369,3 +369,35 @@ def test_training_records_the_synthetic_framing_in_its_checkpoints(tmp_path):
     shutil.rmtree(data)  # the checkpoint alone still knows
     assert resolve_framing(face_parser(tmp_path / "synth", "rgb").info) == synthetic_framing(36.0)
     assert resolve_framing(face_parser(tmp_path / "plain", "rgb").info) is CELEBA_HQ
+
+
+def test_predict_files_aligns_depth_maps_with_their_paired_rgb_frames(tmp_path):
+    from typer.testing import CliRunner
+
+    from faceparse.cli import app
+    from faceparse.data.format import read_label, write_depth, write_rgb
+    from faceparse.inference import predict_files
+
+    matrix = _similarity(5.0, 0.6, 8.3, 4.2)
+    seen = []
+
+    def landmarker(rgb: np.ndarray) -> list[Face]:
+        seen.append(int(rgb[0, 0, 0]))
+        return [Face((0, 0, 1, 1), _landmarks_for(matrix), 0.8)]
+
+    parser = FaceParser(Constant(), _info("depth"), landmarker=landmarker)
+    nearness = np.zeros((70, 90), np.float32)
+    nearness[10:60, 20:80] = 0.5
+    for stem in ("a", "b"):
+        write_depth(tmp_path / "depth" / f"{stem}.png", nearness)
+    write_rgb(tmp_path / "rgb" / "a.jpg", np.full((70, 90, 3), 200, np.uint8))
+    write_rgb(tmp_path / "rgb" / "c.png", np.zeros((70, 90, 3), np.uint8))
+    inputs = [tmp_path / "depth" / "a.png", tmp_path / "depth" / "b.png"]
+    report = predict_files(parser, inputs, tmp_path / "out", align=True, rgb_frames=tmp_path / "rgb")
+    assert abs(seen[0] - 200) <= 2 and len(seen) == 1  # a's frame (a JPEG) gave the landmarks
+    assert np.array_equal(read_label(tmp_path / "out" / "a.png") == 1, _footprint(matrix, (70, 90)))
+    assert [(p.name, problem) for p, problem in report.failed] == [
+        ("b.png", f"no paired RGB frame b.* in {tmp_path / 'rgb'}")
+    ]
+    refused = CliRunner().invoke(app, ["predict", "-c", "x", "-i", "y", "-o", "z", "--rgb", str(tmp_path)])
+    assert refused.exit_code == 2 and "paired RGB frames align depth maps" in refused.output

@@ -41,7 +41,13 @@ def predict_command(
         "--align",
         help="Warp every face (MediaPipe: the [depth] extra) into the parser's training framing, parse, "
         "warp back; each image's faces (box, five landmarks, score) go to OUT/faces/<stem>.json. Depth "
-        "maps are cropped square around their surface.",
+        "maps take their landmarks from --rgb frames, else are cropped square around their surface.",
+    ),
+    rgb_frames: Path = typer.Option(
+        None,
+        "--rgb",
+        help="With --align and --modality depth: a folder of RGB frames paired with the depth maps by file "
+        "stem (same size), whose faces align them.",
     ),
     overlay: bool = typer.Option(
         False, "--overlay", help="Also write colour overlays to OUT/overlay/<stem>.png."
@@ -86,6 +92,10 @@ def predict_command(
         raise typer.BadParameter(f"must be rgb or depth, got {modality!r}", param_hint="--modality")
     if detect and modality != "rgb":
         raise typer.BadParameter("face detection works on RGB images only", param_hint="--detect")
+    if rgb_frames is not None and not (align and modality == "depth"):
+        raise typer.BadParameter("paired RGB frames align depth maps: use with --align --modality depth")
+    if rgb_frames is not None and not rgb_frames.is_dir():
+        raise typer.BadParameter(f"{rgb_frames} is not a folder", param_hint="--rgb")
     if detect and align:
         raise typer.BadParameter(
             "--align finds and crops every face itself; drop --detect", param_hint="--align"
@@ -106,6 +116,7 @@ def predict_command(
                 out,
                 detect=detect,
                 align=align,
+                rgb_frames=rgb_frames,
                 overlay=overlay,
                 overwrite=overwrite,
                 max_pixels=max_pixels,

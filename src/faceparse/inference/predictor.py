@@ -538,6 +538,7 @@ def predict_files(
     *,
     detect: bool = False,
     align: bool = False,
+    rgb_frames: str | os.PathLike | None = None,
     overlay: bool = False,
     overwrite: bool = False,
     max_pixels: int | None = MAX_PIXELS,
@@ -553,7 +554,8 @@ def predict_files(
     (``report.downscaled``). Existing label maps are kept unless ``overwrite`` (so an interrupted run
     resumes). No output ever replaces an input, nor a file that is not a label map. Writes are atomic.
     ``align`` parses every face aligned (:mod:`faceparse.inference.align`) and writes each image's faces
-    (box, five landmarks, score, transform) to ``out_dir/faces/<stem>.json``.
+    (box, five landmarks, score, transform) to ``out_dir/faces/<stem>.json``; depth maps are aligned with
+    the landmarks of their paired RGB frames, ``rgb_frames/<stem>.*`` (same size), when given.
     """
     from faceparse.data.format import ImageTooLarge, image_size, write_label
 
@@ -561,6 +563,7 @@ def predict_files(
     inputs = list(inputs)
     report = PredictReport()
     pending: list[tuple[Path, np.ndarray]] = []
+    paired: dict[Path, np.ndarray] = {}  # with rgb_frames: each pending depth map's RGB frame
     seen: dict[str, Path] = {}
     protected = {_file_id(p) for p in inputs} - {None}
 
@@ -568,7 +571,8 @@ def predict_files(
         if not pending:
             return
         paths, arrays = zip(*pending, strict=True)
-        result = parser(list(arrays), detect=detect, align=align, keep_logits=False)
+        frames = [paired.pop(p) for p in paths] if rgb_frames is not None else None
+        result = parser(list(arrays), detect=detect, align=align, rgb=frames, keep_logits=False)
         for k, (path, image, label) in enumerate(zip(paths, arrays, result["labels"], strict=True)):
             target = out_dir / f"{path.stem}.png"
             write_label(target, np.ascontiguousarray(label))
@@ -598,6 +602,10 @@ def predict_files(
                 # its size as displayed, from the header (cheap), to report a downscale
                 shown = image_size(path, max_pixels=None) if max_side is not None else None
                 image = read_input(path, parser.modality, max_pixels=max_pixels, max_side=max_side)
+                if rgb_frames is not None:
+                    paired[path] = _paired_frame(
+                        Path(rgb_frames), path, image.shape[:2], max_pixels, max_side
+                    )
             except ImageTooLarge as e:
                 report.failed.append((path, e.problem))
                 report.too_large.append(path)
@@ -653,6 +661,23 @@ def _not_a_label_map(path: Path) -> str | None:
             return f"a {img.format} image of mode {img.mode}"
     except DataError as e:
         return e.problem
+
+
+def _paired_frame(
+    folder: Path, depth: Path, size: tuple[int, ...], max_pixels: int | None, max_side: int | None
+) -> np.ndarray:
+    """The RGB frame ``folder/<stem>.<any RGB suffix>`` paired with a depth map, at the depth map's size."""
+    from faceparse.data.format import read_rgb
+
+    found = [folder / f"{depth.stem}{s}" for s in RGB_SUFFIXES if (folder / f"{depth.stem}{s}").is_file()]
+    if not found:
+        raise DataError(depth, f"no paired RGB frame {depth.stem}.* in {folder}")
+    frame = read_rgb(found[0], max_pixels=max_pixels, max_side=max_side)
+    if frame.shape[:2] != tuple(size):
+        raise DataError(
+            found[0], f"RGB frame is {frame.shape[:2]}, its depth map {tuple(size)} (height, width)"
+        )
+    return frame
 
 
 def _write_faces(path: Path, image: Path, size: tuple[int, ...], faces: list, parser: FaceParser) -> None:
