@@ -227,6 +227,11 @@ def test_no_face_parses_the_whole_image():
     assert np.array_equal(parser(image, align=True, keep_logits=False)["labels"], out["labels"])
     with pytest.raises(ValueError, match="exclude each other"):
         parser(image, align=True, detect=True)
+    with pytest.raises(ValueError, match="paired RGB frames"):
+        parser(image, align=True, rgb=image)
+    # landmarks all at one point (a broken landmarker) give no transform: the face is dropped
+    parser.landmarker = lambda rgb: [Face((0, 0, 1, 1), np.full((5, 2), 7.0), 0.5)]
+    assert parser(image, align=True)["faces"] == [[]]
 
 
 def test_depth_aligns_with_a_paired_rgb_frame_or_crops_its_surface():
@@ -401,3 +406,21 @@ def test_predict_files_aligns_depth_maps_with_their_paired_rgb_frames(tmp_path):
     ]
     refused = CliRunner().invoke(app, ["predict", "-c", "x", "-i", "y", "-o", "z", "--rgb", str(tmp_path)])
     assert refused.exit_code == 2 and "paired RGB frames align depth maps" in refused.output
+
+
+def test_two_real_faces_in_one_image():
+    """Astronaut and Grace Hopper side by side: MediaPipe finds both, each gets its own aligned crop, and
+    both come back in the one label map at the image's size."""
+    pytest.importorskip("mediapipe", reason="alignment needs MediaPipe (the [depth] extra)")
+    photos = _photos()
+    both = np.zeros((600, 1024, 3), np.uint8)
+    both[:512, :512] = photos["astronaut"]
+    both[:, 512:] = photos["grace_hopper"]
+    out = FaceParser(Constant(), _info())(both, align=True)
+    faces = sorted(out["faces"][0], key=lambda f: f.box[0])
+    assert len(faces) == 2 and out["labels"].shape == (1, 600, 1024)
+    assert faces[0].box[2] < 512 < faces[1].box[0]  # the astronaut's on the left, Grace Hopper's right
+    for face in faces:
+        x, y = face.landmarks[:2].mean(axis=0).round().astype(int)
+        assert out["labels"][0][y, x] == 1
+    assert out["labels"][0][590, 10] == 0  # far from both faces: background

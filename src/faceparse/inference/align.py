@@ -295,7 +295,10 @@ def similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     u, s, vt = np.linalg.svd(cov)
     d = np.diag([1.0, -1.0 if np.linalg.det(u) * np.linalg.det(vt) < 0 else 1.0])
     rotation = u @ d @ vt
-    scale = float(np.trace(np.diag(s) @ d) / (sc**2).sum(axis=1).mean())
+    spread = float((sc**2).sum(axis=1).mean())
+    if spread == 0.0:  # every source point the same: no transform (NaN, which callers test for)
+        return np.full((2, 3), np.nan)
+    scale = float(np.trace(np.diag(s) @ d) / spread)
     return np.concatenate([scale * rotation, (mu_d - scale * rotation @ mu_s)[:, None]], axis=1)
 
 
@@ -417,6 +420,10 @@ def parse_aligned(
     parser.framing = framing
     size = parser.input_size
     depth = parser.modality == "depth"
+    if rgb is not None and not depth:
+        raise ValueError(
+            "rgb= gives depth maps their paired RGB frames; an RGB parser's images are the frames"
+        )
     if rgb is not None and len(rgb) != len(arrays):
         raise ValueError(f"{len(rgb)} RGB frames for {len(arrays)} depth maps")
     faces: list[list[Face]] = []
@@ -430,10 +437,14 @@ def parse_aligned(
             raise ValueError(f"RGB frame {i} is {frame.shape[:2]}, its depth map {image.shape[:2]}")
         if parser.landmarker is None:
             parser.landmarker = mediapipe_landmarker()
-        found = parser.landmarker(frame)
-        for face in found:
-            assert face.landmarks is not None
+        found = []
+        for face in parser.landmarker(frame):
+            if face.landmarks is None:
+                raise ValueError("a landmarker must give each face its five landmarks")
+            face.landmarks = np.asarray(face.landmarks, np.float64).reshape(5, 2)
             face.transform = align_transform(face.landmarks, framing, size)
+            if np.isfinite(face.transform).all() and np.linalg.det(face.transform[:, :2]) > 0:
+                found.append(face)  # landmarks all at one point give no transform: that face is dropped
         faces.append(found)
 
     crops = [warp_face(image, _matrix(f), size) for image, fs in zip(arrays, faces, strict=True) for f in fs]
