@@ -559,6 +559,8 @@ def predict_files(
     """
     from faceparse.data.format import ImageTooLarge, image_size, write_label
 
+    if rgb_frames is not None and not (align and parser.modality == "depth"):
+        raise ValueError("rgb_frames pair RGB frames with depth maps for align=True")
     out_dir = Path(out_dir)
     inputs = list(inputs)
     report = PredictReport()
