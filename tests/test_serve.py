@@ -210,6 +210,25 @@ def test_serve_command_refuses_a_missing_checkpoint(tmp_path):
     assert "weights not found" in " ".join(result.output.split())
 
 
+def test_serve_command_binds_to_loopback_by_default(run_dir, monkeypatch):
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from faceparse.cli import app
+
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda web, **kw: calls.append((web, kw)))
+    result = CliRunner().invoke(app, ["serve", "-c", str(run_dir), "--max-upload-mb", "2"])
+    assert result.exit_code == 0, result.output
+    ((web, kw),) = calls
+    assert kw["host"] == "127.0.0.1" and kw["port"] == 8000
+    assert web.state.service.max_upload_bytes == 2 * 2**20
+    assert "open http://127.0.0.1:8000/" in result.output and "listening on" not in result.output
+    result = CliRunner().invoke(app, ["serve", "-c", str(run_dir), "--host", "0.0.0.0", "--port", "9000"])
+    assert calls[-1][1] == {"host": "0.0.0.0", "port": 9000, "log_level": "warning"}
+    assert "anyone on the network can use the page" in " ".join(result.output.split())
+
+
 # --- the page in a real browser ------------------------------------------------------------------------
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"

@@ -70,3 +70,4 @@ def serve_command(
     shown = f"[{host}]" if ":" in host else host
     console.print(f"open http://{shown}:{port}/ (Ctrl-C stops the server)")
     uvicorn.run(web, host=host, port=port, log_level="warning")
+    console.print("server stopped")
