@@ -180,6 +180,28 @@ def test_a_checkpoint_without_translator_says_so(tmp_path):
     assert "depth" not in body["images"] and body["depth_note"] == "no translator in this checkpoint"
 
 
+def test_a_parser_the_checkpoint_lacks_is_named(tmp_path):
+    import torch
+
+    from faceparse.models import build_model
+    from faceparse.models.pretrained import PretrainedInfo, save_pretrained
+
+    torch.manual_seed(0)
+    model = build_model("bisenet", num_classes=19, in_channels=3)
+    info = PretrainedInfo("bisenet", 19, 3, "celebamask19_fpt", "imagenet", "test")
+    path = save_pretrained(model, info, tmp_path / "fpt.safetensors")  # an RGB parser alone
+    with TestClient(create_app(path)) as c:
+        info = c.get("/api/info").json()
+        assert set(info["parsers"]) == {"rgb"} and not info["translator"]
+        assert "3-channel input" in info["unavailable"]["depth"]
+        response = _post(c, _png(np.full((20, 30), 128, np.uint8)), parser="depth")
+        assert response.status_code == 400
+        assert response.json()["error"].startswith("this checkpoint has no depth parser (")
+        body = _post(c, _png(_photo(20, 30))).json()
+    assert body["scheme"] == "celebamask19_fpt" and len(body["legend"]) == 19
+    assert body["depth_note"] == "no translator in this checkpoint"
+
+
 def test_page_and_info(client):
     page = client.get("/")
     assert page.status_code == 200 and 'type="file"' in page.text and "/api/parse" in page.text
@@ -325,6 +347,8 @@ def test_the_page_in_headless_chromium(live_server, run_dir, tmp_path):
         upload(tmp_path / "cut.png", "error")  # a truncated PNG: the message, on the page
         error = driver.find_element(By.ID, "error")
         assert error.is_displayed() and error.text.startswith("cut.png: ") and "truncated" in error.text
+        upload(bomb_png(tmp_path / "bomb.png"), "error")  # 100000² in a header: refused unread
+        assert error.text.startswith("bomb.png: 100000×100000 pixels (10000 megapixels) exceeds the limit")
         upload(tmp_path / "face.png", "done")  # the server kept serving
         assert not error.is_displayed()
         assert (result.get_attribute("data-width"), result.get_attribute("data-height")) == ("96", "72")

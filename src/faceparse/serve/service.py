@@ -109,13 +109,15 @@ class ParseService:
         self.max_upload_bytes, self.max_pixels, self.max_side = max_upload_bytes, max_pixels, max_side
         self.parsers: dict[str, FaceParser] = {}
         self.unavailable: dict[str, str] = {}
+        errors: list[DataError] = []
         for modality in PARSERS:
             try:
                 self.parsers[modality] = face_parser(checkpoint, modality, device, detector=detector)
             except DataError as e:
                 self.unavailable[modality] = str(e)
+                errors.append(e)
         if not self.parsers:
-            raise DataError(self.checkpoint, f"no parser could be loaded: {self.unavailable['rgb']}")
+            raise errors[0]  # the RGB parser's: missing weights, an unknown format, ...
         self.translator: LoadedNetwork | None = None
         try:
             self.translator = load_network(checkpoint, "generator")
