@@ -168,7 +168,8 @@ def metric_depth_to_nearness(
     valid &= ~(speckles & (z < z0))  # flying pixels in front of the face; those behind it stay
     low, high = ANCHOR_LIMITS_M
     if not low <= z0 <= high:
-        hint = "metres given as millimetres? (depth units m)" if z0 < low else "millimetres as metres? (mm)"
+        too_near = "metres read as millimetres? (depth units m)"
+        hint = too_near if z0 < low else "millimetres read as metres? (depth units mm)"
         raise ValueError(f"the nearest surface lies {z0:.4g} m away, outside {low}-{high} m: {hint}")
     face = valid & (z <= z0 + depth_range_m)
     holes = _small_holes(face, max_hole)

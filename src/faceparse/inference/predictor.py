@@ -41,7 +41,7 @@ from faceparse.inference.detect import (
     paste_labels,
     paste_logits,
 )
-from faceparse.inference.metric_depth import MetricDepth
+from faceparse.inference.metric_depth import DEFAULT_RANGE_M, DEPTH_UNITS, MetricDepth, range_in_metres
 from faceparse.labels import LabelScheme, get_scheme
 from faceparse.utils.io import DataError
 
@@ -168,7 +168,6 @@ def _trained_depth_range(meta: dict) -> float | None:
     """The training data's depth range in metres: recorded in ``meta.json`` since metric depth input,
     else read from the training dataset's ``dataset.json`` when that folder is still there."""
     from faceparse.data.format import DATASET_JSON, read_info
-    from faceparse.inference.metric_depth import range_in_metres
 
     if isinstance(meta.get("depth"), dict):
         return range_in_metres(meta["depth"].get("range"), meta["depth"].get("unit"))
@@ -493,27 +492,20 @@ def face_parser(
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     role = _role_for(modality)
-    metric = _metric_depth(depth_units, modality, depth_range_m, intrinsics)
+    if depth_units not in DEPTH_UNITS:
+        raise ValueError(f"depth_units must be one of {DEPTH_UNITS}, got {depth_units!r}")
+    metric_given = depth_units != "nearness"
+    if metric_given and modality != "depth":
+        raise ValueError(f"depth_units={depth_units!r} needs modality='depth'")
+    if not metric_given and (depth_range_m is not None or intrinsics is not None):
+        raise ValueError("a depth range and intrinsics apply to metric depth (depth_units mm or m)")
     loaded = load_network(source, role, size)
-    if metric is not None and depth_range_m is None and loaded.info.depth_range_m is not None:
-        metric = dataclasses.replace(metric, range_m=loaded.info.depth_range_m)
+    metric = None
+    if metric_given:
+        if depth_range_m is None:  # what the parser was trained with, else every faceparse source's span
+            depth_range_m = loaded.info.depth_range_m or DEFAULT_RANGE_M
+        metric = MetricDepth(depth_units, depth_range_m, intrinsics=intrinsics)
     return FaceParser(loaded.model, loaded.info, torch.device(device), batch_size, detector, metric)
-
-
-def _metric_depth(
-    units: str, modality: str, range_m: float | None, intrinsics: tuple[float, float, float, float] | None
-) -> MetricDepth | None:
-    from faceparse.inference.metric_depth import DEPTH_UNITS
-
-    if units not in DEPTH_UNITS:
-        raise ValueError(f"depth_units must be one of {DEPTH_UNITS}, got {units!r}")
-    if units == "nearness":
-        if range_m is not None or intrinsics is not None:
-            raise ValueError("a depth range and intrinsics apply to metric depth (depth_units mm or m)")
-        return None
-    if modality != "depth":
-        raise ValueError(f"depth_units={units!r} needs modality='depth'")
-    return MetricDepth(units, **({} if range_m is None else {"range_m": range_m}), intrinsics=intrinsics)
 
 
 # --- whole folders (the `faceparse predict` command) ---------------------------------------------------
