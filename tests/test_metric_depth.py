@@ -164,14 +164,15 @@ def test_the_range_comes_from_what_the_parser_was_trained_on(run_dir, tmp_path):
     assert face_parser(run, "depth", depth_units="mm").metric.range_m == pytest.approx(0.4)
     assert face_parser(run, "depth", depth_units="mm", depth_range_m=0.25).metric.range_m == 0.25
     assert face_parser(run, "depth").metric is None  # nearness input: nothing to convert
-    # an older checkpoint: its training dataset's dataset.json when that is still there, else 0.3 m
+    # an older checkpoint (no record): its training dataset's dataset.json while that is there, else 0.3 m
+    assert face_parser(run_dir, "depth", depth_units="m").metric.range_m == 0.3  # data.root is unset
     meta_path = ckpt.latest_checkpoint(run / "joint") / ckpt.META_FILE  # type: ignore[operator]
     meta = read_json(meta_path)
-    meta.pop("depth")
-    assert face_parser(run_dir, "depth", depth_units="m").metric.range_m == 0.3
-    write_info(tmp_path / "data", DatasetInfo("d", "celebamask13", DepthInfo(range=0.5, unit="m")))
+    del meta["depth"]
     meta["config"]["data"]["root"] = str(tmp_path / "data")
     atomic_write_json(meta_path, meta)
+    assert face_parser(run, "depth", depth_units="m").metric.range_m == 0.3  # no dataset there
+    write_info(tmp_path / "data", DatasetInfo("d", "celebamask13", DepthInfo(range=0.5, unit="m")))
     assert face_parser(run, "depth", depth_units="m").metric.range_m == 0.5
     with pytest.raises(ValueError, match="modality='depth'"):
         face_parser(run, "rgb", depth_units="mm")
@@ -200,8 +201,8 @@ def test_predict_command_with_depth_units_mm(run_dir, head, tmp_path):
     np.save(tmp_path / "mm" / "head_m.npy", head["depth_m"])  # float metres
     runner = CliRunner()
 
-    def predict(units: str, source: Path, out: str):
-        args = ["predict", "-c", str(run), "--modality", "depth", "--depth-units", units]
+    def predict(units: str, source: Path, out: str, *extra: str):
+        args = ["predict", "-c", str(run), "--modality", "depth", "--depth-units", units, *extra]
         return runner.invoke(app, [*args, "-i", str(source), "-o", str(tmp_path / out)])
 
     result = predict("nearness", tmp_path / "enc", "p_enc")
@@ -217,6 +218,11 @@ def test_predict_command_with_depth_units_mm(run_dir, head, tmp_path):
     assert not (tmp_path / "q" / "head.png").exists()
     result = predict("feet", tmp_path / "mm", "r")
     assert result.exit_code == 2 and "--depth-units" in result.output
+    result = predict("nearness", tmp_path / "enc", "r", "--depth-range", "0.3")
+    assert result.exit_code == 2 and "--depth-range" in result.output
+    result = predict("mm", tmp_path / "mm", "r", "--intrinsics", "500,500,47.5")
+    assert result.exit_code == 2 and "fx,fy,cx,cy" in result.output
+    assert not (tmp_path / "r").exists()
 
 
 def test_training_records_the_depth_range_that_inference_uses(tmp_path):
