@@ -319,6 +319,8 @@ def _run_stage(
         "stage": stage.name,
         "config": to_dict(cfg),
         "scheme": {"name": scheme.name, **scheme.to_dict()},
+        # the metric span of the depth encoding: inference converts metric depth with the same one
+        "depth": {"range": dataset.layout.info.depth.range, "unit": dataset.layout.info.depth.unit},
         "networks": {role: specs[role].to_json() for role in plan.roles},
         "init_from": init_sources or (state or {}).get("init_from", {}),
         "world_size": fabric.world_size,
