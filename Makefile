@@ -23,11 +23,13 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/faceparse demo --out $(OUT)
 
-# What CI runs (.ci/run): lint, the type checker, then the fast suite plus the 2-process DDP test.
+# What CI runs (.ci/run): lint, the type checker, then the fast suite plus the 2-process DDP test and the
+# web page in headless Chromium (`browser`; skipped where Debian's chromium and chromium-driver are missing,
+# which .ci/run installs).
 test: lint typecheck pytest
 
 pytest: $(STAMP)
-	$(PY) -m pytest -q -m "not slow or ddp"
+	$(PY) -m pytest -q -m "not slow or ddp or browser"
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow

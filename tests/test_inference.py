@@ -12,7 +12,6 @@ import torch
 from typer.testing import CliRunner
 
 from faceparse.data.format import read_label, write_depth, write_label, write_rgb
-from faceparse.engine.networks import network_specs
 from faceparse.inference import (
     DetectorUnavailable,
     FaceParser,
@@ -27,43 +26,15 @@ from faceparse.labels import get_scheme
 from faceparse.models import build_model
 from faceparse.models.pretrained import PretrainedInfo, save_pretrained
 from faceparse.runs import checkpoint as ckpt
-from faceparse.runs.config import Config, resolve, to_dict
 from faceparse.utils.io import DataError
-from tiny import bomb_png
+from tiny import bomb_png, engine_checkpoint
 
 SIZE = 64
 SCHEME = get_scheme("celebamask13")
 
 
 def _engine_checkpoint(root: Path) -> Path:
-    """A pretrain-style checkpoint of both parsers, written by the engine's own writer and specs."""
-    cfg = Config()
-    cfg.data.size = SIZE
-    resolve(cfg, SCHEME.num_classes)
-    specs = network_specs(cfg)
-    torch.manual_seed(0)
-    networks = {role: specs[role].build() for role in ("parser_rgb", "parser_depth")}
-    torch.manual_seed(1)
-    networks["generator"] = build_model("unet_generator", num_downs=6, ngf=8)
-    meta = {
-        "stage": "joint",
-        "config": to_dict(cfg),
-        "scheme": {"name": SCHEME.name, **SCHEME.to_dict()},
-        "networks": {role: specs[role].to_json() for role in ("parser_rgb", "parser_depth")},
-    }
-    meta["networks"]["generator"] = {**specs["generator"].to_json(), "kwargs": {"num_downs": 6, "ngf": 8}}
-    for module in networks.values():
-        _randomise_batchnorm(module)
-    return ckpt.save_checkpoint(root / "joint" / "checkpoints", 10, networks, {}, meta)
-
-
-def _randomise_batchnorm(module: torch.nn.Module) -> None:
-    """Non-trivial running statistics, so eval-mode normalisation is actually exercised."""
-    generator = torch.Generator().manual_seed(2)
-    for m in module.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=generator) * 0.1)
-            m.running_var.copy_(torch.rand(m.running_var.shape, generator=generator) + 0.5)
+    return engine_checkpoint(root, SIZE)
 
 
 @pytest.fixture(scope="module")

@@ -28,6 +28,7 @@ LAYERS = {
     "inference": 5,
     "engine": 6,
     "workflows": 7,
+    "serve": 7,  # the web page: parses uploads with inference
     "cli": 8,
 }
 

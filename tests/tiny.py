@@ -186,3 +186,48 @@ def bomb_png(path: Path, width: int = 100_000, height: int = 100_000) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + data)
     return path
+
+
+def engine_checkpoint(
+    root: Path, size: int = 64, *, scheme: str = "celebamask13", generator: bool = True
+) -> Path:
+    """A joint-stage checkpoint in ``root/joint/checkpoints`` of both parsers at ``size``² (random weights,
+    non-trivial batch-norm statistics) and, with ``generator``, a small translator: written by the engine's
+    own writer and specs, as inference and ``faceparse serve`` read it."""
+    from faceparse.engine.networks import network_specs
+    from faceparse.labels import get_scheme
+    from faceparse.models import build_model
+    from faceparse.runs import checkpoint as ckpt
+    from faceparse.runs.config import Config, resolve, to_dict
+
+    classes = get_scheme(scheme)
+    cfg = Config()
+    cfg.data.size = size
+    resolve(cfg, classes.num_classes)
+    specs = network_specs(cfg)
+    parsers = ("parser_rgb", "parser_depth")
+    torch.manual_seed(0)
+    networks = {role: specs[role].build() for role in parsers}
+    meta = {
+        "stage": "joint",
+        "config": to_dict(cfg),
+        "scheme": {"name": classes.name, **classes.to_dict()},
+        "networks": {role: specs[role].to_json() for role in parsers},
+    }
+    if generator:
+        torch.manual_seed(1)
+        networks["generator"] = build_model("unet_generator", num_downs=6, ngf=8)
+        kwargs = {"num_downs": 6, "ngf": 8}
+        meta["networks"]["generator"] = {**specs["generator"].to_json(), "kwargs": kwargs}
+    for module in networks.values():
+        _randomise_batchnorm(module)
+    return ckpt.save_checkpoint(root / "joint" / "checkpoints", 10, networks, {}, meta)
+
+
+def _randomise_batchnorm(module: torch.nn.Module) -> None:
+    """Non-trivial running statistics, so eval-mode normalisation is actually exercised."""
+    generator = torch.Generator().manual_seed(2)
+    for m in module.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=generator) * 0.1)
+            m.running_var.copy_(torch.rand(m.running_var.shape, generator=generator) + 0.5)

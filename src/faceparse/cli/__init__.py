@@ -27,7 +27,7 @@ def _root() -> None:
 
 # Modules that add commands to `app`; each keeps its heavy imports (torch, cv2, trimesh) inside commands.
 _COMMAND_MODULES = (
-    "info", "synth", "data", "models", "train", "evaluate", "prepare", "depth", "inference", "run",
+    "info", "synth", "data", "models", "train", "evaluate", "prepare", "depth", "inference", "run", "serve",
 )  # fmt: skip
 
 

@@ -28,7 +28,27 @@ def predict_command(
         help="Output folder: <stem>.png label maps (8-bit class ids, as score-masks reads).",
     ),
     modality: str = typer.Option(
-        "rgb", "--modality", help="rgb: colour images; depth: 16/8-bit nearness PNGs (near = bright)."
+        "rgb", "--modality", help="rgb: colour images; depth: depth maps (see --depth-units)."
+    ),
+    depth_units: str = typer.Option(
+        "nearness",
+        "--depth-units",
+        help="Depth input: nearness (our 16/8-bit PNGs, near = bright); mm (uint16 PNG/TIFF, a depth "
+        "camera's millimetres); m (float metres: .npy or 32-bit TIFF). Metric depth is converted to the "
+        "parser's encoding (docs/inference.md, Metric depth).",
+    ),
+    depth_range: float = typer.Option(
+        None,
+        "--depth-range",
+        min=0.0,
+        help="Metric depth: metres of depth the encoding spans (default: the parser's training data, "
+        "else 0.3).",
+    ),
+    intrinsics: str = typer.Option(
+        None,
+        "--intrinsics",
+        help="Metric depth given as distance along each pixel's ray: the camera's fx,fy,cx,cy in pixels, "
+        "to convert it to camera z (not needed for z-depth: Kinect, RealSense).",
     ),
     batch: int = typer.Option(8, "--batch", min=1, help="Images per forward pass."),
     detect: bool = typer.Option(
@@ -86,6 +106,7 @@ def predict_command(
     """Predict label maps for an image or a folder; unreadable images are reported and skipped."""
     from faceparse.data.format import MAX_PIXELS, megapixels
     from faceparse.inference.detect import DetectorUnavailable
+    from faceparse.inference.metric_depth import DEPTH_UNITS, METRIC_SUFFIXES
     from faceparse.inference.predictor import face_parser, list_inputs, predict_files
 
     if modality not in ("rgb", "depth"):
@@ -100,13 +121,32 @@ def predict_command(
         raise typer.BadParameter(
             "--align finds and crops every face itself; drop --detect", param_hint="--align"
         )
-    inputs = list_inputs(input_path, modality)
+    if depth_units not in DEPTH_UNITS:
+        raise typer.BadParameter(f"must be one of {', '.join(DEPTH_UNITS)}", param_hint="--depth-units")
+    metric = depth_units != "nearness"
+    if metric and modality != "depth":
+        raise typer.BadParameter("metric depth needs --modality depth", param_hint="--depth-units")
+    if not metric and (depth_range is not None or intrinsics is not None):
+        hint = "--depth-range" if depth_range is not None else "--intrinsics"
+        raise typer.BadParameter("applies to metric depth (--depth-units mm or m)", param_hint=hint)
+    inputs = list_inputs(input_path, modality, METRIC_SUFFIXES if metric else None)
     max_pixels = MAX_PIXELS if max_megapixels is None else round(max_megapixels * 1e6)
-    parser = face_parser(checkpoint, modality, device, size=size, batch_size=batch)
+    parser = face_parser(
+        checkpoint,
+        modality,
+        device,
+        size=size,
+        batch_size=batch,
+        depth_units=depth_units,
+        depth_range_m=depth_range,
+        intrinsics=_intrinsics(intrinsics),
+    )
     console.print(
         f"{parser.info.arch} {parser.modality} parser, {len(parser.classes)} classes ({parser.scheme.name}), "
         f"input {parser.input_size[1]}x{parser.input_size[0]}, from {parser.info.source}"
     )
+    if parser.metric is not None:
+        console.print(f"metric depth in {depth_units}, encoded over {parser.metric.range_m:g} m")
     try:
         with progress() as bar:
             task = bar.add_task("predicting", total=len(inputs), info="")
@@ -157,6 +197,16 @@ def predict_command(
             )
         console.print(f"[red]{len(report.failed)} of {len(inputs)} images failed[/red]")
         raise typer.Exit(1)
+
+
+def _intrinsics(text: str | None) -> tuple[float, float, float, float] | None:
+    if text is None:
+        return None
+    try:
+        fx, fy, cx, cy = (float(v) for v in text.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"expected fx,fy,cx,cy (4 numbers), got {text!r}") from None
+    return fx, fy, cx, cy
 
 
 @app.command("export-onnx")

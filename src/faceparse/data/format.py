@@ -359,15 +359,22 @@ def read_label(path: str | os.PathLike) -> np.ndarray:
     return arr
 
 
-def read_depth(path: str | os.PathLike, *, max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
-    """(H, W) float32 nearness in [0, 1] from an 8-bit or 16-bit grayscale PNG (0 = no surface)."""
+def read_depth_values(path: str | os.PathLike, *, max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
+    """The (H, W) values of a grayscale depth image as stored (uint8, uint16 or int32 from a PNG,
+    float32 from a 32-bit TIFF), as displayed (EXIF orientation applied)."""
     path = Path(path)
-    img = _open(path, max_pixels=max_pixels)
-    arr = np.asarray(img)
+    arr = np.asarray(_open(path, max_pixels=max_pixels))
     if arr.ndim == 3:  # some tools save gray depth as RGB(A) with equal channels
         if not (np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 0], arr[..., 2])):
             raise DataError(path, "depth image has colour channels that differ; expected grayscale")
         arr = arr[..., 0]
+    return arr
+
+
+def read_depth(path: str | os.PathLike, *, max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
+    """(H, W) float32 nearness in [0, 1] from an 8-bit or 16-bit grayscale PNG (0 = no surface)."""
+    path = Path(path)
+    arr = read_depth_values(path, max_pixels=max_pixels)
     if arr.dtype == np.int32:  # PIL opens 16-bit PNGs as mode 'I' on some versions
         if arr.size and (arr.min() < 0 or arr.max() > 65535):
             raise DataError(path, "depth values outside 16 bits")

@@ -171,7 +171,8 @@ def generate_sample(
     pose: tuple[float, float, float] | None = None,
     fov_deg: float = FOV_DEG,
 ) -> dict[str, Any]:
-    """One synthetic sample: rgb (H,W,3) uint8, depth nearness (H,W) float32, label (H,W) uint8, meta dict.
+    """One synthetic sample: rgb (H,W,3) uint8, depth nearness (H,W) float32, depth_m (the camera z it
+    encodes, metres, 0 = no surface) (H,W) float32, label (H,W) uint8, meta dict.
 
     ``pose`` = (yaw, pitch, roll) in degrees overrides the random pose (the other draws are unchanged).
     ``fov_deg`` is the camera's vertical field of view: smaller values frame the head larger.
@@ -233,7 +234,8 @@ def generate_sample(
         "camera": {"fov_deg": float(fov_deg), "fx": camera.fx, "cx": camera.cx, "cy": camera.cy},
         "head": params.to_json(),
     }
-    return {"rgb": rgb_u8, "depth": depth, "label": label, "meta": meta}
+    # depth_m: the camera z the nearness came from, in metres (0 = no surface), for metric-depth checks
+    return {"rgb": rgb_u8, "depth": depth, "depth_m": result.depth, "label": label, "meta": meta}
 
 
 def _paint(

@@ -320,6 +320,8 @@ def _run_stage(
         "config": to_dict(cfg),
         "scheme": {"name": scheme.name, **scheme.to_dict()},
         "framing": _framing(cfg.data.root),  # what `predict --align` warps faces into
+        # the metric span of the depth encoding: inference converts metric depth with the same one
+        "depth": {"range": dataset.layout.info.depth.range, "unit": dataset.layout.info.depth.unit},
         "networks": {role: specs[role].to_json() for role in plan.roles},
         "init_from": init_sources or (state or {}).get("init_from", {}),
         "world_size": fabric.world_size,

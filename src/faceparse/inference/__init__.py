@@ -9,6 +9,7 @@ predictions, and ONNX export.
 """
 
 from faceparse.inference.detect import DetectorUnavailable, mediapipe_detector
+from faceparse.inference.metric_depth import MetricDepth, metric_depth_to_nearness
 from faceparse.inference.predictor import (
     FaceParser,
     LoadedNetwork,
@@ -33,6 +34,7 @@ __all__ = [
     "DetectorUnavailable",
     "FaceParser",
     "LoadedNetwork",
+    "MetricDepth",
     "NetworkInfo",
     "PredictReport",
     "colorize",
@@ -42,6 +44,7 @@ __all__ = [
     "list_inputs",
     "load_network",
     "mediapipe_detector",
+    "metric_depth_to_nearness",
     "overlay",
     "predict_files",
     "side_by_side",

@@ -42,6 +42,7 @@ from faceparse.inference.detect import (
     paste_labels,
     paste_logits,
 )
+from faceparse.inference.metric_depth import DEFAULT_RANGE_M, DEPTH_UNITS, MetricDepth, range_in_metres
 from faceparse.labels import LabelScheme, get_scheme
 from faceparse.utils.io import DataError
 
@@ -62,6 +63,8 @@ class NetworkInfo:
     input_size: tuple[int, int]  # (H, W) the network is fed
     scheme: LabelScheme | None  # None for the generator
     source: str
+    # metres of depth that nearness 1 → 0 spanned in the training data (dataset.json); None: not recorded
+    depth_range_m: float | None = None
 
     @property
     def modality(self) -> str:
@@ -157,8 +160,26 @@ def _load_engine_checkpoint(path: Path, role: str) -> LoadedNetwork:
         input_size=_square(size),
         scheme=scheme,
         source=str(checkpoint),
+        depth_range_m=_trained_depth_range(meta),
     )
     return LoadedNetwork(model.eval(), info)
+
+
+def _trained_depth_range(meta: dict) -> float | None:
+    """The training data's depth range in metres: recorded in ``meta.json`` since metric depth input,
+    else read from the training dataset's ``dataset.json`` when that folder is still there."""
+    from faceparse.data.format import DATASET_JSON, read_info
+
+    if isinstance(meta.get("depth"), dict):
+        return range_in_metres(meta["depth"].get("range"), meta["depth"].get("unit"))
+    root = meta.get("config", {}).get("data", {}).get("root")
+    if not root or not (Path(root) / DATASET_JSON).is_file():
+        return None
+    try:
+        depth = read_info(root).depth
+    except DataError:
+        return None
+    return range_in_metres(depth.range, depth.unit)
 
 
 def _scheme_from_meta(meta: dict, checkpoint: Path) -> LabelScheme:
@@ -232,11 +253,14 @@ def as_rgb(image: ImageInput) -> np.ndarray:
     raise ValueError(f"an RGB image must be uint8 or float in [0, 1], got {rgb.dtype}")
 
 
-def as_nearness(image: ImageInput) -> np.ndarray:
-    """A path, (H, W) nearness float in [0, 1], or stored uint16/uint8 depth → (H, W) float32 nearness."""
+def as_nearness(image: ImageInput, metric: MetricDepth | None = None) -> np.ndarray:
+    """A path, (H, W) nearness float in [0, 1], or stored uint16/uint8 depth → (H, W) float32 nearness.
+    With ``metric``, the path or array holds metric depth, converted by it (:mod:`.metric_depth`)."""
     from faceparse.data.encoding import stored_to_nearness
     from faceparse.data.format import read_depth
 
+    if metric is not None:
+        return metric.read(image) if isinstance(image, str | os.PathLike) else metric.to_nearness(image)
     if isinstance(image, str | os.PathLike):
         return read_depth(image)
     depth = np.asarray(image)
@@ -304,6 +328,7 @@ class FaceParser:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     batch_size: int = 8
     detector: Detector | None = None  # used when called with detect=True; MediaPipe when left None
+    metric: MetricDepth | None = None  # depth input in mm or m, converted to nearness; None: nearness
     landmarker: Landmarker | None = None  # used when called with align=True; MediaPipe when left None
     framing: Framing | None = None  # align=True's target; None: resolve_framing(info) on first use
 
@@ -350,7 +375,7 @@ class FaceParser:
             batch = list(images)
         if not batch:
             raise ValueError("no images given")
-        arrays = [as_rgb(im) if self.modality == "rgb" else as_nearness(im) for im in batch]
+        arrays = [as_rgb(im) if self.modality == "rgb" else as_nearness(im, self.metric) for im in batch]
         sizes = [a.shape[:2] for a in arrays]
         if align:  # faceparse.inference.align: every face warped into the training framing and back
             if detect:
@@ -464,11 +489,19 @@ def face_parser(
     size: int | Sequence[int] | None = None,
     batch_size: int = 8,
     detector: Detector | None = None,
+    depth_units: str = "nearness",
+    depth_range_m: float | None = None,
+    intrinsics: tuple[float, float, float, float] | None = None,
     landmarker: Landmarker | None = None,
     framing: Framing | None = None,
 ) -> FaceParser:
     """Load a face parser from an engine checkpoint, a faceparse ``.safetensors`` file or a
     face-parsing.PyTorch ``.pth``; ``modality`` picks the RGB or the depth parser of a checkpoint.
+
+    ``depth_units`` (depth parsers): ``"nearness"`` (our encoding), ``"mm"`` or ``"m"``: metric depth,
+    converted to the encoding (:mod:`faceparse.inference.metric_depth`) with ``depth_range_m``, by
+    default the range the parser was trained with (else 0.3 m); ``intrinsics`` ``(fx, fy, cx, cy)``
+    when the values are distances along each pixel's ray rather than camera z.
 
     >>> parser = face_parser("runs/celeba/joint", modality="rgb")       # doctest: +SKIP
     >>> out = parser(["a.jpg", "b.png"], detect=True)                  # doctest: +SKIP
@@ -477,9 +510,22 @@ def face_parser(
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    loaded = load_network(source, _role_for(modality), size)
+    role = _role_for(modality)
+    if depth_units not in DEPTH_UNITS:
+        raise ValueError(f"depth_units must be one of {DEPTH_UNITS}, got {depth_units!r}")
+    metric_given = depth_units != "nearness"
+    if metric_given and modality != "depth":
+        raise ValueError(f"depth_units={depth_units!r} needs modality='depth'")
+    if not metric_given and (depth_range_m is not None or intrinsics is not None):
+        raise ValueError("a depth range and intrinsics apply to metric depth (depth_units mm or m)")
+    loaded = load_network(source, role, size)
+    metric = None
+    if metric_given:
+        if depth_range_m is None:  # what the parser was trained with, else every faceparse source's span
+            depth_range_m = loaded.info.depth_range_m or DEFAULT_RANGE_M
+        metric = MetricDepth(depth_units, depth_range_m, intrinsics=intrinsics)
     return FaceParser(
-        loaded.model, loaded.info, torch.device(device), batch_size, detector, landmarker, framing
+        loaded.model, loaded.info, torch.device(device), batch_size, detector, metric, landmarker, framing
     )
 
 
@@ -500,10 +546,14 @@ class PredictReport:
     faces: dict[Path, int] = field(default_factory=dict)  # with align: faces found per input written
 
 
-def list_inputs(path: str | os.PathLike, modality: str = "rgb") -> list[Path]:
-    """A single image file, or the image files directly inside a folder (sorted by name)."""
+def list_inputs(
+    path: str | os.PathLike, modality: str = "rgb", suffixes: Sequence[str] | None = None
+) -> list[Path]:
+    """A single image file, or the image files directly inside a folder (sorted by name); ``suffixes``
+    overrides the modality's file types (metric depth: :data:`.metric_depth.METRIC_SUFFIXES`)."""
     path = Path(path)
-    suffixes = RGB_SUFFIXES if modality == "rgb" else DEPTH_SUFFIXES
+    if suffixes is None:
+        suffixes = RGB_SUFFIXES if modality == "rgb" else DEPTH_SUFFIXES
     if path.is_file():
         return [path]
     if not path.is_dir():
@@ -515,16 +565,25 @@ def list_inputs(path: str | os.PathLike, modality: str = "rgb") -> list[Path]:
 
 
 def read_input(
-    path: Path, modality: str, *, max_pixels: int | None = MAX_PIXELS, max_side: int | None = None
+    path: Path,
+    modality: str,
+    *,
+    max_pixels: int | None = MAX_PIXELS,
+    max_side: int | None = None,
+    metric: MetricDepth | None = None,
 ) -> np.ndarray:
     """An image file as the parser takes it: (H, W, 3) uint8 RGB as displayed (EXIF orientation applied)
-    or (H, W) nearness. ``max_pixels`` caps the pixels decoded (:class:`ImageTooLarge` beyond it);
-    ``max_side`` shrinks a larger image to fit, aspect kept (a JPEG decodes reduced)."""
+    or (H, W) nearness (converted from metric depth by ``metric`` when given). ``max_pixels`` caps the
+    pixels decoded (:class:`ImageTooLarge` beyond it); ``max_side`` shrinks a larger image to fit, aspect
+    kept (a JPEG decodes reduced)."""
     from faceparse.data.format import fit_within, read_depth, read_rgb
 
     if modality == "rgb":
         return read_rgb(path, max_pixels=max_pixels, max_side=max_side)
-    depth = read_depth(path, max_pixels=max_pixels)
+    if metric is not None:
+        depth = metric.read(path, max_pixels=max_pixels)
+    else:
+        depth = read_depth(path, max_pixels=max_pixels)
     if max_side is not None and max(depth.shape) > max_side:
         width, height = fit_within((depth.shape[1], depth.shape[0]), max_side)
         depth = _resize_nearness(depth, (height, width))
@@ -557,13 +616,15 @@ def predict_files(
     (box, five landmarks, score, transform) to ``out_dir/faces/<stem>.json``; depth maps are aligned with
     the landmarks of their paired RGB frames, ``rgb_frames/<stem>.*`` (same size), when given.
     """
-    from faceparse.data.format import ImageTooLarge, image_size, write_label
+    from faceparse.data.format import ImageTooLarge, write_label
 
     if rgb_frames is not None and not (align and parser.modality == "depth"):
         raise ValueError("rgb_frames pair RGB frames with depth maps for align=True")
     out_dir = Path(out_dir)
     inputs = list(inputs)
     report = PredictReport()
+    # metric depth is converted as each file is read (its errors name the file): the network gets nearness
+    network = parser if parser.metric is None else dataclasses.replace(parser, metric=None)
     pending: list[tuple[Path, np.ndarray]] = []
     paired: dict[Path, np.ndarray] = {}  # with rgb_frames: each pending depth map's RGB frame
     seen: dict[str, Path] = {}
@@ -574,13 +635,13 @@ def predict_files(
             return
         paths, arrays = zip(*pending, strict=True)
         frames = [paired.pop(p) for p in paths] if rgb_frames is not None else None
-        result = parser(list(arrays), detect=detect, align=align, rgb=frames, keep_logits=False)
+        result = network(list(arrays), detect=detect, align=align, rgb=frames, keep_logits=False)
         for k, (path, image, label) in enumerate(zip(paths, arrays, result["labels"], strict=True)):
             target = out_dir / f"{path.stem}.png"
             write_label(target, np.ascontiguousarray(label))
             if align:
                 _write_faces(
-                    out_dir / "faces" / f"{path.stem}.json", path, label.shape, result["faces"][k], parser
+                    out_dir / "faces" / f"{path.stem}.json", path, label.shape, result["faces"][k], network
                 )
                 report.faces[path] = len(result["faces"][k])
             if overlay:
@@ -602,8 +663,10 @@ def predict_files(
             seen[path.stem] = path
             try:
                 # its size as displayed, from the header (cheap), to report a downscale
-                shown = image_size(path, max_pixels=None) if max_side is not None else None
-                image = read_input(path, parser.modality, max_pixels=max_pixels, max_side=max_side)
+                shown = _shown_size(path) if max_side is not None else None
+                image = read_input(
+                    path, parser.modality, max_pixels=max_pixels, max_side=max_side, metric=parser.metric
+                )
                 if rgb_frames is not None:
                     paired[path] = _paired_frame(
                         Path(rgb_frames), path, image.shape[:2], max_pixels, max_side
@@ -624,6 +687,19 @@ def predict_files(
             on_image(path)
     flush()
     return report
+
+
+def _shown_size(path: Path) -> tuple[int, int]:
+    """An input's (width, height) as displayed, from its header (a ``.npy`` depth map's shape)."""
+    from faceparse.data.format import image_size
+
+    if path.suffix.lower() != ".npy":
+        return image_size(path, max_pixels=None)
+    try:
+        shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
+    except (OSError, ValueError) as e:
+        raise DataError(path, f"unreadable .npy file ({e})") from None
+    return (int(shape[1]), int(shape[0])) if len(shape) >= 2 else (0, 0)
 
 
 def _refusal(
