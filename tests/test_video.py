@@ -260,3 +260,23 @@ def test_a_folder_of_frames_is_a_clip_with_video_fps(run_dir, tmp_path):
     write_rgb(frames / "img003.png", _heads(1, size=32)[0])
     result, flat = _invoke("-c", run_dir, "-i", frames, "-o", tmp_path / "o", "--video-fps", 5)
     assert result.exit_code == 2 and f"{frames / 'img003.png'}:frameimg003is32×32" in flat
+
+
+def test_odd_sizes_and_max_side(rgb_parser, tmp_path):
+    """OpenCV's writer codes even sizes only (an odd-sized frame comes back a pixel short): an odd-sized
+    clip's overlay is padded a pixel, never cropped. With max_side the frames are parsed shrunk; label maps
+    of another size are parsed again, not kept. (OpenCV cannot write an odd-sized video to read: frames.)"""
+    odd = tmp_path / "odd"
+    for k, rgb in enumerate(_heads(5)):
+        write_rgb(odd / f"{k}.png", rgb[:47, :63])
+    report = predict_video(rgb_parser, odd, tmp_path / "out", fps=5)
+    assert read_label(tmp_path / "out" / "odd" / "4.png").shape == (47, 63)
+    shown, _ = _read_video(report.overlay)
+    assert len(shown) == 5 and shown[0].shape == (48, 64, 3)
+    edge = shown[0].astype(int)  # lossy: the repeated row and column are close to their neighbours
+    assert np.abs(edge[47] - edge[46]).mean() < 10 and np.abs(edge[:, 63] - edge[:, 62]).mean() < 10
+    small = predict_video(rgb_parser, odd, tmp_path / "out", fps=5, max_side=32)
+    assert small.parsed == 5 and read_label(tmp_path / "out" / "odd" / "0.png").shape == (24, 32)
+    assert _read_video(small.overlay)[0][0].shape == (24, 32, 3)
+    with pytest.raises(DataError, match="frames of 64×64 exceed the cap of"):
+        predict_video(rgb_parser, _write_video(tmp_path / "c.mp4", _heads(2)), tmp_path, max_pixels=1000)

@@ -116,7 +116,9 @@ def _video_clip(path: Path, fps: float | None, max_pixels: int | None, max_side:
         raise DataError(path, "the video stream has no frame size; is it a video?")
     if max_pixels is not None and width * height > max_pixels:  # frames decode whole, --max-side or not
         raise DataError(
-            path, f"frames of {width}×{height} exceed {megapixels(max_pixels)} megapixels (--max-megapixels)"
+            path,
+            f"frames of {width}×{height} exceed the cap of {megapixels(max_pixels)} megapixels "
+            "(--max-megapixels)",
         )
     if fps is None:
         if not (math.isfinite(own_fps) and own_fps > 0):
@@ -311,7 +313,9 @@ def predict_video(
                             known.setdefault(name, _record(name, clip.name, None, None, detect))
                             report.kept += 1
                     buffer.append(frame)
-                    if sum(f.label is None for f in buffer) >= parser.batch_size:
+                    # a full batch to parse, or enough kept frames waiting that memory matters
+                    pending = sum(f.label is None for f in buffer)
+                    if pending >= parser.batch_size or len(buffer) >= 4 * parser.batch_size:
                         flush(writer)
                 if writer is None:
                     raise DataError(source, "holds no frame that could be decoded")
@@ -384,7 +388,11 @@ def _write_label(path: Path, label: np.ndarray) -> None:
 
 
 class _OverlayWriter:
-    """OpenCV's video writer for the overlay frames (RGB in, BGR to the encoder)."""
+    """OpenCV's video writer for the overlay frames (RGB in, BGR to the encoder).
+
+    MPEG-4 codes even sizes only (an odd-sized frame comes back a pixel short), so an odd width or height
+    is padded by one pixel, repeating the last column or row: no part of a frame is lost.
+    """
 
     def __init__(
         self,
@@ -401,7 +409,9 @@ class _OverlayWriter:
         self.scheme = parser.scheme
         self.alpha = alpha
         height, width = size
-        self.writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter.fourcc(*OVERLAY_FOURCC), fps, (width, height))
+        self.pad = (height % 2, width % 2)
+        coded = (width + self.pad[1], height + self.pad[0])
+        self.writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter.fourcc(*OVERLAY_FOURCC), fps, coded)
         if not self.writer.isOpened():
             raise DataError(final, f"OpenCV cannot encode {OVERLAY_FOURCC} video of {width}×{height} here")
 
@@ -411,6 +421,8 @@ class _OverlayWriter:
         from faceparse.inference.visualize import overlay
 
         picture = overlay(rgb, label, self.scheme, self.alpha)
+        if any(self.pad):
+            picture = np.pad(picture, ((0, self.pad[0]), (0, self.pad[1]), (0, 0)), mode="edge")
         self.writer.write(cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
 
     def close(self) -> None:
