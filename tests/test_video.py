@@ -21,7 +21,7 @@ FRAMES = FPS * SECONDS
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory) -> Path:
+def run_dir(tmp_path_factory) -> Path:  # test_inference's checkpoint: module-scoped fixtures are not shared
     root = tmp_path_factory.mktemp("run")
     _engine_checkpoint(root)
     return root
@@ -257,6 +257,10 @@ def test_a_folder_of_frames_is_a_clip_with_video_fps(run_dir, tmp_path):
     result, flat = _invoke("-c", run_dir, "-i", frames, "-o", tmp_path, "--video-fps", "5")
     assert result.exit_code == 2 and "wouldreplacetheinput" in flat
     assert sorted(p.name for p in frames.iterdir()) == names
+    (frames / "img002b.jpg").write_bytes(b"not a jpeg")
+    result, flat = _invoke("-c", run_dir, "-i", frames, "-o", tmp_path / "o", "--video-fps", 5)
+    assert result.exit_code == 2 and f"{frames / 'img002b.jpg'}:" in flat
+    (frames / "img002b.jpg").unlink()
     write_rgb(frames / "img003.png", _heads(1, size=32)[0])
     result, flat = _invoke("-c", run_dir, "-i", frames, "-o", tmp_path / "o", "--video-fps", 5)
     assert result.exit_code == 2 and f"{frames / 'img003.png'}:frameimg003is32×32" in flat

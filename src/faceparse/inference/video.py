@@ -349,9 +349,10 @@ def _record(name: str, clip_name: str, box: Box | None, score: float | None, det
 
 
 def _signature(clip: Clip) -> dict[str, Any]:
-    """What identifies the input, so that a rerun does not mix another clip's label maps into this one."""
+    """What identifies the input, so that a rerun does not mix another clip's label maps into this one. A
+    folder of frames by its name only: frames removed or added (an unreadable one, say) keep the others."""
     if clip.path.is_dir():
-        return {"path": clip.path.name, "kind": "frames", "frames": clip.declared}
+        return {"path": clip.path.name, "kind": "frames"}
     return {"path": clip.path.name, "kind": "video", "bytes": clip.path.stat().st_size}
 
 
