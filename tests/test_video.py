@@ -195,6 +195,9 @@ def test_unreadable_videos_are_named(rgb_parser, tmp_path):
     assert not (tmp_path / "out").exists()  # nothing written for a bad input
     with pytest.raises(DataError, match="not found"):
         predict_video(rgb_parser, tmp_path / "missing.mp4", tmp_path / "out")
+    write_rgb(tmp_path / "photo.png", _heads(1)[0])
+    with pytest.raises(DataError, match="not a video file"):
+        predict_video(rgb_parser, tmp_path / "photo.png", tmp_path / "out", fps=5)
 
 
 def test_a_truncated_video_keeps_what_decodes_and_says_so(rgb_parser, tmp_path):

@@ -44,7 +44,20 @@ from faceparse.utils.progress import OnProgress
 
 __all__ = ["VIDEO_SUFFIXES", "Clip", "VideoReport", "is_video", "open_clip", "predict_video"]
 
-VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm")
+VIDEO_SUFFIXES = (
+    ".mp4",
+    ".m4v",
+    ".mov",
+    ".avi",
+    ".mkv",
+    ".webm",
+    ".mpg",
+    ".mpeg",
+    ".wmv",
+    ".flv",
+    ".ts",
+    ".3gp",
+)
 OVERLAY_FOURCC = "mp4v"
 CHECKPOINT_SECONDS = 5.0  # how often clip.json is rewritten while a clip is parsed
 
@@ -96,6 +109,8 @@ def open_clip(
         return _folder_clip(path, fps, max_pixels, max_side)
     if not path.is_file():
         raise DataError(path, "input not found")
+    if not is_video(path):  # FFmpeg would read an image as a one-frame video
+        raise DataError(path, f"not a video file (expected one of {' '.join(VIDEO_SUFFIXES)}) nor a folder")
     return _video_clip(path, fps, max_pixels, max_side)
 
 
@@ -212,7 +227,7 @@ def predict_video(
     A video that stops decoding before the frame count its container declares (a truncated download, a
     corrupt packet) keeps the frames decoded so far; ``report.problems`` says so, as does the JSON.
     """
-    from faceparse.utils.io import atomic_path, read_json
+    from faceparse.utils.io import atomic_path
 
     if parser.modality != "rgb":
         raise ValueError("video input is RGB; depth clips are parsed as folders of depth PNGs")
@@ -226,117 +241,151 @@ def predict_video(
         declared=clip.declared,
     )
     _refuse_clobbering(source, report)
-    signature = _signature(clip)
-    known: dict[str, dict[str, Any]] = {}  # frame name → its record in an earlier run's JSON
-    if report.summary.exists() and not overwrite:
-        earlier = read_json(report.summary)
-        if not isinstance(earlier, dict) or earlier.get("source") != signature:
-            raise DataError(
-                report.summary,
-                f"was written for another clip than {source} (or another version of it); pass --overwrite "
-                "to parse this one from scratch, or choose another output folder",
-            )
-        if earlier.get("detect") == detect:
-            known = {r["name"]: r for r in earlier.get("frames", []) if isinstance(r, dict) and "name" in r}
-    records: list[dict[str, Any]] = []
-    summary: dict[str, Any] = {
-        "source": signature,
-        "fps": clip.fps,
-        "width": None,
-        "height": None,
-        "frame_count": 0,  # frames decoded (and in the overlay video)
-        "frames_declared": clip.declared,  # what the container says; null when it does not
-        "complete": False,  # false while parsing, or after an interruption
-        "problems": report.problems,
-        "detect": detect,
-        "scheme": parser.scheme.name,
-        "classes": list(parser.classes),
-        "labels": clip.name,
-        "overlay": report.overlay.name,
-        "frames": records,
-    }
-    buffer: list[_Frame] = []
-    last_saved = time.monotonic()
-
-    def save_summary(complete: bool = False) -> None:
-        from faceparse.utils.io import atomic_write_json
-
-        # once complete, the frames in decoding order; before, every frame parsed so far (earlier runs too)
-        frames = records if complete else list(known.values())
-        summary.update(frame_count=len(records), complete=complete, frames=frames)
-        atomic_write_json(report.summary, summary)
-
-    def flush(writer: Any) -> None:
-        nonlocal last_saved
-        todo = [f for f in buffer if f.label is None]
-        if todo:
-            result = parser([f.rgb for f in todo], detect=detect, keep_logits=False)
-            boxes = result.get("boxes", [None] * len(todo))
-            scores = result.get("scores", [None] * len(todo))
-            for frame, label, box, score in zip(todo, result["labels"], boxes, scores, strict=True):
-                frame.label = np.ascontiguousarray(label)
-                _write_label(report.labels / f"{frame.name}.png", frame.label)
-                known[frame.name] = _record(frame.name, clip.name, box if detect else None, score, detect)
-            report.parsed += len(todo)
-        for frame in buffer:
-            assert frame.label is not None
-            writer.write(frame.rgb, frame.label)
-            records.append(known[frame.name])
-            report.frames += 1
-            if on_progress is not None:
-                on_progress(report.frames, _total(report), f"{report.parsed} parsed, {report.kept} kept")
-        buffer.clear()
-        if time.monotonic() - last_saved > CHECKPOINT_SECONDS:
-            save_summary()
-            last_saved = time.monotonic()
-
+    known = {} if overwrite else _earlier_records(report.summary, _signature(clip), source, detect)
+    run = _ClipRun(parser, clip, report, known, detect, overwrite, alpha, on_progress)
     if on_progress is not None:
         on_progress(0, clip.declared or 0, "")
-    writer: _OverlayWriter | None = None
     try:
         with atomic_path(report.overlay) as tmp:
             try:
                 for name, rgb in clip.frames():
-                    if writer is None:
-                        writer = _OverlayWriter(tmp, report.overlay, clip.fps, rgb.shape[:2], parser, alpha)
-                        summary.update(width=int(rgb.shape[1]), height=int(rgb.shape[0]))
-                    elif rgb.shape[:2] != writer.size:
-                        raise DataError(
-                            clip.where(name),
-                            f"frame {name} is {rgb.shape[1]}×{rgb.shape[0]}, the clip's first frame "
-                            f"{writer.size[1]}×{writer.size[0]}; a clip's frames share one size",
-                        )
-                    frame = _Frame(name, rgb)
-                    if not overwrite and (name in known or not detect):
-                        frame.label = _existing_label(report.labels / f"{name}.png", rgb.shape[:2])
-                        if frame.label is not None:
-                            known.setdefault(name, _record(name, clip.name, None, None, detect))
-                            report.kept += 1
-                    buffer.append(frame)
-                    # a full batch to parse, or enough kept frames waiting that memory matters
-                    pending = sum(f.label is None for f in buffer)
-                    if pending >= parser.batch_size or len(buffer) >= 4 * parser.batch_size:
-                        flush(writer)
-                if writer is None:
+                    run.add(name, rgb, tmp)
+                if run.writer is None:
                     raise DataError(source, "holds no frame that could be decoded")
-                flush(writer)
+                run.flush()
             finally:
-                if writer is not None:
-                    writer.close()
+                if run.writer is not None:
+                    run.writer.close()
     finally:
-        if writer is not None:  # the boxes found so far survive an interruption
-            save_summary(complete=False)
+        if run.writer is not None:  # the boxes found so far survive an interruption
+            run.save_summary(complete=False)
     if report.ended_early:
         report.problems.append(
             f"{source}: decoding stopped after {report.frames} of the {report.declared} frames the file "
             "declares (truncated or corrupt); the outputs hold the frames decoded"
         )
-    save_summary(complete=True)
+    run.save_summary(complete=True)
     return report
 
 
-def _total(report: VideoReport) -> int:
-    return max(report.declared or 0, report.frames)
+def _earlier_records(summary: Path, signature: dict[str, Any], source: Path, detect: bool) -> dict[str, Any]:
+    """Frame name → its record in the JSON of an earlier run on the same clip ({} when there is none, or
+    when that run did not detect as this one does: its boxes are then not this run's)."""
+    from faceparse.utils.io import read_json
+
+    if not summary.exists():
+        return {}
+    earlier = read_json(summary)
+    if not isinstance(earlier, dict) or earlier.get("source") != signature:
+        raise DataError(
+            summary,
+            f"was written for another clip than {source} (or another version of it); pass --overwrite "
+            "to parse this one from scratch, or choose another output folder",
+        )
+    if earlier.get("detect") != detect:
+        return {}
+    return {r["name"]: r for r in earlier.get("frames", []) if isinstance(r, dict) and "name" in r}
+
+
+class _ClipRun:
+    """The frames of one run in flight: frames wait in a buffer until a batch is worth parsing, then go to
+    the overlay video in order; per-frame records build the JSON."""
+
+    def __init__(
+        self,
+        parser: FaceParser,
+        clip: Clip,
+        report: VideoReport,
+        known: dict[str, dict[str, Any]],
+        detect: bool,
+        overwrite: bool,
+        alpha: float,
+        on_progress: OnProgress | None,
+    ) -> None:
+        self.parser, self.clip, self.report = parser, clip, report
+        self.known = known  # frame name → its record, for every frame with a label map (and box) on disk
+        self.detect, self.overwrite, self.alpha, self.on_progress = detect, overwrite, alpha, on_progress
+        self.writer: _OverlayWriter | None = None  # opened at the first frame, which gives the size
+        self.buffer: list[_Frame] = []
+        self.records: list[dict[str, Any]] = []  # the frames in the overlay video, in order
+        self.saved = time.monotonic()
+        self.summary: dict[str, Any] = {
+            "source": _signature(clip),
+            "fps": clip.fps,
+            "width": None,
+            "height": None,
+            "frame_count": 0,  # frames decoded (and in the overlay video)
+            "frames_declared": clip.declared,  # what the container says; null when it does not
+            "complete": False,  # false while parsing, or after an interruption
+            "problems": report.problems,
+            "detect": detect,
+            "scheme": parser.scheme.name,
+            "classes": list(parser.classes),
+            "labels": clip.name,
+            "overlay": report.overlay.name,
+            "frames": [],
+        }
+
+    def add(self, name: str, rgb: np.ndarray, video: Path) -> None:
+        """Take the next frame: keep its label map from an earlier run, or queue it for parsing. The first
+        frame opens the overlay video (being written at ``video``) at its size."""
+        size = (int(rgb.shape[0]), int(rgb.shape[1]))
+        if self.writer is None:
+            clip = self.clip
+            self.writer = _OverlayWriter(video, self.report.overlay, clip.fps, size, self.parser, self.alpha)
+            self.summary.update(width=size[1], height=size[0])
+        elif size != self.writer.size:
+            raise DataError(
+                self.clip.where(name),
+                f"frame {name} is {size[1]}×{size[0]}, the clip's first frame {self.writer.size[1]}×"
+                f"{self.writer.size[0]}; a clip's frames share one size",
+            )
+        frame = _Frame(name, rgb)
+        if not self.overwrite and (name in self.known or not self.detect):  # with detect, only known boxes
+            frame.label = _existing_label(self.report.labels / f"{name}.png", size)
+            if frame.label is not None:
+                self.known.setdefault(name, _record(name, self.clip.name, None, None, self.detect))
+                self.report.kept += 1
+        self.buffer.append(frame)
+        # a full batch to parse, or enough kept frames waiting that memory matters
+        pending = sum(f.label is None for f in self.buffer)
+        if pending >= self.parser.batch_size or len(self.buffer) >= 4 * self.parser.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        """Parse the queued frames, write their label maps, and send the buffer to the overlay video."""
+        assert self.writer is not None
+        report, todo = self.report, [f for f in self.buffer if f.label is None]
+        if todo:
+            result = self.parser([f.rgb for f in todo], detect=self.detect, keep_logits=False)
+            boxes = result.get("boxes", [None] * len(todo))
+            scores = result.get("scores", [None] * len(todo))
+            for frame, label, box, score in zip(todo, result["labels"], boxes, scores, strict=True):
+                frame.label = np.ascontiguousarray(label)
+                _write_label(report.labels / f"{frame.name}.png", frame.label)
+                self.known[frame.name] = _record(frame.name, self.clip.name, box, score, self.detect)
+            report.parsed += len(todo)
+        for frame in self.buffer:
+            assert frame.label is not None
+            self.writer.write(frame.rgb, frame.label)
+            self.records.append(self.known[frame.name])
+            report.frames += 1
+            if self.on_progress is not None:
+                total = max(report.declared or 0, report.frames)
+                self.on_progress(report.frames, total, f"{report.parsed} parsed, {report.kept} kept")
+        self.buffer.clear()
+        if time.monotonic() - self.saved > CHECKPOINT_SECONDS:
+            self.save_summary()
+            self.saved = time.monotonic()
+
+    def save_summary(self, complete: bool = False) -> None:
+        """Write the JSON: once complete, the frames in decoding order; before, every frame parsed so far
+        (earlier runs' too), so that a rerun finds their boxes."""
+        from faceparse.utils.io import atomic_write_json
+
+        frames = self.records if complete else list(self.known.values())
+        self.summary.update(frame_count=len(self.records), complete=complete, frames=frames)
+        atomic_write_json(self.report.summary, self.summary)
 
 
 def _record(name: str, clip_name: str, box: Box | None, score: float | None, detect: bool) -> dict[str, Any]:
