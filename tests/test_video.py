@@ -239,6 +239,8 @@ def test_predict_cli_parses_a_video(run_dir, clip, tmp_path):
     assert result.exit_code == 2 and f"{bad}:cannotbereadasavideo" in flat
     result, flat = _invoke("-c", run_dir, "-i", clip, "-o", tmp_path, "--modality", "depth")
     assert result.exit_code == 2 and "RGBonly" in flat
+    result, flat = _invoke("-c", run_dir, "-i", clip, "-o", tmp_path, "--video-fps", 0)
+    assert result.exit_code == 2 and "--video-fps" in flat and "mustbe>0" in flat
 
 
 def test_a_folder_of_frames_is_a_clip_with_video_fps(run_dir, tmp_path):
