@@ -348,6 +348,8 @@ def test_predict_align_command_on_real_photographs(tmp_path):
         assert len(faces) == 1 and faces[0]["score"] > 0.5 and len(faces[0]["landmarks"]) == 5
     refused = CliRunner().invoke(app, [*args, "--align", "--detect"])
     assert refused.exit_code == 2 and "--align" in refused.output
+    video = CliRunner().invoke(app, [*args, "--align", "--video-fps", "25"])
+    assert video.exit_code == 2 and "not aligned yet" in video.output
 
 
 def test_training_records_the_synthetic_framing_in_its_checkpoints(tmp_path):

@@ -103,6 +103,22 @@ def test_depth_upload_is_parsed_by_the_depth_parser(client, run_dir, tmp_path):
     assert "depth" not in body["images"]  # the translator takes RGB
 
 
+def test_depth_upload_in_millimetres_is_converted_as_predict_does(client, run_dir, tmp_path):
+    from faceparse.data.synth import generate_sample
+
+    z = generate_sample(1, SIZE, seed=0)["depth_m"]  # a synthetic head's camera z in metres, 0 = none
+    millimetres = np.where(z > 0, np.round(z * 1000.0), 0).astype(np.uint16)
+    Image.fromarray(millimetres).save(tmp_path / "mm.png")  # a depth camera's 16-bit PNG
+    data = (tmp_path / "mm.png").read_bytes()
+    response = _post(client, data, "mm.png", parser="depth", depth_units="mm")
+    assert response.status_code == 200, response.text
+    expected = face_parser(run_dir, "depth", depth_units="mm")(tmp_path / "mm.png", keep_logits=False)
+    np.testing.assert_array_equal(_decoded(response.json()["images"]["labels"]), expected["labels"][0])
+    response = _post(client, data, "mm.png", parser="depth", depth_units="inches")
+    assert response.status_code == 400
+    assert "depth units must be one of nearness, mm" in response.json()["error"]
+
+
 def test_bad_uploads_get_a_clear_message_and_the_server_keeps_serving(client, tmp_path):
     good = _png(_photo())
     truncated = good[: len(good) // 2]
@@ -134,7 +150,7 @@ def test_bad_uploads_get_a_clear_message_and_the_server_keeps_serving(client, tm
     assert _post(client, _png(_photo()), "color.png", parser="depth").status_code == 400  # colour "depth"
     assert _post(client, b"", "empty.png").json()["error"].startswith("empty.png: the file is empty")
     assert _post(client, good, parser="normals").status_code == 400
-    assert "units 'mm' are not supported" in _post(client, good, parser="depth", depth_units="mm").text
+    assert "got 'feet'" in _post(client, good, parser="depth", depth_units="feet").text
     assert client.post("/api/parse", data={"parser": "rgb"}).status_code == 400  # no file at all
     assert client.get("/health").json() == {"status": "ok"}
 

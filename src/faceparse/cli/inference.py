@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 
 from faceparse.cli import app
-from faceparse.cli.common import check_device, console, fail, friendly_errors, progress
+from faceparse.cli.common import check_device, console, fail, friendly_errors, positive, progress
 
 _CHECKPOINT_HELP = (
     "Weights: an engine checkpoint, stage or run folder; a faceparse .safetensors file (convert-fpt); "
@@ -20,7 +20,13 @@ _CHECKPOINT_HELP = (
 @friendly_errors
 def predict_command(
     checkpoint: Path = typer.Option(..., "--checkpoint", "-c", help=_CHECKPOINT_HELP),
-    input_path: Path = typer.Option(..., "--input", "-i", help="An image file or a folder of images."),
+    input_path: Path = typer.Option(
+        ...,
+        "--input",
+        "-i",
+        help="An image file, a folder of images, or a video (.mp4 .mov .avi .mkv .webm: label maps in "
+        "OUT/<stem>/, an overlay video OUT/<stem>.overlay.mp4, per-frame boxes in OUT/<stem>.json).",
+    ),
     out: Path = typer.Option(
         ...,
         "--out",
@@ -102,12 +108,20 @@ def predict_command(
         "label maps and overlays have the shrunk size. JPEGs are decoded at 1/2, 1/4 or 1/8 scale where "
         "that still covers it, so --max-megapixels then applies to the reduced size.",
     ),
+    video_fps: float = typer.Option(
+        None,
+        "--video-fps",
+        callback=positive,
+        help="Read a folder of frames as one clip at this frame rate (outputs as for a video), or override "
+        "a video's own frame rate in its overlay video.",
+    ),
 ) -> None:
-    """Predict label maps for an image or a folder; unreadable images are reported and skipped."""
+    """Predict label maps for an image, a folder or a video; unreadable images are reported and skipped."""
     from faceparse.data.format import MAX_PIXELS, megapixels
     from faceparse.inference.detect import DetectorUnavailable
     from faceparse.inference.metric_depth import DEPTH_UNITS, METRIC_SUFFIXES
     from faceparse.inference.predictor import face_parser, list_inputs, predict_files
+    from faceparse.inference.video import is_video
 
     if modality not in ("rgb", "depth"):
         raise typer.BadParameter(f"must be rgb or depth, got {modality!r}", param_hint="--modality")
@@ -121,6 +135,8 @@ def predict_command(
         raise typer.BadParameter(
             "--align finds and crops every face itself; drop --detect", param_hint="--align"
         )
+    if align and (video_fps is not None or is_video(input_path)):  # predict_clip has no aligned route yet
+        raise typer.BadParameter("videos are parsed with --detect, not aligned yet", param_hint="--align")
     if depth_units not in DEPTH_UNITS:
         raise typer.BadParameter(f"must be one of {', '.join(DEPTH_UNITS)}", param_hint="--depth-units")
     metric = depth_units != "nearness"
@@ -147,6 +163,13 @@ def predict_command(
     )
     if parser.metric is not None:
         console.print(f"metric depth in {depth_units}, encoded over {parser.metric.range_m:g} m")
+    if video_fps is not None or is_video(input_path):
+        from faceparse.cli.video import predict_clip
+
+        return predict_clip(
+            parser, input_path, out, fps=video_fps, detect=detect, overwrite=overwrite,
+            max_pixels=max_pixels, max_side=max_side,
+        )  # fmt: skip
     try:
         with progress() as bar:
             task = bar.add_task("predicting", total=len(inputs), info="")

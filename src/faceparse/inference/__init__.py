@@ -4,6 +4,7 @@ predictions, and ONNX export.
 >>> from faceparse.inference import face_parser          # doctest: +SKIP
 >>> parser = face_parser("79999_iter.pth")                # face-parsing.PyTorch's released weights
 >>> out = parser("face.jpg")                             # dict: logits, labels, classes, scheme, sizes
+>>> predict_video(parser, "clip.mp4", "out/")            # label maps, overlay video, per-frame JSON
 
 ``export_onnx`` lives in :mod:`faceparse.inference.export` (it imports onnx only when called).
 """
@@ -20,6 +21,7 @@ from faceparse.inference.predictor import (
     load_network,
     predict_files,
 )
+from faceparse.inference.video import predict_video
 from faceparse.inference.visualize import colorize, depth_to_rgb, overlay, side_by_side
 
 
@@ -47,5 +49,6 @@ __all__ = [
     "metric_depth_to_nearness",
     "overlay",
     "predict_files",
+    "predict_video",
     "side_by_side",
 ]

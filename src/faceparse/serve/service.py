@@ -44,7 +44,7 @@ _SUFFIX = {"PNG": ".png", "JPEG": ".jpg", "MPO": ".jpg", "BMP": ".bmp", "WEBP": 
 # How a depth upload's values are read. Hook for metric depth (issue 12, `--depth-units`): its units
 # ("mm", ...) join this tuple and :func:`_read_upload` converts them to nearness; until then only
 # nearness PNGs (near = bright, 0 = no surface; docs/datasets.md) are accepted.
-DEPTH_UNITS = ("nearness",)
+DEPTH_UNITS = ("nearness", "mm")  # a nearness PNG, or a depth camera's uint16 millimetres
 NO_TRANSLATOR = "no translator in this checkpoint"
 
 
@@ -163,7 +163,9 @@ class ParseService:
             raise UploadRefused(400, f"this checkpoint has no {parser} parser ({self.unavailable[parser]})")
         if parser == "depth" and depth_units not in DEPTH_UNITS:
             raise UploadRefused(
-                400, f"depth units {depth_units!r} are not supported; upload a nearness PNG (near = bright)"
+                400,
+                f"depth units must be one of {', '.join(DEPTH_UNITS)}, got {depth_units!r}: a nearness PNG "
+                "(near = bright) or a uint16 PNG/TIFF of millimetres",
             )
         if align and parser != "rgb":
             raise UploadRefused(400, "align / detect face works on RGB photos; depth maps are parsed whole")
@@ -171,7 +173,7 @@ class ParseService:
             raise UploadRefused(400, f"{name}: the file is empty; choose an image to upload")
         if len(data) > self.max_upload_bytes:
             raise UploadRefused(413, too_many_bytes(name, len(data), self.max_upload_bytes))
-        image, original = self._read_upload(data, name, parser)
+        image, original = self._read_upload(data, name, parser, depth_units)
         face_parser_ = self.parsers[parser]
         with self._lock:
             try:
@@ -203,9 +205,18 @@ class ParseService:
         result.seconds = round(time.perf_counter() - start, 3)
         return result
 
-    def _read_upload(self, data: bytes, name: str, parser: str) -> tuple[np.ndarray, tuple[int, int]]:
-        """The upload decoded as the parser takes it, and its (H, W) as displayed before any shrinking."""
+    def _read_upload(
+        self, data: bytes, name: str, parser: str, depth_units: str = "nearness"
+    ) -> tuple[np.ndarray, tuple[int, int]]:
+        """The upload decoded as the parser takes it, and its (H, W) as displayed before any shrinking.
+        Depth in millimetres is converted to nearness over the range the depth parser was trained with
+        (:mod:`faceparse.inference.metric_depth`, as ``predict --depth-units mm``)."""
         from faceparse.data.format import image_size
+        from faceparse.inference.metric_depth import DEFAULT_RANGE_M, MetricDepth
+
+        metric = None
+        if parser == "depth" and depth_units != "nearness":
+            metric = MetricDepth(depth_units, self.parsers["depth"].info.depth_range_m or DEFAULT_RANGE_M)
 
         try:
             with open_header(io.BytesIO(data), name, self.max_pixels, unreadable="not an image") as img:
@@ -222,7 +233,9 @@ class ParseService:
             path.write_bytes(data)
             try:
                 width, height = image_size(path, max_pixels=None)
-                image = read_input(path, parser, max_pixels=self.max_pixels, max_side=self.max_side)
+                image = read_input(
+                    path, parser, max_pixels=self.max_pixels, max_side=self.max_side, metric=metric
+                )
             except DataError as e:
                 raise UploadRefused(400, f"{name}: {e.problem}") from None
         return image, (height, width)
