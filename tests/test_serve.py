@@ -173,18 +173,38 @@ def test_large_images_are_parsed_shrunk_and_say_so(run_dir):
     assert body["notes"] == ["80×48 parsed at 40×24 (images longer than 40 pixels are shrunk to fit)"]
 
 
-def test_align_crops_to_the_detected_face(run_dir):
+def test_align_warps_every_face_by_its_landmarks_and_back(run_dir):
+    from faceparse.inference.align import CELEBA_HQ, Face
+
+    # a face whose five landmarks sit on the CelebA-HQ template of a 24-pixel crop at (20, 10)
+    landmarks = CELEBA_HQ.points((24, 24)) + np.array([20.0, 10.0])
+    face = Face((22.0, 12.0, 42.0, 32.0), landmarks, 0.8)
+    with TestClient(create_app(run_dir, landmarker=lambda rgb: [face])) as c:
+        photo = _photo()
+        body = _post(c, _png(photo), align="1").json()
+        assert body["ok"] and len(body["faces"]) == 1 and body["faces"][0]["score"] == 0.8
+        expected = face_parser(run_dir, "rgb", landmarker=lambda rgb: [face])(photo, align=True)
+        np.testing.assert_array_equal(_decoded(body["images"]["labels"]), expected["labels"][0])
+        assert body["box"] is not None and "depth" in body["images"]  # the translator's square crop
+        none = TestClient(create_app(run_dir, landmarker=lambda rgb: []))
+        assert _post(none, _png(photo), align="1").json()["notes"] == [
+            "no face found: the whole image was parsed"
+        ]
+        assert "choose align" in _post(c, _png(photo), align="1", detect="1").text
+
+
+def test_detect_crops_to_the_detected_face(run_dir):
     def detector(rgb: np.ndarray):
         return (10, 4, 32), 0.9  # square crop (x0, y0, side)
 
     with TestClient(create_app(run_dir, detector=detector)) as c:
-        body = _post(c, _png(_photo()), align="1").json()
+        body = _post(c, _png(_photo()), detect="1").json()
         assert body["box"] == [10, 4, 32]
         labels = _decoded(body["images"]["labels"])
         assert (labels[:, :10] == 0).all() and (labels[:, 42:] == 0).all()  # background outside the crop
         depth = _decoded(body["images"]["depth"])
         assert (depth[:, :10] == 0).all() and (depth[:, 42:] == 0).all()
-        assert "works on RGB photos" in _post(c, _png(_photo()), parser="depth", align="1").text
+        assert "work on RGB photos" in _post(c, _png(_photo()), parser="depth", detect="1").text
 
 
 def test_a_checkpoint_without_translator_says_so(tmp_path):

@@ -24,6 +24,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from faceparse.data.format import MAX_PIXELS
+from faceparse.inference.align import Landmarker
 from faceparse.inference.detect import Detector
 from faceparse.serve.service import (
     MAX_SIDE,
@@ -46,6 +47,7 @@ def create_app(
     max_pixels: int | None = MAX_PIXELS,
     max_side: int | None = MAX_SIDE,
     detector: Detector | None = None,
+    landmarker: Landmarker | None = None,
 ) -> Starlette:
     """The page and API over the networks of ``checkpoint`` (a run, stage or checkpoint folder, a
     ``.safetensors`` or ``.pth``; or a ready :class:`ParseService`). A checkpoint without any parser is a
@@ -60,6 +62,7 @@ def create_app(
             max_pixels=max_pixels,
             max_side=max_side,
             detector=detector,
+            landmarker=landmarker,
         )
     )
     page = resources.files("faceparse.serve").joinpath("static/index.html").read_text(encoding="utf-8")
@@ -90,7 +93,8 @@ def create_app(
                 data,
                 filename,
                 str(form.get("parser", "rgb")),
-                align=str(form.get("align", "")).lower() in ("1", "true", "on", "yes"),
+                align=_checked(form.get("align")),
+                detect=_checked(form.get("detect")),
                 depth_units=str(form.get("depth_units", "nearness")),
             )
         except UploadRefused as e:
@@ -155,9 +159,15 @@ def _result_json(result: ParseResult) -> dict[str, Any]:
         "images": {name: _data_url(png) for name, png in result.pictures.items()},
         "depth_note": result.depth_note,
         "box": None if result.box is None else list(result.box),
+        "faces": result.faces,
         "notes": result.notes,
         "seconds": result.seconds,
     }
 
 
 __all__ = ["create_app"]
+
+
+def _checked(value: Any) -> bool:
+    """A form checkbox or flag: ``1``, ``true``, ``on``, ``yes``."""
+    return str(value or "").lower() in ("1", "true", "on", "yes")

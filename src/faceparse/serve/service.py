@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 
 from faceparse.data.format import MAX_PIXELS, ImageTooLarge, megapixels, open_header
-from faceparse.inference.detect import Box, Detector, DetectorUnavailable, crop_square
+from faceparse.inference.align import Landmarker
+from faceparse.inference.detect import DEFAULT_MARGIN, Box, Detector, DetectorUnavailable, crop_square
 from faceparse.inference.predictor import FaceParser, LoadedNetwork, face_parser, load_network, read_input
 from faceparse.labels import LabelScheme
 from faceparse.utils.io import DataError
@@ -66,7 +67,8 @@ class ParseResult:
     scheme: LabelScheme
     labels: np.ndarray  # (H, W) uint8 class ids
     pictures: dict[str, bytes]  # input, colors, overlay, labels (8-bit ids), depth (RGB with a translator)
-    box: Box | None = None  # the detected face crop (x0, y0, side) with align
+    box: Box | None = None  # the square face crop (x0, y0, side): detect's, or the translator's with align
+    faces: list[dict[str, Any]] = field(default_factory=list)  # align: each face's box, landmarks, score
     depth_note: str = ""  # why there is no predicted depth
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -104,6 +106,7 @@ class ParseService:
         max_pixels: int | None = MAX_PIXELS,
         max_side: int | None = MAX_SIDE,
         detector: Detector | None = None,
+        landmarker: Landmarker | None = None,
     ):
         self.checkpoint = Path(checkpoint)
         self.max_upload_bytes, self.max_pixels, self.max_side = max_upload_bytes, max_pixels, max_side
@@ -112,7 +115,9 @@ class ParseService:
         errors: list[DataError] = []
         for modality in PARSERS:
             try:
-                self.parsers[modality] = face_parser(checkpoint, modality, device, detector=detector)
+                self.parsers[modality] = face_parser(
+                    checkpoint, modality, device, detector=detector, landmarker=landmarker
+                )
             except DataError as e:
                 self.unavailable[modality] = str(e)
                 errors.append(e)
@@ -152,8 +157,11 @@ class ParseService:
         parser: str = "rgb",
         *,
         align: bool = False,
+        detect: bool = False,
         depth_units: str = "nearness",
     ) -> ParseResult:
+        """``align``: every face warped into the parser's training framing by five landmarks and back
+        (:mod:`faceparse.inference.align`); ``detect``: the largest face's square crop, pasted back."""
         """Check, decode and parse one uploaded file; :class:`UploadRefused` for anything it cannot take."""
         start = time.perf_counter()
         name = _display_name(filename)
@@ -167,8 +175,10 @@ class ParseService:
                 f"depth units must be one of {', '.join(DEPTH_UNITS)}, got {depth_units!r}: a nearness PNG "
                 "(near = bright) or a uint16 PNG/TIFF of millimetres",
             )
-        if align and parser != "rgb":
-            raise UploadRefused(400, "align / detect face works on RGB photos; depth maps are parsed whole")
+        if (align or detect) and parser != "rgb":
+            raise UploadRefused(400, "align and detect face work on RGB photos; depth maps are parsed whole")
+        if align and detect:
+            raise UploadRefused(400, "choose align (every face, by landmarks) or detect (one square crop)")
         if not data:
             raise UploadRefused(400, f"{name}: the file is empty; choose an image to upload")
         if len(data) > self.max_upload_bytes:
@@ -177,10 +187,13 @@ class ParseService:
         face_parser_ = self.parsers[parser]
         with self._lock:
             try:
-                out = face_parser_(image, detect=align, keep_logits=False)
-            except DetectorUnavailable as e:
-                raise UploadRefused(501, f"align / detect face is not available here: {e}") from None
-            box = out["boxes"][0] if align else None
+                out = face_parser_(image, detect=detect, align=align, keep_logits=False)
+            except (DetectorUnavailable, RuntimeError) as e:  # MediaPipe missing: its install hint
+                raise UploadRefused(501, f"face detection is not available here: {e}") from None
+            box = out["boxes"][0] if detect else None
+            faces = out["faces"][0] if align else []
+            if faces:  # the translator sees the largest face's square crop, as with detect
+                box = _square_crop(faces[0].box)
             depth, depth_note = None, ""
             if parser == "rgb":
                 depth, depth_note = self._translate(image, box)
@@ -200,7 +213,8 @@ class ParseService:
                 f"{original[1]}×{original[0]} parsed at {result.size[1]}×{result.size[0]} "
                 f"(images longer than {self.max_side} pixels are shrunk to fit)"
             )
-        if align and box is None:
+        result.faces = [face.to_json() for face in faces]
+        if (detect and box is None) or (align and not faces):
             result.notes.append("no face found: the whole image was parsed")
         result.seconds = round(time.perf_counter() - start, 3)
         return result
@@ -308,3 +322,12 @@ def _formats(parser: str) -> str:
 
 def too_many_bytes(name: str, size: int, limit: int) -> str:
     return f"{name}: {size / 2**20:.3g} MB is over the server's upload limit of {limit / 2**20:.3g} MB"
+
+
+def _square_crop(box: tuple[float, float, float, float]) -> Box:
+    """A detector box (x0, y0, x1, y1) grown by :data:`DEFAULT_MARGIN` on every side and made square,
+    as the ``detect`` crop is (x0, y0, side)."""
+    x0, y0, x1, y1 = box
+    side = max(8, round(max(x1 - x0, y1 - y0) * (1 + 2 * DEFAULT_MARGIN)))
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    return round(cx - side / 2), round(cy - side / 2), side
