@@ -157,6 +157,9 @@ class FaceMeshEstimator:
         return self._mesh_points(rgb, box)
 
     def _mesh_points(self, rgb: np.ndarray, box: Box | None) -> np.ndarray | None:
+        """(478, 3) mesh points in image pixels of the face in the square crop ``box`` (None: the whole
+        image; a crop smaller than ``min_side`` is upscaled first, the mesh misses small faces); None
+        when the mesh finds no face."""
         import cv2
 
         crop, scale, x0, y0 = rgb, 1.0, 0, 0
@@ -177,31 +180,15 @@ class FaceMeshEstimator:
         )
 
     def landmarks(self, rgb: np.ndarray) -> FaceLandmarks | None:
-        """Detect, crop, run the mesh; None when no face mesh is found."""
-        import cv2
-
-        H, W = rgb.shape[:2]
+        """Detect, crop, run the mesh (on the whole image when the crop gives none); None when no face
+        mesh is found."""
         found = self.detect(rgb)
         box, score = found if found else (None, 0.0)
-        crop, scale, x0, y0 = rgb, 1.0, 0, 0
-        if box is not None:
-            x0, y0, side = box
-            crop = crop_square(rgb, box)
-            if side < self.min_side:
-                crop = cv2.resize(crop, (self.min_side, self.min_side), interpolation=cv2.INTER_LINEAR)
-            scale = side / crop.shape[1]  # crop pixels → original pixels
-        res = self._process(self._mesh, np.ascontiguousarray(crop))
-        if not res.multi_face_landmarks and box is not None:  # fall back to the whole image
-            crop, scale, x0, y0, box = rgb, 1.0, 0, 0, None
-            res = self._process(self._mesh, np.ascontiguousarray(rgb))
-        if not res.multi_face_landmarks:
+        pts = self._mesh_points(rgb, box)
+        if pts is None and box is not None:  # fall back to the whole image
+            box, pts = None, self._mesh_points(rgb, None)
+        if pts is None:
             return None
-        lm = res.multi_face_landmarks[0].landmark
-        rel = np.array([[p.x, p.y, p.z] for p in lm], dtype=np.float64)  # (478, 3), relative to the crop
-        ch, cw = crop.shape[:2]
-        pts = np.stack(
-            [rel[:, 0] * cw * scale + x0, rel[:, 1] * ch * scale + y0, rel[:, 2] * cw * scale], axis=1
-        )
         return FaceLandmarks(points=pts, det_score=score if box is not None else 0.5, box=box)
 
 
