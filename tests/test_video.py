@@ -108,6 +108,16 @@ def test_a_two_second_video_is_parsed_into_label_maps_and_an_overlay_video(rgb_p
     assert not [p for p in tmp_path.rglob(".*") if p.is_file()]  # no temporaries left
 
 
+def test_the_front_door_parses_a_video_path(rgb_parser, clip, tmp_path):
+    """``parser("clip.mp4")``: every frame, as predict_video writes them, with frame names and fps."""
+    out = rgb_parser(clip, keep_logits=False)
+    assert out["fps"] == FPS and out["frames"] == [f"frame-{k:06d}" for k in range(FRAMES)]
+    predict_video(rgb_parser, clip, tmp_path)
+    written = [read_label(tmp_path / "clip" / f"{name}.png") for name in out["frames"]]
+    assert len(out["labels"]) == FRAMES
+    assert all(np.array_equal(a, b) for a, b in zip(out["labels"], written, strict=True))
+
+
 class _Counting:
     """Wraps a parser, counting the frames it is asked to parse."""
 

@@ -364,7 +364,21 @@ class FaceParser:
         rgb: ImageInput | Sequence[ImageInput] | None = None,
         keep_logits: bool = True,
     ) -> dict[str, Any]:
-        """Parse one image or a list of images (arrays or paths) of any sizes; see the class docstring."""
+        """Parse one image or a list of images (arrays or paths) of any sizes; see the class docstring.
+
+        A path to a video file (``.mp4``, ``.avi``, ...: :mod:`faceparse.inference.video`) parses every
+        frame, decoded into memory (a short clip; ``predict_video`` streams a long one to files): the
+        output is the images' with ``"frames"`` (frame names) and ``"fps"`` added."""
+        if isinstance(images, str | os.PathLike):
+            from faceparse.inference.video import is_video, open_clip
+
+            if is_video(images):
+                if self.modality != "rgb":
+                    raise ValueError("video input is RGB: parse depth clips as a list of depth maps")
+                clip = open_clip(images)
+                names, frames = zip(*clip.frames(), strict=True)
+                out = self(list(frames), detect=detect, align=align, keep_logits=keep_logits)
+                return {**out, "frames": list(names), "fps": clip.fps}
         # one image: a path, an array, or anything numpy can view as one (a PIL image)
         batch: list[ImageInput]
         if isinstance(images, str | os.PathLike | np.ndarray):
