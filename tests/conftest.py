@@ -18,3 +18,12 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A read-only tiny learnable dataset shared by the whole session: 10 disc heads at 32², ``train`` =
     8, ``val`` = 2 (tiny.disc_dataset). Tests that write into a dataset must make their own."""
     return tiny.disc_dataset(tmp_path_factory.mktemp("tiny-data") / "tiny")
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run folder whose joint checkpoint holds both 64² parsers and the translator (random weights,
+    tiny.engine_checkpoint): what the inference, video, metric-depth and web-page tests load."""
+    root = tmp_path_factory.mktemp("run")
+    tiny.engine_checkpoint(root)
+    return root

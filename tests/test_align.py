@@ -333,9 +333,9 @@ def test_predict_align_command_on_real_photographs(tmp_path):
 
     from faceparse.cli import app
     from faceparse.data.format import read_label, write_rgb
-    from test_inference import _engine_checkpoint
+    from tiny import engine_checkpoint
 
-    _engine_checkpoint(tmp_path / "run")
+    engine_checkpoint(tmp_path / "run")
     for name, photo in _photos().items():
         write_rgb(tmp_path / "photos" / f"{name}.png", photo)
     args = ["predict", "-c", str(tmp_path / "run"), "-i", str(tmp_path / "photos"), "-o", str(tmp_path / "p")]

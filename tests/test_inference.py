@@ -27,21 +27,10 @@ from faceparse.models import build_model
 from faceparse.models.pretrained import PretrainedInfo, save_pretrained
 from faceparse.runs import checkpoint as ckpt
 from faceparse.utils.io import DataError
-from tiny import bomb_png, engine_checkpoint
+from tiny import bomb_png
 
 SIZE = 64
 SCHEME = get_scheme("celebamask13")
-
-
-def _engine_checkpoint(root: Path) -> Path:
-    return engine_checkpoint(root, SIZE)
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("run")
-    _engine_checkpoint(root)
-    return root
 
 
 @pytest.fixture(scope="module")

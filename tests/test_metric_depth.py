@@ -16,7 +16,6 @@ from faceparse.data.synth import DEPTH_RANGE_M, generate_sample
 from faceparse.inference import MetricDepth, face_parser
 from faceparse.runs import checkpoint as ckpt
 from faceparse.utils.io import DataError, atomic_write_json, read_json
-from test_inference import _engine_checkpoint
 
 MM_STEPS = 0.001 / DEPTH_RANGE_M * 65535  # one millimetre in stored nearness steps (218)
 
@@ -133,13 +132,6 @@ def test_unsupported_and_unreadable_files_are_named(tmp_path):
 
 
 # --- through the parser and the command -----------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("run")
-    _engine_checkpoint(root)
-    return root
 
 
 def _with_depth_meta(run_dir: Path, tmp_path: Path, depth: dict | None) -> Path:

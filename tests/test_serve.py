@@ -33,13 +33,6 @@ KB = 1024
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("run")
-    engine_checkpoint(root, SIZE)
-    return root
-
-
-@pytest.fixture(scope="module")
 def service(run_dir) -> ParseService:
     return ParseService(run_dir, max_upload_bytes=200 * KB)
 

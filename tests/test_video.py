@@ -14,17 +14,10 @@ from faceparse.data.format import read_label, write_rgb
 from faceparse.inference import face_parser, overlay
 from faceparse.inference.video import open_clip, predict_video
 from faceparse.utils.io import DataError
-from test_inference import SCHEME, _engine_checkpoint
+from test_inference import SCHEME
 
 SIZE, FPS, SECONDS = 64, 10, 2
 FRAMES = FPS * SECONDS
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory) -> Path:  # test_inference's checkpoint: module-scoped fixtures are not shared
-    root = tmp_path_factory.mktemp("run")
-    _engine_checkpoint(root)
-    return root
 
 
 @pytest.fixture(scope="module")
