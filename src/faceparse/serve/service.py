@@ -31,9 +31,17 @@ import numpy as np
 
 from faceparse.data.format import MAX_PIXELS, ImageTooLarge, megapixels, open_header
 from faceparse.inference.align import Landmarker
-from faceparse.inference.detect import DEFAULT_MARGIN, Box, Detector, DetectorUnavailable, crop_square
+from faceparse.inference.detect import (
+    DEFAULT_MARGIN,
+    Box,
+    Detector,
+    DetectorUnavailable,
+    crop_square,
+    paste_labels,
+)
 from faceparse.inference.predictor import FaceParser, LoadedNetwork, face_parser, load_network, read_input
 from faceparse.labels import LabelScheme
+from faceparse.utils.facemesh import square_box
 from faceparse.utils.io import DataError
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # a 50-megapixel phone JPEG is 10-20 MB
@@ -193,7 +201,7 @@ class ParseService:
             box = out["boxes"][0] if detect else None
             faces = out["faces"][0] if align else []
             if faces:  # the translator sees the largest face's square crop, as with detect
-                box = _square_crop(faces[0].box)
+                box = square_box(faces[0].box, DEFAULT_MARGIN)
             depth, depth_note = None, ""
             if parser == "rgb":
                 depth, depth_note = self._translate(image, box)
@@ -274,12 +282,7 @@ class ParseService:
         nearness = cv2.resize(nearness, (crop.shape[1], crop.shape[0]), interpolation=cv2.INTER_LINEAR)
         if box is None:
             return nearness, ""
-        full = np.zeros(rgb.shape[:2], np.float32)
-        x0, y0, side = box
-        sx0, sy0 = max(x0, 0), max(y0, 0)
-        sx1, sy1 = min(x0 + side, rgb.shape[1]), min(y0 + side, rgb.shape[0])
-        full[sy0:sy1, sx0:sx1] = nearness[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0]
-        return full, ""
+        return paste_labels(nearness, box, rgb.shape[:2]), ""  # any map: zero outside the crop
 
 
 def _pictures(
@@ -322,12 +325,3 @@ def _formats(parser: str) -> str:
 
 def too_many_bytes(name: str, size: int, limit: int) -> str:
     return f"{name}: {size / 2**20:.3g} MB is over the server's upload limit of {limit / 2**20:.3g} MB"
-
-
-def _square_crop(box: tuple[float, float, float, float]) -> Box:
-    """A detector box (x0, y0, x1, y1) grown by :data:`DEFAULT_MARGIN` on every side and made square,
-    as the ``detect`` crop is (x0, y0, side)."""
-    x0, y0, x1, y1 = box
-    side = max(8, round(max(x1 - x0, y1 - y0) * (1 + 2 * DEFAULT_MARGIN)))
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    return round(cx - side / 2), round(cy - side / 2), side

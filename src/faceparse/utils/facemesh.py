@@ -135,9 +135,8 @@ class FaceMeshEstimator:
 
         det = max(res.detections, key=area)
         b = det.location_data.relative_bounding_box
-        cx, cy = (b.xmin + b.width / 2) * W, (b.ymin + b.height / 2) * H
-        side = int(round(max(b.width * W, b.height * H) * (1 + 2 * self.margin)))
-        return (int(round(cx - side / 2)), int(round(cy - side / 2)), max(side, 8)), float(det.score[0])
+        box = (b.xmin * W, b.ymin * H, (b.xmin + b.width) * W, (b.ymin + b.height) * H)
+        return square_box(box, self.margin), float(det.score[0])
 
     def detect_all(self, rgb: np.ndarray) -> list[Detection]:
         """Every face the detector finds, largest first: box, score and its six keypoints, in pixels."""
@@ -193,6 +192,15 @@ class FaceMeshEstimator:
 
 
 Box = tuple[int, int, int]  # square crop (x0, y0, side) in image pixels; may extend past the borders
+
+
+def square_box(box: tuple[float, float, float, float], margin: float) -> Box:
+    """A detector box (x0, y0, x1, y1) grown by ``margin`` times its size on every side and made square
+    about its centre: the crop (x0, y0, side) of face detection, at least 8 pixels."""
+    x0, y0, x1, y1 = box
+    side = int(round(max(x1 - x0, y1 - y0) * (1 + 2 * margin)))
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    return int(round(cx - side / 2)), int(round(cy - side / 2)), max(side, 8)
 
 
 def crop_square(image: np.ndarray, box: Box) -> np.ndarray:
