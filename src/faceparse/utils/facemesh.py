@@ -150,12 +150,7 @@ class FaceMeshEstimator:
             found.append(Detection(box, float(det.score[0]), kps))
         return sorted(found, key=lambda d: -(d.box[2] - d.box[0]) * (d.box[3] - d.box[1]))
 
-    def mesh_in(self, rgb: np.ndarray, box: Box) -> np.ndarray | None:
-        """(478, 3) face-mesh points in image pixels of the one face inside the square crop ``box``;
-        None when the mesh finds no face there."""
-        return self._mesh_points(rgb, box)
-
-    def _mesh_points(self, rgb: np.ndarray, box: Box | None) -> np.ndarray | None:
+    def mesh_in(self, rgb: np.ndarray, box: Box | None) -> np.ndarray | None:
         """(478, 3) mesh points in image pixels of the face in the square crop ``box`` (None: the whole
         image; a crop smaller than ``min_side`` is upscaled first, the mesh misses small faces); None
         when the mesh finds no face."""
@@ -183,9 +178,9 @@ class FaceMeshEstimator:
         mesh is found."""
         found = self.detect(rgb)
         box, score = found if found else (None, 0.0)
-        pts = self._mesh_points(rgb, box)
+        pts = self.mesh_in(rgb, box)
         if pts is None and box is not None:  # fall back to the whole image
-            box, pts = None, self._mesh_points(rgb, None)
+            box, pts = None, self.mesh_in(rgb, None)
         if pts is None:
             return None
         return FaceLandmarks(points=pts, det_score=score if box is not None else 0.5, box=box)
