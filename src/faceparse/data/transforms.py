@@ -231,13 +231,16 @@ class ColorJitter:
     contrast: float = 0.5
     saturation: float = 0.5
 
-    def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
+    def draw(self, rng: np.random.Generator) -> tuple[list[float], list[int]]:
+        """The (brightness, contrast, saturation) factors and the order of the operations."""
         factors = [
             rng.uniform(max(0.0, 1.0 - j), 1.0 + j) for j in (self.brightness, self.contrast, self.saturation)
         ]
-        order = rng.permutation(3)
-        brightness, contrast, saturation = factors
-        rgb = adjust_colour(sample["rgb"], brightness, contrast, saturation, order=order.tolist())
+        return factors, rng.permutation(3).tolist()
+
+    def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
+        (brightness, contrast, saturation), order = self.draw(rng)
+        rgb = adjust_colour(sample["rgb"], brightness, contrast, saturation, order=order)
         return _with(sample, rgb=rgb)
 
 
@@ -249,8 +252,11 @@ class RandomHFlip:
     p: float = 0.5
     swap: bool = True
 
+    def draw(self, rng: np.random.Generator) -> bool:
+        return bool(rng.random() < self.p)
+
     def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
-        return hflip(sample, self.scheme, self.swap) if rng.random() < self.p else sample
+        return hflip(sample, self.scheme, self.swap) if self.draw(rng) else sample
 
 
 @dataclass(frozen=True)
@@ -263,12 +269,16 @@ class RandomScaleCrop:
     size: tuple[int, int]
     scales: tuple[float, ...] = BISENET_SCALES
 
-    def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
-        h, w = sample["label"].shape
+    def draw(self, src_hw: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+        """The (2, 3) source → output map for a source of ``src_hw`` pixels."""
+        h, w = src_hw
         oh, ow = self.size
         scale = float(self.scales[rng.integers(len(self.scales))])
         offset = (_crop_offset(w * scale, ow, rng), _crop_offset(h * scale, oh, rng))
-        return warp_sample(sample, scale_matrix(scale, offset), self.size)
+        return scale_matrix(scale, offset)
+
+    def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
+        return warp_sample(sample, self.draw(sample["label"].shape, rng), self.size)
 
 
 def _crop_offset(scaled: float, window: int, rng: np.random.Generator) -> float:
@@ -291,7 +301,8 @@ class RandomAffineFit:
     rotation: float = 30.0
     rotation_p: float = 0.6
 
-    def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
+    def draw(self, src_hw: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+        """The (2, 3) source → output map for a source of ``src_hw`` pixels."""
         s = float(
             np.clip(
                 1.0 + rng.standard_normal() * self.scale_factor, 1 - self.scale_factor, 1 + self.scale_factor
@@ -300,8 +311,10 @@ class RandomAffineFit:
         angle = float(np.clip(rng.standard_normal() * self.rotation, -self.rotation, self.rotation))
         if rng.random() >= self.rotation_p:
             angle = 0.0
-        matrix = fit_matrix(sample["label"].shape, self.size, zoom=1.0 / s, angle=angle)
-        return warp_sample(sample, matrix, self.size)
+        return fit_matrix(src_hw, self.size, zoom=1.0 / s, angle=angle)
+
+    def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
+        return warp_sample(sample, self.draw(sample["label"].shape, rng), self.size)
 
 
 @dataclass(frozen=True)
@@ -327,6 +340,77 @@ class PairedTransform:
         for step in self.steps:
             sample = step(sample, rng)
         return sample
+
+    def plan(self, src_hw: tuple[int, int], rng: np.random.Generator | None = None) -> AugmentPlan:
+        """Draw this transform's random parameters for a source of ``src_hw`` pixels, without applying them.
+
+        The draws come from ``rng`` in the same order as :meth:`__call__` makes them, so for the same
+        generator state the plan describes exactly the augmentation ``__call__`` would apply. The device
+        path (:mod:`faceparse.data.device_augment`) applies plans to whole batches. Supported: the training
+        presets' steps, in their order: colour jitter, flip, then one geometric step.
+        """
+        rng = self.rng if rng is None else rng
+        h, w = (int(v) for v in src_hw)
+        factors, order, flip, swap = [1.0, 1.0, 1.0], [0, 1, 2], False, True
+        geometry: tuple[np.ndarray, tuple[int, int]] | None = None
+        for step in self.steps:
+            if isinstance(step, ColorJitter) and not flip and geometry is None:
+                factors, order = step.draw(rng)  # before the geometry: contrast uses the whole image's mean
+            elif isinstance(step, RandomHFlip) and geometry is None:
+                flip, swap = step.draw(rng), step.swap
+            elif isinstance(step, (RandomScaleCrop, RandomAffineFit)) and geometry is None:
+                geometry = (step.draw((h, w), rng), step.size)
+            else:
+                names = ", ".join(type(s).__name__ for s in self.steps)
+                raise ValueError(f"no device version of the steps [{names}] (at {type(step).__name__})")
+        if geometry is None:
+            raise ValueError("a device augmentation plan needs a geometric step (scale-crop or affine fit)")
+        matrix, out_hw = geometry
+        b, c, s = (float(f) for f in factors)
+        first, second, third = (int(o) for o in order)
+        return AugmentPlan(matrix, out_hw, (h, w), flip, swap, (b, c, s), (first, second, third))
+
+
+def flip_matrix(width: int) -> np.ndarray:
+    """(2, 3) map of a horizontal mirror of an image ``width`` pixels wide (pixel centres at integers)."""
+    return np.array([[-1.0, 0.0, width - 1.0], [0.0, 1.0, 0.0]], dtype=np.float64)
+
+
+def compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """(2, 3) affine ``outer ∘ inner``: apply ``inner``, then ``outer``."""
+    return outer[:, :2] @ inner + np.concatenate([np.zeros((2, 2)), outer[:, 2:]], axis=1)
+
+
+@dataclass(frozen=True)
+class AugmentPlan:
+    """One sample's paired augmentation, drawn by :meth:`PairedTransform.plan`.
+
+    ``geometry`` maps source to output pixels (the flip not included); ``matrix`` is the whole map
+    (the flip, about the source's own width, then ``geometry``). ``jitter`` holds the (brightness,
+    contrast, saturation) factors, applied to the whole source in ``order`` (1, 1, 1: none).
+    """
+
+    geometry: np.ndarray
+    out_hw: tuple[int, int]
+    src_hw: tuple[int, int]
+    flip: bool
+    swap: bool
+    jitter: tuple[float, float, float]
+    order: tuple[int, int, int]
+
+    @property
+    def matrix(self) -> np.ndarray:
+        return compose(self.geometry, flip_matrix(self.src_hw[1])) if self.flip else self.geometry
+
+    def apply(self, sample: Sample, scheme: str | LabelScheme) -> Sample:
+        """The worker path's result for this plan (cv2, one sample): what :meth:`PairedTransform.__call__`
+        returns when it draws these parameters."""
+        _check_sample(sample)
+        if self.jitter != (1.0, 1.0, 1.0):
+            sample = _with(sample, rgb=adjust_colour(sample["rgb"], *self.jitter, order=self.order))
+        if self.flip:
+            sample = hflip(sample, scheme, self.swap)
+        return warp_sample(sample, self.geometry, self.out_hw)
 
 
 def build_transform(

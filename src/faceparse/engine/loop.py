@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from faceparse.data.device_augment import DeviceAugment, collate_planned
 from faceparse.engine.joint import joint_step
 from faceparse.engine.logging import MetricsLog
 from faceparse.engine.networks import Networks, NetworkSpec, Optimizers, network_specs
@@ -184,15 +185,30 @@ def _loader(
     from torch.utils.data import DataLoader
 
     sampler = IterationBatches(pools, cfg.run.seed, start, end, fabric.global_rank, fabric.world_size)
+    planned = _on_device(cfg)
     loader = DataLoader(
-        SeededItems(dataset),
+        SeededItems(dataset, planned=planned),
         batch_sampler=sampler,
+        collate_fn=collate_planned if planned else None,
         num_workers=cfg.data.workers,
         persistent_workers=False,
         pin_memory=False,
     )
     # our sampler already gives each rank its share, as a pure function of (seed, iteration)
     return fabric.setup_dataloaders(loader, use_distributed_sampler=False)
+
+
+def _on_device(cfg: Config) -> bool:
+    """Whether the training augmentation runs on the device (``data.augment_on``, resolved)."""
+    return cfg.data.augment_on == "device" and cfg.data.augment != "none"
+
+
+def _device_augment(cfg: Config, scheme: Any) -> Callable[[dict], dict] | None:
+    """The batch-level augmentation of ``data.augment_on=device`` (None: the workers augment)."""
+    if not _on_device(cfg):
+        return None
+    window = train_window(cfg)
+    return DeviceAugment(scheme, (window, window))
 
 
 def _init_from_pretrained(cfg: Config, networks: Networks, specs: dict[str, NetworkSpec]) -> dict[str, str]:
@@ -364,7 +380,17 @@ def _run_stage(
     hooks.restart_clock()
     last = existing
     try:
-        run = _StageRun(fabric, cfg, stage, plan, step, schedulers, hooks, progress if rank0 else None)
+        run = _StageRun(
+            fabric,
+            cfg,
+            stage,
+            plan,
+            step,
+            schedulers,
+            hooks,
+            progress if rank0 else None,
+            _device_augment(cfg, scheme),
+        )
         last = _iterate(run, loader, start, last)
     finally:
         log.close()
@@ -558,6 +584,7 @@ class _StageRun:
     schedulers: dict[str, Any]
     hooks: _Hooks
     progress: ProgressFactory | None = None  # rank 0 only
+    augment: Callable[[dict], dict] | None = None  # data.augment_on=device: applied to each batch
 
 
 def _iterate(run: _StageRun, loader: Any, start: int, last: Path | None) -> Path:
@@ -575,6 +602,8 @@ def _iterate(run: _StageRun, loader: Any, start: int, last: Path | None) -> Path
             on_progress(start, plan.iterations, "")
         try:
             for batch in loader:
+                if run.augment is not None:
+                    batch = run.augment(batch)
                 if cfg.run.channels_last:
                     batch = channels_last_batch(batch)
                 # dropout and other in-step draws: a pure function of (seed, rank, iteration): exact resume

@@ -125,8 +125,11 @@ class SeededItems(Dataset):
     ``np.random.default_rng(seed)``; any other dataset has the global python/numpy/torch RNGs seeded first.
     """
 
-    def __init__(self, dataset: Dataset):
+    def __init__(self, dataset: Dataset, planned: bool = False):
         self.dataset = dataset
+        # data.augment_on=device: draw the augmentation (the same draws) but leave it to the device
+        # (faceparse.data.device_augment); the item then holds the loaded sample and its plan
+        self.planned = planned
 
     def __len__(self) -> int:
         return len(self.dataset)  # type: ignore[arg-type]
@@ -146,6 +149,13 @@ class SeededItems(Dataset):
 
         sample = load(index)
         transform = getattr(self.dataset, "transform", None)
+        if self.planned:
+            from faceparse.data.device_augment import planned_tensors
+
+            if transform is None:
+                raise ValueError("data.augment_on=device needs a training transform to draw from")
+            plan = transform.plan(sample["label"].shape, np.random.default_rng(seed))
+            return planned_tensors(sample, plan)
         if transform is not None:
             sample = transform(sample, np.random.default_rng(seed))
         return to_tensors(sample)

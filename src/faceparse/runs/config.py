@@ -30,6 +30,7 @@ Arch = Literal["bisenet", "eagrnet"]  # the parsers F_R and F_D (paper §4.2)
 Discriminator = Literal["pixel", "patch"]
 Precision = Literal["auto", "32-true", "bf16-mixed", "16-mixed"]
 Augment = Literal["bisenet", "eagrnet", "none"]
+AugmentOn = Literal["auto", "worker", "device"]
 Optimizer = Literal["sgd", "adam"]
 MLLoss = Literal["mse_logits", "mse_probs", "kl"]  # = losses.joint.ML_LOSSES (a test checks)
 MLDirection = Literal["both", "gated", "confident"]  # = losses.joint.ML_DIRECTIONS
@@ -78,6 +79,11 @@ class DataConfig:
     # False: the flip mirrors labels without swapping left/right classes, as face-parsing.PyTorch's does
     # (FACTS §5): only for the left/right-flip diagnostic (SCIENCE.md), never a recipe
     flip_swap: bool = True
+    # where the training augmentation runs (faceparse.data.device_augment): `worker` (each loader process
+    # decodes and augments a sample with OpenCV), `device` (workers only read and draw each sample's
+    # parameters; one batched torch pass applies them on the training device), `auto`: device on CUDA,
+    # worker on CPUs, where the batched pass is slower than OpenCV (docs/results.md)
+    augment_on: AugmentOn = "auto"
 
 
 @dataclass
@@ -358,6 +364,10 @@ def resolve(cfg: Config, num_classes: int) -> Config:
         from faceparse.runs.precision import auto_precision
 
         cfg.run.precision = auto_precision(cfg.run.accelerator)
+    if cfg.data.augment_on == "auto":
+        from faceparse.runs.precision import uses_cuda
+
+        cfg.data.augment_on = "device" if uses_cuda(cfg.run.accelerator) else "worker"
     if cfg.run.channels_last is None:  # with the fast precision only: fp32 at 448² measured no gain (AVX2)
         from faceparse.runs.precision import uses_cuda
 
@@ -384,6 +394,8 @@ def train_window(cfg: Config) -> int:
 RESUME_SAFE = (
     "data.workers",  # loader processes: batches are a pure function of (seed, iteration) (engine.sampling)
     "data.val_split",  # what validation scores, not what trains
+    # the same drawn augmentation either way (tests/test_device_augment.py); e.g. a CPU run resumed on a GPU
+    "data.augment_on",
     "run.out",  # the run folder itself, e.g. moved
     "run.progress",
     "run.log_every",
