@@ -6,6 +6,10 @@ mismatches, out-of-range label ids, unreadable or truncated images, split entrie
 empty or missing folders and splits, ids in several splits, and ``dataset.json`` counts that
 disagree with the split files. The same pass counts label pixels and images per class and split,
 which ``faceparse stats`` prints as the paper's Table 1 row and class shares.
+
+A packed dataset (``faceparse pack``, :mod:`faceparse.data.packed`) is checked from its arrays: the
+manifest, every chunk file's presence, dtype and shape, an unfinished pack, the label ids, and the
+split files against the manifest.
 """
 
 from __future__ import annotations
@@ -30,6 +34,15 @@ from faceparse.data.format import (
     open_layout,
     read_depth,
     read_label,
+)
+from faceparse.data.packed import (
+    ARRAYS,
+    PACKED_JSON,
+    PackedManifest,
+    chunk_path,
+    is_packed,
+    open_chunk,
+    read_manifest,
 )
 from faceparse.labels import IGNORE_INDEX, LabelScheme
 from faceparse.utils.io import DataError, read_json
@@ -268,6 +281,10 @@ def check_dataset(
         report.problems.append(Problem(e.path or root, e.problem))
         return report
     report.layout, report.scheme = layout.kind, layout.scheme
+    if is_packed(layout.root):
+        report.layout = "packed"
+        _check_packed(layout, report, splits, on_progress)
+        return report
     checker = _Checker(layout)
     report.problems += _folder_problems(checker)
 
@@ -414,3 +431,97 @@ def _count_problems(
             Problem(json_path, f"counts.total is {counts['total']} but the splits list {report.total} ids")
         )
     return problems
+
+
+# --- packed datasets --------------------------------------------------------------------------------------
+
+
+def _check_packed(
+    layout: Layout, report: CheckReport, splits: Sequence[str] | None, on_progress: OnProgress | None
+) -> None:
+    """Fill ``report`` for a packed dataset: manifest, chunk files, label ids, split files, counts."""
+    root = layout.root
+    try:
+        manifest = read_manifest(root)
+    except DataError as e:
+        report.problems.append(Problem(e.path or root / PACKED_JSON, e.problem))
+        return
+    names = list(splits) if splits else list(manifest.splits)
+    for split in names:
+        if split not in manifest.splits:
+            message = f"split {split!r} was not packed; packed: {', '.join(manifest.splits)}"
+            report.problems.append(Problem(root / PACKED_JSON, message))
+    split_ids = _read_splits(layout, [s for s in names if s in manifest.splits], report)
+    report.problems += _overlap_problems(layout, split_ids)
+    report.total = len({sid for ids in split_ids.values() for sid in ids})
+    total = sum(manifest.splits[s].count for s in split_ids)
+    done = 0
+    if on_progress is not None:
+        on_progress(0, total, "")
+    for split, ids in split_ids.items():
+        info = manifest.splits[split]
+        if ids != info.ids:
+            report.problems.append(
+                Problem(
+                    layout.split_file(split),
+                    f"lists {len(ids)} ids but {PACKED_JSON} packs {info.count} for split {split!r}"
+                    + ("" if len(ids) != info.count else " (other ids, or another order)")
+                    + "; restore the split file or re-pack",
+                )
+            )
+        chunks = info.chunks(manifest.chunk_size)
+        if not info.complete(manifest.chunk_size):
+            todo = [c for c in range(chunks) if c not in info.finished]
+            report.problems.append(
+                Problem(
+                    root / PACKED_JSON,
+                    f"unfinished pack: split {split!r} has {len(info.finished)} of {chunks} chunks "
+                    f"(chunk {todo[0]} onwards missing); {manifest.resume_hint(root)}",
+                )
+            )
+        pixels, images = np.zeros(256, np.int64), np.zeros(256, np.int64)
+        depth = 0
+        for chunk in info.finished:
+            rows = info.rows(chunk, manifest.chunk_size)
+            arrays = _packed_chunk(root, manifest, split, chunk, report)
+            if arrays is not None:
+                depth += int(arrays["has_depth"].sum())
+                label_file = chunk_path(root, split, "label", chunk)
+                for row, index in enumerate(rows):
+                    histogram = np.bincount(arrays["label"][row].ravel(), minlength=256).astype(np.int64)
+                    pixels += histogram
+                    images += histogram > 0
+                    problem = label_range_problem(histogram, layout.scheme)
+                    if problem is not None:
+                        report.problems.append(Problem(label_file, f"sample {info.ids[index]!r}: {problem}"))
+                report.checked += len(rows)
+            done += len(rows)
+            if on_progress is not None:
+                on_progress(done, total, "")
+        report.pixel_counts[split], report.image_counts[split] = pixels, images
+        report.depth_counts[split] = depth
+        for leftover in sorted((root / split).glob(".*.tmp*")):
+            report.problems.append(
+                Problem(leftover, "leftover temporary file of an interrupted pack", WARNING)
+            )
+    report.problems += _count_problems(layout, report, split_ids, full=splits is None)
+
+
+def _packed_chunk(
+    root: Path, manifest: PackedManifest, split: str, chunk: int, report: CheckReport
+) -> dict[str, np.ndarray] | None:
+    """The four memory-mapped arrays of one chunk, or None with each bad file in ``report``."""
+    info = manifest.splits[split]
+    width, height = info.size
+    rows = len(info.rows(chunk, manifest.chunk_size))
+    arrays, ok = {}, True
+    for name in ARRAYS:
+        path = chunk_path(root, split, name, chunk)
+        try:
+            arrays[name] = open_chunk(path, name, rows, height, width)
+        except DataError as e:
+            report.problems.append(
+                Problem(path, f"{e.problem} (chunk {chunk} of split {split!r}); {manifest.resume_hint(root)}")
+            )
+            ok = False
+    return arrays if ok else None

@@ -25,6 +25,7 @@ from faceparse.data.format import (
     read_label,
     read_rgb,
 )
+from faceparse.data.packed import PackedSplit, is_packed
 from faceparse.labels import LabelScheme
 from faceparse.utils.io import DataError
 
@@ -84,6 +85,9 @@ class FaceParsingDataset(Dataset):
     opened). ``transform`` (see faceparse.data.transforms) is called as ``transform(sample, rng)`` on
     numpy arrays with a generator derived from (seed, epoch, index): augmentation is reproducible and
     independent of how DataLoader workers split the indices. Call :meth:`set_epoch` each epoch.
+
+    ``root`` may also be a packed dataset (``faceparse pack``, :mod:`faceparse.data.packed`): the
+    samples are then read from memory-mapped arrays, the same values with no decoding.
     """
 
     def __init__(
@@ -107,7 +111,20 @@ class FaceParsingDataset(Dataset):
         self.require_depth = require_depth
         self.epoch = 0
         self.depth_ids = depth_subset(self.ids, depth_fraction, seed)
-        self._paths = [self.layout.paths(sid) for sid in self.ids]
+        self._packed: PackedSplit | None = None
+        if is_packed(self.layout.root):
+            self._packed = PackedSplit(self.layout.root, split)
+            if self._packed.ids != self.ids:
+                raise DataError(
+                    self.layout.split_file(split),
+                    f"lists other ids than packed.json's split {split!r} ({len(self.ids)} here, "
+                    f"{len(self._packed.ids)} packed); re-pack, or restore the split file",
+                )
+            self._paths: list[SamplePaths] = []
+            self._depth_files: list[bool] = self._packed.has_depth.tolist()
+        else:
+            self._paths = [self.layout.paths(sid) for sid in self.ids]
+            self._depth_files = [p.depth is not None for p in self._paths]
         self._check_files()
 
     @property
@@ -118,15 +135,16 @@ class FaceParsingDataset(Dataset):
         """Fail early, naming the first missing file and how many are missing."""
         kinds = ("rgb", "label", "depth") if self.require_depth else ("rgb", "label")
         for kind in kinds:
-            missing = [
-                p.id
-                for p in self._paths
-                if getattr(p, kind) is None and (kind != "depth" or p.id in self.depth_ids)
-            ]
+            if kind == "depth":
+                pairs = zip(self.ids, self._depth_files, strict=True)
+                missing = [sid for sid, has in pairs if not has and sid in self.depth_ids]
+            else:  # a packed sample always has both
+                missing = [p.id for p in self._paths if getattr(p, kind) is None]
             if missing:
                 hint = _RELEASED_HINT if kind != "depth" and self.layout.kind == "released" else ""
+                where = self.layout.root / kind / f"{missing[0]}.png"
                 raise DataError(
-                    self.layout.root / kind / f"{missing[0]}.png",
+                    self._packed.manifest_path if self._packed is not None else where,
                     f"no {kind} file for sample {missing[0]!r} of split {self.split!r} "
                     f"({len(missing)} of {len(self.ids)} samples lack one){hint}",
                 )
@@ -137,13 +155,15 @@ class FaceParsingDataset(Dataset):
 
     def depth_indices(self) -> list[int]:
         """Indices of the samples whose depth may be used (e.g. for a depth-only ``Subset``)."""
-        return [i for i, p in enumerate(self._paths) if p.id in self.depth_ids and p.depth is not None]
+        return [i for i, sid in enumerate(self.ids) if sid in self.depth_ids and self._depth_files[i]]
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def load(self, index: int) -> dict[str, Any]:
         """The raw numpy sample (before transform): rgb uint8 HxWx3, depth float32 HxW, label uint8 HxW."""
+        if self._packed is not None:
+            return self._load_packed(index)
         paths: SamplePaths = self._paths[index]
         assert paths.rgb is not None and paths.label is not None  # checked in __init__
         rgb = read_rgb(paths.rgb)  # (H, W, 3) uint8
@@ -165,6 +185,17 @@ class FaceParsingDataset(Dataset):
         else:
             depth = np.zeros(label.shape, np.float32)  # hidden: outside the depth-annotated subset
         return {"rgb": rgb, "depth": depth, "label": label, "has_depth": has_depth, "id": paths.id}
+
+    def _load_packed(self, index: int) -> dict[str, Any]:
+        assert self._packed is not None
+        used = self.ids[index] in self.depth_ids  # outside the depth-annotated subset: hidden
+        sample = self._packed.read(index, depth=used)
+        path = self._packed.chunk_file("label", index)
+        try:
+            check_label_ids(path, sample["label"], self.scheme)
+        except DataError as e:
+            raise DataError(path, f"sample {sample['id']!r}: {e.problem}") from None
+        return {**sample, "has_depth": sample["has_depth"] and used}
 
     def sample_rng(self, index: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, self.epoch, index])

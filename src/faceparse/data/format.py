@@ -371,8 +371,9 @@ def read_depth_values(path: str | os.PathLike, *, max_pixels: int | None = MAX_P
     return arr
 
 
-def read_depth(path: str | os.PathLike, *, max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
-    """(H, W) float32 nearness in [0, 1] from an 8-bit or 16-bit grayscale PNG (0 = no surface)."""
+def read_depth_stored(path: str | os.PathLike, *, max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
+    """(H, W) depth codes as stored in an 8-bit or 16-bit grayscale PNG: uint8 or uint16 (0 = no surface);
+    :func:`faceparse.data.encoding.stored_to_nearness` decodes them."""
     path = Path(path)
     arr = read_depth_values(path, max_pixels=max_pixels)
     if arr.dtype == np.int32:  # PIL opens 16-bit PNGs as mode 'I' on some versions
@@ -381,7 +382,12 @@ def read_depth(path: str | os.PathLike, *, max_pixels: int | None = MAX_PIXELS) 
         arr = arr.astype(np.uint16)
     if arr.dtype not in (np.uint8, np.uint16):
         raise DataError(path, f"depth must be an 8-bit or 16-bit PNG, got {arr.dtype}")
-    return stored_to_nearness(arr)
+    return arr
+
+
+def read_depth(path: str | os.PathLike, *, max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
+    """(H, W) float32 nearness in [0, 1] from an 8-bit or 16-bit grayscale PNG (0 = no surface)."""
+    return stored_to_nearness(read_depth_stored(path, max_pixels=max_pixels))
 
 
 def write_rgb(path: str | os.PathLike, rgb: np.ndarray, *, quality: int = 95) -> None:
