@@ -39,8 +39,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from loader import delivered_per_core  # noqa: E402
-
 from faceparse.data.device_augment import DeviceAugment, collate_planned, planned_tensors  # noqa: E402
 from faceparse.data.transforms import build_transform  # noqa: E402
 from faceparse.engine.loop import STEPS, StepContext, _setup_optimization, channels_last_batch  # noqa: E402
@@ -48,11 +46,19 @@ from faceparse.engine.networks import Networks, network_specs  # noqa: E402
 from faceparse.losses import parser_loss  # noqa: E402
 from faceparse.runs.config import joint_weights, load_config, resolve, train_window  # noqa: E402
 from faceparse.runs.stages import JOINT, PRETRAIN_DEPTH, PRETRAIN_RGB, PRETRAIN_TRANSLATOR, Stage  # noqa: E402
+from loader import delivered_per_core  # noqa: E402
 
 NUM_CLASSES = 19  # CelebAMask-HQ
 STAGES = (PRETRAIN_RGB, PRETRAIN_DEPTH, PRETRAIN_TRANSLATOR, JOINT)
 # dense bf16 tensor-core peaks from NVIDIA's datasheets (TFLOP/s, without sparsity)
-DATASHEET_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10": 125.0, "L4": 121.0}
+DATASHEET_BF16_TFLOPS = {
+    "H200": 989.0,
+    "H100": 989.0,
+    "A100": 312.0,
+    "L40S": 362.0,
+    "A10": 125.0,
+    "L4": 121.0,
+}
 
 
 def sync(device: torch.device) -> None:
@@ -138,7 +144,9 @@ def bench_stage(stage: Stage, device: torch.device, args: argparse.Namespace) ->
             if getattr(networks, role, None) is not None:
                 setattr(networks, role, getattr(networks, role).to(memory_format=torch.channels_last))
     optimizers, _ = _setup_optimization(fabric, networks, plan, None)
-    context = StepContext(networks, optimizers, parser_loss(cfg.model.arch), joint_weights(cfg), cfg, fabric.backward)
+    context = StepContext(
+        networks, optimizers, parser_loss(cfg.model.arch), joint_weights(cfg), cfg, fabric.backward
+    )
     step_fn = STEPS[stage](context)
     batch = synthetic_batch(plan.batch_size, window, device, bool(cfg.run.channels_last))
 
@@ -168,7 +176,9 @@ def bench_stage(stage: Stage, device: torch.device, args: argparse.Namespace) ->
     }
 
 
-def augment_seconds(cfg: Any, batch: int, window: int, device: torch.device, args: argparse.Namespace) -> float:
+def augment_seconds(
+    cfg: Any, batch: int, window: int, device: torch.device, args: argparse.Namespace
+) -> float:
     """Seconds per batch of the device augmentation at this stage's batch and window (sources 512² → window
     on the GPU, as CelebAMask-HQ-D's; the smoke run uses sources of 1.14 × the window)."""
     import numpy as np
@@ -187,7 +197,9 @@ def augment_seconds(cfg: Any, batch: int, window: int, device: torch.device, arg
         }
         items.append(planned_tensors(sample, transform.plan((source, source), np.random.default_rng(k))))
     collated = collate_planned(items)
-    on_device = {key: value.to(device) if isinstance(value, torch.Tensor) else value for key, value in collated.items()}
+    on_device = {
+        key: value.to(device) if isinstance(value, torch.Tensor) else value for key, value in collated.items()
+    }
     augment = DeviceAugment("celebamask19", (window, window))
     return timed(lambda: augment(on_device), args.steps, device)
 
@@ -201,7 +213,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.cpu_smoke:
         device = torch.device("cpu")
-        torch.set_num_threads(min(2, os.cpu_count() or 1))
+        torch.set_num_threads(1)  # two threads collapse when anything else shares a 2-core machine
     elif torch.cuda.is_available():
         device = torch.device("cuda")
         torch.backends.cudnn.benchmark = True  # what the training loop sets on CUDA
@@ -213,7 +225,10 @@ def main() -> None:
     started = time.perf_counter()
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU (smoke: tiny sizes)"
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    print(f"# gpu benchmark: {name}, torch {torch.__version__}, {cores} host cores, {time.strftime('%Y-%m-%d %H:%M %Z')}")
+    print(
+        f"# gpu benchmark: {name}, torch {torch.__version__}, {cores} host cores, "
+        f"{time.strftime('%Y-%m-%d %H:%M %Z')}"
+    )
     measured_peak = matmul_peak(device, args.cpu_smoke)
     sheet = datasheet_peak(device)
     with tempfile.TemporaryDirectory() as scratch:
@@ -222,19 +237,22 @@ def main() -> None:
     rows = [bench_stage(stage, device, args) for stage in STAGES]
 
     peak_kind = "bf16" if device.type == "cuda" else "fp32"
-    print(f"# measured dense {peak_kind} matmul peak: {measured_peak / 1e12:.1f} TFLOP/s", end="")
+    print(f"# measured dense {peak_kind} matmul peak: {measured_peak / 1e12:.3g} TFLOP/s", end="")
     print(f"; datasheet bf16: {sheet / 1e12:.0f} TFLOP/s" if sheet else "")
-    print(f"# host data path (packed dataset + drawn plans): {per_core:.0f} samples/s per core × {cores} cores")
+    print(
+        f"# host data path (packed dataset + drawn plans): {per_core:.0f} samples/s per core × {cores} cores"
+    )
     print()
-    print("| stage | batch × size | precision | images/s | GFLOP/image | MFU (measured peak) | MFU (datasheet) "
-          "| peak memory | device augmentation / step | host headroom |")  # fmt: skip
+    columns = ["stage", "batch × size", "precision", "images/s", "GFLOP/image", "MFU (measured peak)"]
+    columns += ["MFU (datasheet)", "peak memory", "device augmentation / step", "host headroom"]
+    print("| " + " | ".join(columns) + " |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         memory = f"{r['peak_memory'] / 2**30:.2f} GiB" if r["peak_memory"] is not None else "–"
         mfu_sheet = f"{100 * r['flops_s'] / sheet:.1f} %" if sheet else "–"
         print(
             f"| {r['stage']} | {r['batch']} × {r['size']}² | {r['precision']} | {r['images_s']:.1f} "
-            f"| {r['flops_per_image'] / 1e9:.1f} | {100 * r['flops_s'] / measured_peak:.1f} % | {mfu_sheet} "
+            f"| {r['flops_per_image'] / 1e9:.3g} | {100 * r['flops_s'] / measured_peak:.1f} % | {mfu_sheet} "
             f"| {memory} | {100 * r['augment_s'] / r['step_s']:.1f} % | {host_rate / r['images_s']:.1f}× |"
         )
     print()

@@ -27,9 +27,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import torch
 from torch.utils.data import default_collate
 
@@ -76,7 +74,9 @@ def feed(dataset: FaceParsingDataset, planned: bool, count: int) -> Callable[[],
     return run
 
 
-def paths(root: Path, packed_root: Path, split: str, window: int) -> dict[str, tuple[FaceParsingDataset, bool]]:
+def paths(
+    root: Path, packed_root: Path, split: str, window: int
+) -> dict[str, tuple[FaceParsingDataset, bool]]:
     def dataset(where: Path) -> FaceParsingDataset:
         scheme = FaceParsingDataset(where, split, depth_fraction=1.0).scheme
         transform = build_transform("bisenet", window, scheme, train=True)
@@ -93,7 +93,7 @@ def paths(root: Path, packed_root: Path, split: str, window: int) -> dict[str, t
 def measure(ways: dict[str, tuple[FaceParsingDataset, bool]], count: int, rounds: int) -> dict[str, float]:
     """Samples per CPU-second of each way (median over alternating rounds)."""
     rates: dict[str, list[float]] = {name: [] for name in ways}
-    for name, (dataset, planned) in ways.items():  # warm-up: file cache, lazy imports, memory maps
+    for dataset, planned in ways.values():  # warm-up: file cache, lazy imports, memory maps
         feed(dataset, planned, min(count, BATCH))()
     for _ in range(rounds):
         for name, (dataset, planned) in ways.items():
@@ -105,7 +105,9 @@ def device_seconds_per_sample(dataset: FaceParsingDataset, window: int, device: 
     """Wall seconds per sample of the device augmentation on ``device`` (batches of :data:`BATCH`)."""
     items = SeededItems(dataset, planned=True)
     batch = collate_planned([items[(k % len(dataset), k)] for k in range(BATCH)])
-    batch = {key: value.to(device) if isinstance(value, torch.Tensor) else value for key, value in batch.items()}
+    batch = {
+        key: value.to(device) if isinstance(value, torch.Tensor) else value for key, value in batch.items()
+    }
     augment = DeviceAugment(dataset.scheme, (window, window))
 
     def sync() -> None:
@@ -155,8 +157,13 @@ def main() -> None:
         height, width = pack.load(0)["label"].shape
 
     worker = rates["worker path: PNG decode + OpenCV augmentation"]
-    print(f"# loader benchmark: {height}×{width} sources → {args.window}² windows, batch {BATCH}, one thread, ")
-    print(f"# torch {torch.__version__}, {time.strftime('%Y-%m-%d %H:%M %Z')}; samples per CPU-second (= per core)")
+    print(
+        f"# loader benchmark: {height}×{width} sources → {args.window}² windows, batch {BATCH}, one thread, "
+    )
+    print(
+        f"# torch {torch.__version__}, {time.strftime('%Y-%m-%d %H:%M %Z')}; "
+        "samples per CPU-second (= per core)"
+    )
     print()
     print("| path (host side, one core) | samples/s per core | vs worker path |")
     print("|---|---|---|")
@@ -167,9 +174,14 @@ def main() -> None:
           f"({1 / device_s:.0f} samples/s)")  # fmt: skip
     if device.type == "cpu":
         end_to_end = 1 / (1 / rates["packed + device augmentation"] + device_s)
-        print(f"# with the device being this CPU, packed + device augmentation costs {end_to_end:.1f} samples/s "
-              f"per core end to end ({end_to_end / worker:.2f}× the worker path): on CPUs the worker path stays")
-    best = max(rate for name, rate in rates.items() if name != "worker path: PNG decode + OpenCV augmentation")
+        print(
+            f"# with the device being this CPU, packed + device augmentation costs {end_to_end:.1f} "
+            f"samples/s per core end to end ({end_to_end / worker:.2f}× the worker path): "
+            "on CPUs the worker path stays"
+        )
+    best = max(
+        rate for name, rate in rates.items() if name != "worker path: PNG decode + OpenCV augmentation"
+    )
     print(f"speedup: {best / worker:.1f}")
 
 
