@@ -23,7 +23,7 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/faceparse demo --out $(OUT)
 
-# What CI runs (.ci/run): lint, the type checker, then the fast suite plus the 2-process DDP test and the
+# What CI runs (.ci/run): lint, the type checker, then the fast suite plus the 2-process DDP tests and the
 # web page in headless Chromium (`browser`; skipped where Debian's chromium and chromium-driver are missing,
 # which .ci/run installs).
 test: lint typecheck pytest

@@ -14,6 +14,7 @@ times drift by ±30%. Usage::
     python benchmarks/train_step.py                       # 448², batch 8, 3 timed steps per round
     python benchmarks/train_step.py --size 128 --batch 4 --steps 2
     python benchmarks/train_step.py --device cuda --steps 20 --rounds 3   # on a GPU
+    python benchmarks/train_step.py --compile --size 128 --steps 5   # eager vs run.compile (inductor)
 """
 
 from __future__ import annotations
@@ -159,6 +160,49 @@ def precisions(size: int, batch_size: int, steps: int, rounds: int) -> dict[str,
     return {name: statistics.median(values) for name, values in times.items()}
 
 
+def compiled_vs_eager(size: int, batch_size: int, steps: int, rounds: int) -> dict[str, float]:
+    """s/step of one BiSeNet training step (OHEM, SGD, fp32 in the resolved memory layout), eager and
+    compiled as ``run.compile`` compiles it (engine/compiled.py), interleaved rounds; and the seconds of
+    the compiled network's first step (compiling, or loading inductor's on-disk cache)."""
+    from faceparse.engine.compiled import compile_networks
+
+    cfg = resolve(load_config(None, [f"data.size={size}", "run.precision=32-true"]), NUM_CLASSES)
+    spec = network_specs(cfg)["parser_rgb"]
+    batch = (
+        channels_last_batch(make_batch(batch_size, size))
+        if cfg.run.channels_last
+        else make_batch(batch_size, size)
+    )
+    loss_fn = parser_loss("bisenet")
+    steps_by_name, first = {}, 0.0
+    for name in ("eager", "compiled"):
+        torch.manual_seed(0)
+        model = spec.build().train().to(DEVICE)
+        if cfg.run.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        if name == "compiled":
+            compile_networks(Networks(parser_rgb=model))
+        opt = torch.optim.SGD(model.parameters(), lr=1e-2, momentum=0.9)
+
+        def step(model=model, opt=opt) -> None:
+            loss = loss_fn(model(rgb_for_parser(batch["rgb"])), batch["label"])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+        if name == "compiled":
+            start = time.perf_counter()
+            step()
+            _sync()
+            first = time.perf_counter() - start
+        steps_by_name[name] = step
+    times: dict[str, list[float]] = {name: [] for name in steps_by_name}
+    for _ in range(rounds):
+        for name, step in steps_by_name.items():
+            times[name].append(timed(step, steps))
+    return {**{name: statistics.median(values) for name, values in times.items()}, "first_step": first}
+
+
 def joint_vs_separate(size: int, batch_size: int, steps: int, rounds: int) -> dict[str, float]:
     cfg = resolve(load_config(None, [f"data.size={size}"]), NUM_CLASSES)
     specs = network_specs(cfg)
@@ -218,6 +262,7 @@ def main() -> None:
     parser.add_argument(
         "--precisions", action="store_true", help="only: fp32 vs bf16 autocast × NCHW vs channels_last"
     )
+    parser.add_argument("--compile", action="store_true", help="only: eager vs run.compile (inductor)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     global DEVICE
@@ -237,6 +282,14 @@ def main() -> None:
         print("|---|---|---|")
         for name, seconds in times.items():
             print(f"| {name} | {seconds:.3f} | {times['fp32'] / seconds:.2f}× |")
+        return
+    if args.compile:
+        c = compiled_vs_eager(args.size, args.batch, args.steps, args.rounds)
+        print("| BiSeNet training step (fp32) | s/step | vs eager |")
+        print("|---|---|---|")
+        for name in ("eager", "compiled"):
+            print(f"| {name} | {c[name]:.3f} | {c['eager'] / c[name]:.2f}× |")
+        print(f"# first compiled step (compiling, or reading inductor's cache): {c['first_step']:.1f} s")
         return
     e = engine_vs_plain(args.size, args.batch, args.steps, args.rounds)
     print("| BiSeNet training step | images/s |")

@@ -13,6 +13,7 @@ from faceparse.runs.config import (
     from_dict,
     load_config,
     resolve,
+    resume_safe,
     to_dict,
     to_yaml,
 )
@@ -121,6 +122,32 @@ def test_bad_values_are_rejected():
         load_config(None, ["data.crop=8"])
     with pytest.raises(ValueError, match="data.crop applies to the bisenet"):
         load_config(None, ["data.crop=64", "data.augment=eagrnet"])
+
+
+def test_run_layout_and_speed_keys(monkeypatch):
+    for name in ("TORCHELASTIC_RUN_ID", "SLURM_NTASKS"):
+        monkeypatch.delenv(name, raising=False)
+    for key in ("run.devices", "run.num_nodes"):
+        with pytest.raises(ValueError, match=key.replace(".", r"\.") + " must be ≥ 1"):
+            load_config(None, [f"{key}=0"])
+    cfg = resolve(load_config(None, ["run.accelerator=cpu"]), num_classes=11)
+    # no launcher: one device on one node; cuDNN autotuning only for CUDA; compile is opt-in
+    assert (cfg.run.devices, cfg.run.num_nodes, cfg.run.cudnn_benchmark, cfg.run.compile) == (
+        1,
+        1,
+        False,
+        False,
+    )
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "job")
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    cfg = resolve(load_config(None, ["run.accelerator=cpu"]), num_classes=11)
+    assert (cfg.run.devices, cfg.run.num_nodes) == (2, 2)  # torchrun's layout, saved with the run
+    with pytest.raises(ValueError, match="run.devices=4 but torchrun started 4 processes: 2 per node"):
+        resolve(load_config(None, ["run.devices=4"]), num_classes=11)
+    # a resume may turn compilation or cuDNN autotuning on or off, not change the process layout
+    assert resume_safe("run.compile") and resume_safe("run.cudnn_benchmark")
+    assert not resume_safe("run.devices") and not resume_safe("run.num_nodes")
 
 
 def test_inheritance_chain_and_errors_name_the_file(tmp_path: Path):

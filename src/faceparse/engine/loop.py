@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from faceparse.data.device_augment import DeviceAugment, collate_planned
+from faceparse.engine.compiled import compile_networks
 from faceparse.engine.joint import joint_step
 from faceparse.engine.logging import MetricsLog
 from faceparse.engine.networks import Networks, NetworkSpec, Optimizers, network_specs
@@ -57,6 +58,7 @@ from faceparse.runs.config import (
     to_yaml,
     train_window,
 )
+from faceparse.runs.hardware import cudnn_benchmark, loader_options, topology
 from faceparse.runs.stages import (
     JOINT,
     PRETRAIN_DEPTH,
@@ -119,18 +121,21 @@ def make_fabric(cfg: Config) -> Any:
     from faceparse.runs.precision import auto_precision
 
     precision = auto_precision(cfg.run.accelerator) if cfg.run.precision == "auto" else cfg.run.precision
+    # under torchrun or srun: the launcher's layout, or a ValueError naming the key that contradicts it
+    devices, num_nodes = topology(cfg.run.devices, cfg.run.num_nodes)
     try:
         return Fabric(
             accelerator=cfg.run.accelerator,
-            devices=cfg.run.devices,
+            devices=devices,
+            num_nodes=num_nodes,
             strategy=cfg.run.strategy,
             precision=precision,
         )
     except (ValueError, RuntimeError, ImportError) as e:  # e.g. run.accelerator=cuda on a CPU-only build
         run = cfg.run
         raise ValueError(
-            f"run.accelerator={run.accelerator}, run.devices={run.devices}, run.strategy={run.strategy}, "
-            f"run.precision={precision}: {e}"
+            f"run.accelerator={run.accelerator}, run.devices={devices}, run.num_nodes={num_nodes}, "
+            f"run.strategy={run.strategy}, run.precision={precision}: {e}"
         ) from None
 
 
@@ -184,6 +189,7 @@ def _loader(
 ) -> Any:
     from torch.utils.data import DataLoader
 
+    # the global rank and world size (across nodes, not this node's local rank): each rank's share
     sampler = IterationBatches(pools, cfg.run.seed, start, end, fabric.global_rank, fabric.world_size)
     planned = _on_device(cfg)
     loader = DataLoader(
@@ -192,9 +198,10 @@ def _loader(
         collate_fn=collate_planned if planned else None,
         num_workers=cfg.data.workers,
         persistent_workers=False,
-        pin_memory=False,
+        **loader_options(fabric.device),  # pinned memory for CUDA
     )
-    # our sampler already gives each rank its share, as a pure function of (seed, iteration)
+    # our sampler already gives each rank its share, as a pure function of (seed, iteration); Fabric moves
+    # each batch to the device, non-blocking for CUDA (so pinned memory makes the copy asynchronous)
     return fabric.setup_dataloaders(loader, use_distributed_sampler=False)
 
 
@@ -319,6 +326,9 @@ def _run_stage(
         for role in ("parser_rgb", "parser_depth"):
             if getattr(networks, role, None) is not None:
                 setattr(networks, role, getattr(networks, role).to(memory_format=torch.channels_last))
+    if cfg.run.compile:  # in place: the state_dict keys stay the plain module's (no "_orig_mod.")
+        compile_networks(networks)
+    torch.backends.cudnn.benchmark = cudnn_benchmark(cfg.run.cudnn_benchmark, fabric.device)
     init_sources = _init_from_pretrained(cfg, networks, specs) if stage.init_from and existing is None else {}
     state = ckpt.read_state(existing) if existing is not None else None
     start = int(state["iteration"]) if state is not None else 0
@@ -368,7 +378,9 @@ def _run_stage(
 
     def validate(iteration: int) -> None:
         if rank0:
-            values = validation_scores(cfg, networks, meta, fabric.device)
+            # compiled networks validate eagerly: no compiling for the evaluation shapes
+            with torch.compiler.set_stance("force_eager") if cfg.run.compile else nullcontext():
+                values = validation_scores(cfg, networks, meta, fabric.device)
             val_log.log(iteration, {"train_s": hooks.train_seconds, **values})  # ticked by the loop
             shown = {k: v for k, v in values.items() if k.endswith(("mean_f1", "translation_l1"))}
             scores = ", ".join(f"{k} {v:.4g}" for k, v in shown.items())

@@ -161,8 +161,17 @@ class RunConfig:
     channels_last: bool | None = None  # None: on with bf16/fp16 or on CUDA (parsers in NHWC), else off
     eval_every: int = 0  # evaluate the trained networks on data.val_split every N iterations (0: off)
     accelerator: str = "auto"
-    devices: int = 1
+    # processes (devices) per node and nodes (docs/distributed.md). None: from the launcher (torchrun's
+    # LOCAL_WORLD_SIZE and WORLD_SIZE, SLURM's tasks per node and node count), or 1 without one; a value
+    # that contradicts the launcher is refused (runs/hardware.py). The resolved values are saved.
+    devices: int | None = None
+    num_nodes: int | None = None
     strategy: str = "auto"
+    # torch.backends.cudnn.benchmark: None = on for CUDA (fixed training shapes: the algorithm search
+    # pays once); it changes results only in the last bits
+    cudnn_benchmark: bool | None = None
+    # torch.compile the networks (inductor); what compiles where, and the speed: docs/results.md
+    compile: bool = False
     log_every: int = 50
     ckpt_every: int = 2000
     keep_checkpoints: int = 2
@@ -299,7 +308,14 @@ def validate(cfg: Config) -> None:
         (cfg.data.workers >= 0, "data.workers must be ≥ 0 (0: load in the training process)"),
         (cfg.run.ckpt_every >= 1 and cfg.run.log_every >= 1, "run.ckpt_every and run.log_every must be ≥ 1"),
         (cfg.run.keep_checkpoints >= 0, "run.keep_checkpoints must be ≥ 0 (0: keep every checkpoint)"),
-        (cfg.run.devices >= 1, "run.devices must be ≥ 1"),
+        (
+            cfg.run.devices is None or cfg.run.devices >= 1,
+            "run.devices must be ≥ 1 (or null: the launcher's)",
+        ),
+        (
+            cfg.run.num_nodes is None or cfg.run.num_nodes >= 1,
+            "run.num_nodes must be ≥ 1 (or null: the launcher's)",
+        ),
         (cfg.run.eval_every >= 0, "run.eval_every must be ≥ 0 (0: no validation during training)"),
         (cfg.joint.warmup_iters >= 0, "joint.warmup_iters must be ≥ 0"),
         (cfg.joint.ml_warmup >= 0, "joint.ml_warmup must be ≥ 0"),
@@ -372,6 +388,14 @@ def resolve(cfg: Config, num_classes: int) -> Config:
         from faceparse.runs.precision import uses_cuda
 
         cfg.run.channels_last = cfg.run.precision != "32-true" or uses_cuda(cfg.run.accelerator)
+    if cfg.run.cudnn_benchmark is None:
+        from faceparse.runs.precision import uses_cuda
+
+        cfg.run.cudnn_benchmark = uses_cuda(cfg.run.accelerator)
+    if cfg.run.devices is None or cfg.run.num_nodes is None:  # from torchrun's or SLURM's layout (or 1)
+        from faceparse.runs.hardware import topology
+
+        cfg.run.devices, cfg.run.num_nodes = topology(cfg.run.devices, cfg.run.num_nodes)
     if cfg.model.generator_num_downs is None:
         from faceparse.models.pix2pix import num_downs_for  # 8 for ≥256², else the most exact halvings
 
@@ -403,6 +427,9 @@ RESUME_SAFE = (
     "run.keep_checkpoints",
     "run.eval_every",
     "run.tensorboard",
+    # how fast, not what: these change results only in the last bits (kernel choice, fusion)
+    "run.cudnn_benchmark",
+    "run.compile",
     "parsers.iterations",  # train longer (or shorter): the schedule continues over the new length
     "parsers.depth_iterations",
     "translator.iterations",
