@@ -251,6 +251,18 @@ def open_header(
     return img
 
 
+def label_map_problem(path: str | os.PathLike) -> str | None:
+    """Why an existing file is not a label map as faceparse writes them (an 8-bit grey PNG); None when it is
+    one. Read from the header only (``predict`` and video parsing refuse to replace anything else)."""
+    try:
+        with open_header(path, path, max_pixels=None) as img:
+            if img.format == "PNG" and img.mode == "L":
+                return None
+            return f"a {img.format} image of mode {img.mode}"
+    except DataError as e:
+        return e.problem
+
+
 def _check_pixels(img: Image.Image, where: str | os.PathLike, max_pixels: int | None) -> None:
     if max_pixels is not None and img.width * img.height > max_pixels:
         img.close()

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from faceparse.data.format import MAX_PIXELS
+from faceparse.data.format import MAX_PIXELS, label_map_problem
 from faceparse.inference.align import Framing, Landmarker, parse_aligned
 from faceparse.inference.detect import (
     Box,
@@ -44,7 +44,7 @@ from faceparse.inference.detect import (
 )
 from faceparse.inference.metric_depth import DEFAULT_RANGE_M, DEPTH_UNITS, MetricDepth, range_in_metres
 from faceparse.labels import LabelScheme, get_scheme
-from faceparse.utils.io import DataError
+from faceparse.utils.io import DataError, file_identity
 
 MODALITIES = ("rgb", "depth")
 ROLES = ("parser_rgb", "parser_depth", "generator")
@@ -642,7 +642,7 @@ def predict_files(
     pending: list[tuple[Path, np.ndarray]] = []
     paired: dict[Path, np.ndarray] = {}  # with rgb_frames: each pending depth map's RGB frame
     seen: dict[str, Path] = {}
-    protected = {_file_id(p) for p in inputs} - {None}
+    protected = {file_identity(p) for p in inputs} - {None}
 
     def flush() -> None:
         if not pending:
@@ -720,39 +720,16 @@ def _refusal(
     target: Path, overlay: Path | None, inputs: set[tuple[int, int] | None], earlier: Path | None
 ) -> str | None:
     """Why an input's outputs may not be written (None: they may): one would replace an input image
-    (``inputs``: their :func:`_file_id`), an ``earlier`` input of the same name writes the same files, or
-    the label map's path holds a file that is not a label map (a photo, say)."""
+    (``inputs``: their :func:`~faceparse.utils.io.file_identity`), an ``earlier`` input of the same name
+    writes the same files, or the label map's path holds a file that is not a label map (a photo, say)."""
     for what, out in (("label map", target), ("overlay", overlay)):
-        if out is not None and _file_id(out) in inputs:
+        if out is not None and file_identity(out) in inputs:
             return f"its {what} {out} would replace an input image; choose another output folder"
     if earlier is not None:
         return f"same name as {earlier.name}: both would write {target.name}"
-    if target.exists() and (problem := _not_a_label_map(target)):
+    if target.exists() and (problem := label_map_problem(target)):
         return f"{target} exists and is not a label map ({problem}); refusing to replace it"
     return None
-
-
-def _file_id(path: Path) -> tuple[int, int] | None:
-    """What makes two paths the same file (links, case-insensitive file systems): device and inode."""
-    try:
-        stat = path.stat()
-    except OSError:
-        return None
-    return stat.st_dev, stat.st_ino
-
-
-def _not_a_label_map(path: Path) -> str | None:
-    """Why an existing output file is not a label map ``predict`` could have written (8-bit gray PNG);
-    None when it is one. Read from the header only."""
-    from faceparse.data.format import open_header
-
-    try:
-        with open_header(path, path, max_pixels=None) as img:
-            if img.format == "PNG" and img.mode == "L":
-                return None
-            return f"a {img.format} image of mode {img.mode}"
-    except DataError as e:
-        return e.problem
 
 
 def _paired_frame(

@@ -30,16 +30,14 @@ from typing import Any
 
 import numpy as np
 
-from faceparse.data.format import MAX_PIXELS, megapixels
+from faceparse.data.format import MAX_PIXELS, label_map_problem, megapixels
 from faceparse.inference.detect import Box
 from faceparse.inference.predictor import (
     FaceParser,
-    _file_id,
-    _not_a_label_map,
     list_inputs,
     read_input,
 )
-from faceparse.utils.io import DataError
+from faceparse.utils.io import DataError, file_identity
 from faceparse.utils.progress import OnProgress
 
 __all__ = ["VIDEO_SUFFIXES", "Clip", "VideoReport", "is_video", "open_clip", "predict_video"]
@@ -407,12 +405,12 @@ def _signature(clip: Clip) -> dict[str, Any]:
 
 def _refuse_clobbering(source: Path, report: VideoReport) -> None:
     """Outputs never replace the input: the video, or (for a folder of frames) the folder's images."""
-    inputs = {_file_id(source)} - {None}
+    inputs = {file_identity(source)} - {None}
     if source.is_dir():
-        inputs |= {_file_id(p) for p in source.iterdir()} - {None}
+        inputs |= {file_identity(p) for p in source.iterdir()} - {None}
     outputs = (("overlay video", report.overlay), ("summary", report.summary), ("labels", report.labels))
     for what, out in outputs:
-        if _file_id(out) in inputs:
+        if file_identity(out) in inputs:
             raise DataError(out, f"the {what} would replace the input {source}; choose another output folder")
 
 
@@ -423,7 +421,7 @@ def _existing_label(path: Path, size: tuple[int, int]) -> np.ndarray | None:
 
     if not path.exists():
         return None
-    if problem := _not_a_label_map(path):
+    if problem := label_map_problem(path):
         raise DataError(path, f"exists and is not a label map ({problem}); refusing to replace it")
     label = read_label(path)
     return label if label.shape == size else None
@@ -432,7 +430,7 @@ def _existing_label(path: Path, size: tuple[int, int]) -> np.ndarray | None:
 def _write_label(path: Path, label: np.ndarray) -> None:
     from faceparse.data.format import write_label
 
-    if path.exists() and (problem := _not_a_label_map(path)):
+    if path.exists() and (problem := label_map_problem(path)):
         raise DataError(path, f"exists and is not a label map ({problem}); refusing to replace it")
     write_label(path, label)
 

@@ -161,3 +161,13 @@ def read_json(path: str | os.PathLike) -> Any:
         return json.loads(read_text(path))
     except json.JSONDecodeError as e:
         raise DataError(path, f"not valid JSON ({e})") from None
+
+
+def file_identity(path: str | os.PathLike) -> tuple[int, int] | None:
+    """What makes two paths the same file (links, case-insensitive file systems): device and inode; None
+    when there is no such file."""
+    try:
+        stat = Path(path).stat()
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
