@@ -41,8 +41,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from faceparse.data.device_augment import DeviceAugment, collate_planned, planned_tensors  # noqa: E402
 from faceparse.data.transforms import build_transform  # noqa: E402
-from faceparse.engine.loop import STEPS, StepContext, _setup_optimization, channels_last_batch  # noqa: E402
-from faceparse.engine.networks import Networks, network_specs  # noqa: E402
+from faceparse.engine.loop import (  # noqa: E402
+    STEPS,
+    StepContext,
+    _setup_optimization,
+    build_networks,
+    channels_last_batch,
+)
+from faceparse.engine.networks import network_specs  # noqa: E402
 from faceparse.losses import parser_loss  # noqa: E402
 from faceparse.runs.config import joint_weights, load_config, resolve, train_window  # noqa: E402
 from faceparse.runs.stages import JOINT, PRETRAIN_DEPTH, PRETRAIN_RGB, PRETRAIN_TRANSLATOR, Stage  # noqa: E402
@@ -137,12 +143,7 @@ def bench_stage(stage: Stage, device: torch.device, args: argparse.Namespace) ->
     window = train_window(cfg)
     fabric = Fabric(accelerator=cfg.run.accelerator, devices=1, precision=cfg.run.precision)
     torch.manual_seed(0)
-    specs = network_specs(cfg)
-    networks = Networks(**{role: specs[role].build() for role in plan.roles})
-    if cfg.run.channels_last:
-        for role in ("parser_rgb", "parser_depth"):
-            if getattr(networks, role, None) is not None:
-                setattr(networks, role, getattr(networks, role).to(memory_format=torch.channels_last))
+    networks = build_networks(cfg, network_specs(cfg), plan.roles)
     optimizers, _ = _setup_optimization(fabric, networks, plan, None)
     context = StepContext(
         networks, optimizers, parser_loss(cfg.model.arch), joint_weights(cfg), cfg, fabric.backward

@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from faceparse.data.device_augment import DeviceAugment, collate_planned
 from faceparse.engine.compiled import compile_networks
 from faceparse.engine.joint import joint_step
 from faceparse.engine.logging import MetricsLog
@@ -189,6 +188,8 @@ def _loader(
 ) -> Any:
     from torch.utils.data import DataLoader
 
+    from faceparse.data.device_augment import collate_planned
+
     # the global rank and world size (across nodes, not this node's local rank): each rank's share
     sampler = IterationBatches(pools, cfg.run.seed, start, end, fabric.global_rank, fabric.world_size)
     planned = _on_device(cfg)
@@ -214,8 +215,23 @@ def _device_augment(cfg: Config, scheme: Any) -> Callable[[dict], dict] | None:
     """The batch-level augmentation of ``data.augment_on=device`` (None: the workers augment)."""
     if not _on_device(cfg):
         return None
+    from faceparse.data.device_augment import DeviceAugment  # torch ops on the batch's device
+
     window = train_window(cfg)
     return DeviceAugment(scheme, (window, window))
+
+
+def build_networks(cfg: Config, specs: dict[str, NetworkSpec], roles: tuple[str, ...]) -> Networks:
+    """A stage's networks as training runs them: built from ``specs``, parsers in NHWC with
+    ``run.channels_last``, compiled in place with ``run.compile`` (benchmarks/gpu.py builds them here too)."""
+    networks = Networks(**{role: specs[role].build() for role in roles})
+    if cfg.run.channels_last:  # the parsers are plain conv nets: NHWC is faster on CPU and GPU
+        for role in ("parser_rgb", "parser_depth"):
+            if getattr(networks, role, None) is not None:
+                setattr(networks, role, getattr(networks, role).to(memory_format=torch.channels_last))
+    if cfg.run.compile:  # in place: the state_dict keys stay the plain module's (no "_orig_mod.")
+        compile_networks(networks)
+    return networks
 
 
 def _init_from_pretrained(cfg: Config, networks: Networks, specs: dict[str, NetworkSpec]) -> dict[str, str]:
@@ -321,13 +337,7 @@ def _run_stage(
     # networks: identical initialisation on every rank (DDP also broadcasts rank 0's weights)
     seed_everything(mix_seed(cfg.run.seed, stage.index))
     specs = network_specs(cfg)
-    networks = Networks(**{role: specs[role].build() for role in plan.roles})
-    if cfg.run.channels_last:  # the parsers are plain conv nets: NHWC is faster on CPU and GPU
-        for role in ("parser_rgb", "parser_depth"):
-            if getattr(networks, role, None) is not None:
-                setattr(networks, role, getattr(networks, role).to(memory_format=torch.channels_last))
-    if cfg.run.compile:  # in place: the state_dict keys stay the plain module's (no "_orig_mod.")
-        compile_networks(networks)
+    networks = build_networks(cfg, specs, plan.roles)
     torch.backends.cudnn.benchmark = cudnn_benchmark(cfg.run.cudnn_benchmark, fabric.device)
     init_sources = _init_from_pretrained(cfg, networks, specs) if stage.init_from and existing is None else {}
     state = ckpt.read_state(existing) if existing is not None else None
