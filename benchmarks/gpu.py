@@ -31,7 +31,6 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +52,7 @@ from faceparse.losses import parser_loss  # noqa: E402
 from faceparse.runs.config import joint_weights, load_config, resolve, train_window  # noqa: E402
 from faceparse.runs.stages import JOINT, PRETRAIN_DEPTH, PRETRAIN_RGB, PRETRAIN_TRANSLATOR, Stage  # noqa: E402
 from loader import delivered_per_core  # noqa: E402
+from timing import count_flops, timed  # noqa: E402
 
 NUM_CLASSES = 19  # CelebAMask-HQ
 STAGES = (PRETRAIN_RGB, PRETRAIN_DEPTH, PRETRAIN_TRANSLATOR, JOINT)
@@ -67,30 +67,13 @@ DATASHEET_BF16_TFLOPS = {
 }
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(fn: Callable[[], object], steps: int, device: torch.device, warmup: int = 2) -> float:
-    """Seconds per call after ``warmup`` calls."""
-    for _ in range(warmup):
-        fn()
-    sync(device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        fn()
-    sync(device)
-    return (time.perf_counter() - start) / steps
-
-
 def matmul_peak(device: torch.device, smoke: bool) -> float:
     """Measured dense matmul FLOP/s: bf16 on a GPU, fp32 on a CPU (the precision the CPU trains in)."""
     n = 256 if smoke else 8192
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
-    seconds = timed(lambda: a @ b, 5 if smoke else 50, device)
+    seconds = timed(lambda: a @ b, 5 if smoke else 50, device, warmup=2)
     return 2 * n**3 / seconds
 
 
@@ -126,15 +109,6 @@ def synthetic_batch(batch: int, size: int, device: torch.device, channels_last: 
     return channels_last_batch(moved) if channels_last else moved
 
 
-def count_flops(step: Callable[[], object]) -> int:
-    """FLOPs of one training step (forward + backward; the optimiser's element-wise work is not counted)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with FlopCounterMode(display=False) as counter:
-        step()
-    return int(counter.get_total_flops())
-
-
 def bench_stage(stage: Stage, device: torch.device, args: argparse.Namespace) -> dict[str, Any]:
     from lightning_fabric import Fabric
 
@@ -158,7 +132,7 @@ def bench_stage(stage: Stage, device: torch.device, args: argparse.Namespace) ->
 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    seconds = [timed(step, args.steps, device) for _ in range(args.rounds)]
+    seconds = [timed(step, args.steps, device, warmup=2) for _ in range(args.rounds)]
     peak_memory = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
     per_step = statistics.median(seconds)
     flops = count_flops(step)
@@ -202,7 +176,7 @@ def augment_seconds(
         key: value.to(device) if isinstance(value, torch.Tensor) else value for key, value in collated.items()
     }
     augment = DeviceAugment("celebamask19", (window, window))
-    return timed(lambda: augment(on_device), args.steps, device)
+    return timed(lambda: augment(on_device), args.steps, device, warmup=2)
 
 
 def main() -> None:

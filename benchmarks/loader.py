@@ -35,6 +35,7 @@ from faceparse.data.dataset import FaceParsingDataset
 from faceparse.data.device_augment import DeviceAugment, collate_planned
 from faceparse.data.transforms import build_transform
 from faceparse.engine.sampling import SeededItems
+from timing import timed
 
 BATCH = 8
 
@@ -110,17 +111,7 @@ def device_seconds_per_sample(dataset: FaceParsingDataset, window: int, device: 
     }
     augment = DeviceAugment(dataset.scheme, (window, window))
 
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-
-    augment(batch)
-    sync()
-    start, repeats = time.perf_counter(), 3
-    for _ in range(repeats):
-        augment(batch)
-    sync()
-    return (time.perf_counter() - start) / (repeats * BATCH)
+    return timed(lambda: augment(batch), 3, device) / BATCH
 
 
 def delivered_per_core(data: Path | None, scratch: Path, smoke: bool = False, split: str = "train") -> float:

@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 import copy
 import platform
-import statistics
-import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,9 +25,9 @@ import torch.nn.functional as F
 from rich.console import Console
 from rich.table import Table
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from faceparse.models import ParserOutput, build_model, num_downs_for
+from timing import count_flops, interleaved_medians
 
 console = Console(width=150)
 
@@ -122,26 +120,11 @@ def train_step_fn(model: nn.Module, x: torch.Tensor, setting: Setting) -> Callab
     return run
 
 
-def count_flops(fn: Callable[[], object]) -> int:
-    with FlopCounterMode(display=False) as counter:
-        fn()
-    return counter.get_total_flops()
-
-
-def interleaved_medians(
-    fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 1
-) -> dict[str, float]:
-    """Median seconds per call; each repeat runs every setting once, in turn."""
+def warm_interleaved_medians(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median seconds per call after one warm-up call of each; each repeat runs every setting once."""
     for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
+        fn()
+    return interleaved_medians(fns, repeats, warmup=0)
 
 
 def smooth_images(n: int, size: int, seed: int) -> torch.Tensor:
@@ -206,14 +189,14 @@ def benchmark_model(
 
     fwd_flops = count_flops(forward_fn(*prepare(model, x, base, train=False), base))
     fwd = {s.name: forward_fn(*prepare(model, x, s, train=False), s) for s in settings}
-    rows = [("forward", 1, interleaved_medians(fwd, repeats), fwd_flops)]
+    rows = [("forward", 1, warm_interleaved_medians(fwd, repeats), fwd_flops)]
     del fwd
     if not forward_only:
         x_train = torch.randn(train_batch, channels, size, size)
         step_flops = count_flops(train_step_fn(*prepare(model, x_train, base, train=True), base))
         trainable = [s for s in settings if not s.frozen]
         step = {s.name: train_step_fn(*prepare(model, x_train, s, train=True), s) for s in trainable}
-        rows.append(("fwd+bwd", train_batch, interleaved_medians(step, repeats), step_flops))
+        rows.append(("fwd+bwd", train_batch, warm_interleaved_medians(step, repeats), step_flops))
         del step
 
     for mode, batch, times, flops in rows:

@@ -20,9 +20,6 @@ times drift by ±30%. Usage::
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from collections.abc import Callable
 
 import torch
 
@@ -36,27 +33,12 @@ from faceparse.engine.schedule import make_optimizer, scheduler_for
 from faceparse.losses import parser_loss
 from faceparse.runs.config import joint_weights, load_config, resolve
 from faceparse.runs.precision import cpu_has_native_bf16 as native_bf16
+from timing import interleaved_medians, timed
 
 NUM_CLASSES = 13
 
 
 DEVICE = torch.device("cpu")
-
-
-def _sync() -> None:
-    if DEVICE.type == "cuda":
-        torch.cuda.synchronize(DEVICE)
-
-
-def timed(fn: Callable[[], object], steps: int) -> float:
-    """Seconds per call, after one warm-up call (waiting for the GPU's queue to drain on CUDA)."""
-    fn()
-    _sync()
-    start = time.perf_counter()
-    for _ in range(steps):
-        fn()
-    _sync()
-    return (time.perf_counter() - start) / steps
 
 
 def make_batch(batch: int, size: int) -> dict[str, torch.Tensor]:
@@ -113,11 +95,10 @@ def engine_vs_plain(size: int, batch_size: int, steps: int, rounds: int) -> dict
         iteration[0] += 1
         {k: float(v) for k, v in terms.items()}  # the loop reads the terms for the progress bar
 
-    plain_s, engine_s = [], []
-    for _ in range(rounds):
-        plain_s.append(timed(plain_step, steps))
-        engine_s.append(timed(engine_step, steps))
-    plain, engine = statistics.median(plain_s), statistics.median(engine_s)
+    medians = interleaved_medians(
+        {"plain": plain_step, "engine": engine_step}, rounds, steps=steps, device=DEVICE
+    )
+    plain, engine = medians["plain"], medians["engine"]
     return {
         "plain_img_s": batch_size / plain,
         "engine_img_s": batch_size / engine,
@@ -153,11 +134,7 @@ def precisions(size: int, batch_size: int, steps: int, rounds: int) -> dict[str,
             opt.step()
 
         steps_by_name[name] = step
-    times: dict[str, list[float]] = {name: [] for name in settings}
-    for _ in range(rounds):
-        for name, step in steps_by_name.items():
-            times[name].append(timed(step, steps))
-    return {name: statistics.median(values) for name, values in times.items()}
+    return interleaved_medians(steps_by_name, rounds, steps=steps, device=DEVICE)
 
 
 def compiled_vs_eager(size: int, batch_size: int, steps: int, rounds: int) -> dict[str, float]:
@@ -191,16 +168,9 @@ def compiled_vs_eager(size: int, batch_size: int, steps: int, rounds: int) -> di
             opt.step()
 
         if name == "compiled":
-            start = time.perf_counter()
-            step()
-            _sync()
-            first = time.perf_counter() - start
+            first = timed(step, 1, DEVICE, warmup=0)
         steps_by_name[name] = step
-    times: dict[str, list[float]] = {name: [] for name in steps_by_name}
-    for _ in range(rounds):
-        for name, step in steps_by_name.items():
-            times[name].append(timed(step, steps))
-    return {**{name: statistics.median(values) for name, values in times.items()}, "first_step": first}
+    return {**interleaved_medians(steps_by_name, rounds, steps=steps, device=DEVICE), "first_step": first}
 
 
 def joint_vs_separate(size: int, batch_size: int, steps: int, rounds: int) -> dict[str, float]:
@@ -234,14 +204,8 @@ def joint_vs_separate(size: int, batch_size: int, steps: int, rounds: int) -> di
             plain_backward,
         ),
     }
-    times: dict[str, list[float]] = {name: [] for name in (*parts, "joint")}
-    for _ in range(rounds):
-        for name, fn in parts.items():
-            times[name].append(timed(fn, steps))
-        times["joint"].append(
-            timed(lambda: joint_step(nets, opts, batch, weights, loss_fn, plain_backward), steps)
-        )
-    medians = {name: statistics.median(values) for name, values in times.items()}
+    joint = {"joint": lambda: joint_step(nets, opts, batch, weights, loss_fn, plain_backward)}
+    medians = interleaved_medians(parts | joint, rounds, steps=steps, device=DEVICE)
     separate = sum(medians[name] for name in parts)
     return {
         **{f"{k}_s": v for k, v in medians.items()},

@@ -17,7 +17,7 @@ import faceparse.data.packed as packed_module
 from faceparse.cli import app
 from faceparse.data.check import check_dataset
 from faceparse.data.dataset import FaceParsingDataset
-from faceparse.data.format import open_layout, write_sample
+from faceparse.data.format import open_layout, write_depth, write_sample
 from faceparse.data.packed import PACKED_JSON, chunk_path, pack_dataset, read_manifest
 from faceparse.data.transforms import build_transform, resize_sample
 from faceparse.utils.io import DataError
@@ -195,6 +195,21 @@ def test_a_size_mismatch_names_the_file_and_size_resizes(folder, tmp_path):
     assert open_layout(tmp_path / "packed").info.image_size == [24, 24]
     with pytest.raises(DataError, match="packed.json: was packed with --size 24, not with --size 16"):
         pack_dataset(data, tmp_path / "packed", size=16)
+
+
+def test_missing_and_mis_sized_files_are_named_by_the_pack_and_the_dataset_alike(tmp_path):
+    data = disc_dataset(tmp_path / "png", n=6)
+    (data / "label" / "s001.png").unlink()
+    for run in (lambda: pack_dataset(data, tmp_path / "p1"), lambda: FaceParsingDataset(data, "train")):
+        with pytest.raises(DataError, match=r"label/s001\.png: no label file for sample 's001'.*1 of 4"):
+            run()
+    data = disc_dataset(tmp_path / "png2", n=6)
+    write_depth(data / "depth" / "s002.png", np.zeros((20, 32), np.float32))
+    mis_sized = r"depth/s002\.png: depth size \(32, 20\) differs from rgb \(32, 32\)"
+    with pytest.raises(DataError, match=mis_sized):
+        pack_dataset(data, tmp_path / "p2")
+    with pytest.raises(DataError, match=mis_sized):
+        FaceParsingDataset(data, "train").load(2)
 
 
 def test_check_data_on_a_pack(folder, packed, tmp_path):

@@ -22,14 +22,13 @@ from faceparse.data.format import (
     check_label_ids,
     open_layout,
     read_depth,
-    read_label,
-    read_rgb,
+    read_sample_files,
+    require_files,
 )
 from faceparse.data.packed import PackedSplit, is_packed
 from faceparse.labels import LabelScheme
 from faceparse.utils.io import DataError
 
-_RELEASED_HINT = " (released depth folders hold depth only: add rgb/ and label/ from the official dataset)"
 Transform = Callable[[dict[str, Any], np.random.Generator], dict[str, Any]]
 
 
@@ -133,20 +132,17 @@ class FaceParsingDataset(Dataset):
 
     def _check_files(self) -> None:
         """Fail early, naming the first missing file and how many are missing."""
-        kinds = ("rgb", "label", "depth") if self.require_depth else ("rgb", "label")
-        for kind in kinds:
-            if kind == "depth":
-                pairs = zip(self.ids, self._depth_files, strict=True)
-                missing = [sid for sid, has in pairs if not has and sid in self.depth_ids]
-            else:  # a packed sample always has both
-                missing = [p.id for p in self._paths if getattr(p, kind) is None]
+        if self._packed is None:  # a packed sample always has rgb and label
+            require_files(self.layout, self.split, self._paths)
+        if self.require_depth:
+            pairs = zip(self.ids, self._depth_files, strict=True)
+            missing = [sid for sid, has in pairs if not has and sid in self.depth_ids]
             if missing:
-                hint = _RELEASED_HINT if kind != "depth" and self.layout.kind == "released" else ""
-                where = self.layout.root / kind / f"{missing[0]}.png"
+                where = self.layout.root / "depth" / f"{missing[0]}.png"
                 raise DataError(
                     self._packed.manifest_path if self._packed is not None else where,
-                    f"no {kind} file for sample {missing[0]!r} of split {self.split!r} "
-                    f"({len(missing)} of {len(self.ids)} samples lack one){hint}",
+                    f"no depth file for sample {missing[0]!r} of split {self.split!r} "
+                    f"({len(missing)} of {len(self.ids)} samples lack one)",
                 )
 
     def set_epoch(self, epoch: int) -> None:
@@ -165,25 +161,11 @@ class FaceParsingDataset(Dataset):
         if self._packed is not None:
             return self._load_packed(index)
         paths: SamplePaths = self._paths[index]
-        assert paths.rgb is not None and paths.label is not None  # checked in __init__
-        rgb = read_rgb(paths.rgb)  # (H, W, 3) uint8
-        label = read_label(paths.label)  # (H, W) uint8
-        check_label_ids(paths.label, label, self.scheme)  # an id past the classes fails the loss, unnamed
-        if rgb.shape[:2] != label.shape:
-            raise DataError(
-                paths.label,
-                f"label size {label.shape[::-1]} differs from rgb {rgb.shape[1::-1]} ({paths.rgb})",
-            )
-        depth_path = paths.depth if paths.id in self.depth_ids else None
-        has_depth = depth_path is not None
-        if depth_path is not None:
-            depth = read_depth(depth_path)  # (H, W) float32 nearness
-            if depth.shape != label.shape:
-                raise DataError(
-                    depth_path, f"depth size {depth.shape[::-1]} differs from rgb {rgb.shape[1::-1]}"
-                )
-        else:
-            depth = np.zeros(label.shape, np.float32)  # hidden: outside the depth-annotated subset
+        reader = read_depth if paths.id in self.depth_ids else None  # outside the subset: hidden
+        rgb, label, depth = read_sample_files(paths, self.scheme, reader)
+        has_depth = depth is not None
+        if depth is None:
+            depth = np.zeros(label.shape, np.float32)
         return {"rgb": rgb, "depth": depth, "label": label, "has_depth": has_depth, "id": paths.id}
 
     def _load_packed(self, index: int) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import dataclasses
 import os
 import struct
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -632,6 +632,51 @@ class ReleasedLayout(Layout):
             entries.append((n, p.stem))
         _refuse(f, bad, ("line names no sample", "lines name no sample"))
         return _checked_ids(f, entries)
+
+
+_RELEASED_HINT = " (released depth folders hold depth only: add rgb/ and label/ from the official dataset)"
+
+
+def require_files(
+    layout: Layout,
+    split: str,
+    paths: Sequence[SamplePaths],
+    kinds: Sequence[str] = ("rgb", "label"),
+    why: str = "",
+) -> None:
+    """A :class:`DataError` naming the first sample of ``split`` that lacks a file of one of ``kinds``
+    (and how many lack one); ``why`` is appended to the message."""
+    for kind in kinds:
+        missing = [p.id for p in paths if getattr(p, kind) is None]
+        if missing:
+            hint = _RELEASED_HINT if layout.kind == "released" and kind != "depth" else ""
+            raise DataError(
+                layout.root / kind / f"{missing[0]}.png",
+                f"no {kind} file for sample {missing[0]!r} of split {split!r} "
+                f"({len(missing)} of {len(paths)} samples lack one){hint}{why}",
+            )
+
+
+def read_sample_files(
+    paths: SamplePaths, scheme: LabelScheme, depth_reader: Callable[[Path], np.ndarray] | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The RGB image, label map and (when ``depth_reader`` is given and the sample has a depth file) the
+    depth of one sample, checked: label ids within ``scheme``, and every map the size of the RGB image.
+    Each problem is a :class:`DataError` naming the file."""
+    assert paths.rgb is not None and paths.label is not None  # see require_files
+    rgb = read_rgb(paths.rgb)  # (H, W, 3) uint8
+    label = read_label(paths.label)  # (H, W) uint8
+    check_label_ids(paths.label, label, scheme)  # an id past the classes fails the loss, unnamed
+    if rgb.shape[:2] != label.shape:
+        raise DataError(
+            paths.label, f"label size {label.shape[::-1]} differs from rgb {rgb.shape[1::-1]} ({paths.rgb})"
+        )
+    if depth_reader is None or paths.depth is None:
+        return rgb, label, None
+    depth = depth_reader(paths.depth)
+    if depth.shape != label.shape:
+        raise DataError(paths.depth, f"depth size {depth.shape[::-1]} differs from rgb {rgb.shape[1::-1]}")
+    return rgb, label, depth
 
 
 LIGHT_LEVELS = ("dark", "normal", "bright")  # faceparse synth's light modes (data/synth.py)

@@ -40,13 +40,12 @@ from faceparse.data.encoding import nearness_to_uint16, stored_to_nearness
 from faceparse.data.format import (
     Layout,
     SamplePaths,
-    check_label_ids,
     image_size,
     open_layout,
     read_depth_stored,
     read_info,
-    read_label,
-    read_rgb,
+    read_sample_files,
+    require_files,
     write_info,
     write_split,
 )
@@ -323,14 +322,7 @@ def _split_paths(layout: Layout, split: str) -> tuple[list[str], list[SamplePath
     if not ids:
         raise DataError(layout.split_file(split), f"split {split!r} lists no samples")
     paths = [layout.paths(sid) for sid in ids]
-    for kind in ("rgb", "label"):
-        missing = [p.id for p in paths if getattr(p, kind) is None]
-        if missing:
-            raise DataError(
-                layout.root / kind / f"{missing[0]}.png",
-                f"no {kind} file for sample {missing[0]!r} of split {split!r} "
-                f"({len(missing)} of {len(ids)} samples lack one); a packed sample needs rgb and label",
-            )
+    require_files(layout, split, paths, why="; a packed sample needs rgb and label")
     return ids, paths
 
 
@@ -355,21 +347,9 @@ def _common_size(paths: Sequence[SamplePaths], split: str) -> list[int]:
 
 def _read_sample(paths: SamplePaths, layout: Layout, size: list[int], resize: bool) -> dict[str, Any]:
     """Decode one sample as it will be stored: rgb, depth uint16 codes, label, has_depth."""
-    assert paths.rgb is not None and paths.label is not None  # checked by _split_paths
-    rgb = read_rgb(paths.rgb)
-    label = read_label(paths.label)
-    check_label_ids(paths.label, label, layout.scheme)
-    if rgb.shape[:2] != label.shape:
-        raise DataError(
-            paths.label, f"label size {label.shape[::-1]} differs from rgb {rgb.shape[1::-1]} ({paths.rgb})"
-        )
-    has_depth = paths.depth is not None
-    if paths.depth is not None:
-        stored = read_depth_stored(paths.depth)
-        if stored.shape != label.shape:
-            raise DataError(
-                paths.depth, f"depth size {stored.shape[::-1]} differs from rgb {rgb.shape[1::-1]}"
-            )
+    rgb, label, stored = read_sample_files(paths, layout.scheme, read_depth_stored)
+    has_depth = stored is not None
+    if stored is not None:
         # 8-bit depth v means nearness v / 255 = 257 v / 65535: the same value as a 16-bit code
         codes = stored.astype(np.uint16) * np.uint16(257) if stored.dtype == np.uint8 else stored
     else:
