@@ -189,20 +189,23 @@ class FaceParsingDataset(Dataset):
         return to_tensors(sample)
 
 
-def to_tensors(sample: dict[str, Any]) -> dict[str, Any]:
-    """numpy sample → the Dataset's tensor dict (rgb (3,H,W) [0,1], depth (1,H,W), label int64 (H,W))."""
-    rgb = (
-        torch.from_numpy(_writable(sample["rgb"])).permute(2, 0, 1).float().div_(255.0)
-    )  # (H,W,3) → (3, H, W)
+def to_tensors(sample: dict[str, Any], *, stored_types: bool = False) -> dict[str, Any]:
+    """numpy sample → the Dataset's tensor dict (rgb (3,H,W) [0,1], depth (1,H,W), label int64 (H,W)).
+
+    ``stored_types`` keeps RGB and labels uint8 (rgb (3,H,W) 0..255), a quarter of float32's bytes to move
+    (the device augmentation's worker output, faceparse.data.device_augment). Depth is float32 nearness
+    either way, zeros when hidden.
+    """
+    rgb = torch.from_numpy(_writable(sample["rgb"], np.uint8)).permute(2, 0, 1)  # (H,W,3) → (3, H, W)
+    label = torch.from_numpy(_writable(sample["label"], np.uint8))  # (H, W)
     has_depth = bool(sample["has_depth"])
     depth = torch.from_numpy(_writable(sample["depth"], np.float32)).unsqueeze(0)  # (H, W) → (1, H, W)
     if not has_depth:
         depth = torch.zeros_like(depth)
-    label = torch.from_numpy(_writable(sample["label"])).long()  # (H, W)
     return {
-        "rgb": rgb,
+        "rgb": rgb if stored_types else rgb.float().div_(255.0),
         "depth": depth,
-        "label": label,
+        "label": label if stored_types else label.long(),
         "has_depth": torch.tensor(has_depth),
         "id": sample["id"],
     }

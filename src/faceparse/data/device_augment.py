@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import default_collate
 
+from faceparse.data.dataset import to_tensors
 from faceparse.data.transforms import AugmentPlan
 from faceparse.labels import IGNORE_INDEX, LabelScheme, get_scheme
 
@@ -47,14 +48,8 @@ def planned_tensors(sample: dict[str, Any], plan: AugmentPlan) -> dict[str, Any]
     The images stay in their stored types (RGB and labels uint8: a quarter of float32's bytes to copy
     to the device); depth is float32 nearness, zeros when hidden.
     """
-    has_depth = bool(sample["has_depth"])
-    depth = torch.from_numpy(np.require(sample["depth"], np.float32, ["C", "W"])).unsqueeze(0)
     return {
-        "rgb": torch.from_numpy(np.require(sample["rgb"], np.uint8, ["C", "W"])).permute(2, 0, 1),
-        "depth": depth if has_depth else torch.zeros_like(depth),
-        "label": torch.from_numpy(np.require(sample["label"], np.uint8, ["C", "W"])),
-        "has_depth": torch.tensor(has_depth),
-        "id": sample["id"],
+        **to_tensors(sample, stored_types=True),
         "aug_matrix": torch.from_numpy(plan.matrix),  # (2, 3) float64, source → output pixels
         "aug_src_hw": torch.tensor(plan.src_hw, dtype=torch.int64),
         "aug_flip": torch.tensor(plan.flip),
