@@ -773,6 +773,7 @@ def run_study(
     flip_per_seed = {seed: study.run_flip_cell(seed) for seed in per_seed} if flip else {}
 
     main_label = f"{study.main_fraction * 100:g}%"
+    n_seeds = f"{len(seeds)} seed" + ("s" if len(seeds) != 1 else "")
     summary = aggregate_study(per_seed, main_label)
     if flip:
         summary["flip_diagnostic"] = flip_diagnostic(per_seed, flip_per_seed, main_label)
@@ -789,7 +790,7 @@ def run_study(
     if summary["light"]:
         title = f"Mean F1 (%) by light level (test split, {main_label} depth labels; paper §1's motivation)"
         tables.append(light_table(summary["light"], title))
-        light_plot(study.out / "light.png", summary["light"], title=f"F1 by light level ({len(seeds)} seeds)")
+        light_plot(study.out / "light.png", summary["light"], title=f"F1 by light level ({n_seeds})")
 
     cells = summary["cells"][main_label]
     order = [v for v in ("baseline", "control", "no-e2e", "no-ml", "joint", *OPTION_VARIANTS) if v in cells]
@@ -797,11 +798,9 @@ def run_study(
         ablation_plot(
             study.out / f"ablation-{task}.png",
             {VARIANT_LABELS[v]: cells[v].part(task) for v in order},
-            title=f"Loss ablation, {task.upper() if task == 'rgb' else 'depth'} parser ({len(seeds)} seeds)",
+            title=f"Loss ablation, {task.upper() if task == 'rgb' else 'depth'} parser ({n_seeds})",
         )
-    fraction_plot(
-        study.out / "fraction.png", summary["curves"], title=f"Depth-label fraction ({len(seeds)} seeds)"
-    )
+    fraction_plot(study.out / "fraction.png", summary["curves"], title=f"Depth-label fraction ({n_seeds})")
 
     cfg = study.config(int(seeds[0]), study.out)
     result = {
@@ -825,7 +824,7 @@ def run_study(
     }
     atomic_write_json(study.out / "study.json", _study_json(result))
     header = [
-        f"# Study: {len(seeds)} seeds, preset {preset}, overrides {' '.join(overrides) or '(none)'}",
+        f"# Study: {n_seeds}, preset {preset}, overrides {' '.join(overrides) or '(none)'}",
         "",
         f"Data {study.data_root} ({cfg.data.size}²), test split; "
         f"iterations: parsers {cfg.parsers.iterations}, "
