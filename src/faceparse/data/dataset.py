@@ -196,8 +196,9 @@ def to_tensors(sample: dict[str, Any], *, stored_types: bool = False) -> dict[st
     (the device augmentation's worker output, faceparse.data.device_augment). Depth is float32 nearness
     either way, zeros when hidden.
     """
-    rgb = torch.from_numpy(_writable(sample["rgb"], np.uint8)).permute(2, 0, 1)  # (H,W,3) → (3, H, W)
-    label = torch.from_numpy(_writable(sample["label"], np.uint8))  # (H, W)
+    stored = np.uint8 if stored_types else None  # otherwise as the transform left them (uint8 or float)
+    rgb = torch.from_numpy(_writable(sample["rgb"], stored)).permute(2, 0, 1)  # (H,W,3) → (3, H, W)
+    label = torch.from_numpy(_writable(sample["label"], stored))  # (H, W)
     has_depth = bool(sample["has_depth"])
     depth = torch.from_numpy(_writable(sample["depth"], np.float32)).unsqueeze(0)  # (H, W) → (1, H, W)
     if not has_depth:
