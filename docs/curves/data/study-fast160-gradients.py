@@ -1,6 +1,6 @@
 """Issue 9 diagnostic: what each term of Eq. 4 does to the parsers at the first joint step, at the
-competent scale (study-fast, 160² windows, seed 0's pre-trained triple). The same measurement as
-SCIENCE.md's Appendix A (demo checkpoints at 64²), so the two regimes can be compared.
+competent scale (study-fast, 160² windows, a seed's pre-trained triple; seed 0 by default). The same
+measurement as SCIENCE.md's Appendix A (demo checkpoints at 64²), so the two regimes can be compared.
 
 For 4 joint batches (4 depth-annotated + 4 RGB-labelled training heads, the study's augmentation), with
 the networks in training mode as the joint phase runs them and F_D's one forward over [real | generated]
@@ -10,7 +10,7 @@ parameters (Eq. 4's weights: λ1 = λ2 = 1, λ3 = λ4 = 0.5), the same for the o
 std), and on the paired pixels their accuracy, agreement, and who is right where the other is wrong.
 Nothing is trained. Usage (one thread, ~2 min):
 
-    OMP_NUM_THREADS=1 .venv/bin/python docs/curves/data/study-fast160-gradients.py [OUT]
+    OMP_NUM_THREADS=1 .venv/bin/python docs/curves/data/study-fast160-gradients.py [SEED [OUT]]
 """
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ from faceparse.engine.joint import rows
 from faceparse.losses import MutualLearning, e2e_loss, mutual_learning_loss, parser_loss
 from faceparse.runs.checkpoint import load_checkpoint
 
-OUT = sys.argv[1] if len(sys.argv) > 1 else "/work/exp/study-fast160/out"
-SEED, DATA, WINDOW, BATCHES, HALF = 0, "/work/exp/synth192", 160, 4, 4
+SEED = int(sys.argv[1]) if len(sys.argv) > 1 else 0
+OUT = sys.argv[2] if len(sys.argv) > 2 else "/work/exp/study-fast160/out"
+DATA, WINDOW, BATCHES, HALF = "/work/exp/synth192", 160, 4, 4
 
 
 def network(path: str, name: str) -> torch.nn.Module:
