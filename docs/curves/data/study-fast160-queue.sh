@@ -3,8 +3,11 @@
 # the main cells of seeds 0-2 (Tables 2-4 and 7, light levels), the readings of Eq. 4 on every seed,
 # Figure 7's other fractions (1 %, 100 %), the flip diagnostic. Each step is resumable; a step that fails
 # (e.g. a seed missing the competence gate) is logged and the queue goes on. Usage: queue.sh a|b.
-# Stop for the session: pkill -f 'study-fast160/queue.sh'; pkill -TERM -f 'faceparse study'
-# (the queue first, so it does not start its next step; SIGTERM makes each run save a checkpoint).
+# Stop for the session: the queues first (so they start no next step), then SIGTERM to the study main
+# processes only (each saves a checkpoint; a killed DataLoader worker would make its main process crash):
+#   pkill -f 'study-fast160/queue.sh'
+#   for p in $(pgrep -f 'faceparse study'); do
+#     pgrep -f 'faceparse study' | grep -qx "$(ps -o ppid= -p $p | tr -d ' ')" || kill -TERM $p; done
 # Lives in /work/exp/study-fast160 beside run-study.sh (committed as docs/curves/data/study-fast160-{queue,run-study}.sh).
 cd "$(dirname "$0")"
 variants=(--variant ml-kl --variant ml-probs --variant ml-gated --variant ml-confident --variant ml-warmup
