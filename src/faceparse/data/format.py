@@ -637,19 +637,13 @@ class ReleasedLayout(Layout):
 _RELEASED_HINT = " (released depth folders hold depth only: add rgb/ and label/ from the official dataset)"
 
 
-def require_files(
-    layout: Layout,
-    split: str,
-    paths: Sequence[SamplePaths],
-    kinds: Sequence[str] = ("rgb", "label"),
-    why: str = "",
-) -> None:
-    """A :class:`DataError` naming the first sample of ``split`` that lacks a file of one of ``kinds``
+def require_files(layout: Layout, split: str, paths: Sequence[SamplePaths], why: str = "") -> None:
+    """A :class:`DataError` naming the first sample of ``split`` that lacks its RGB image or label map
     (and how many lack one); ``why`` is appended to the message."""
-    for kind in kinds:
+    for kind in ("rgb", "label"):
         missing = [p.id for p in paths if getattr(p, kind) is None]
         if missing:
-            hint = _RELEASED_HINT if layout.kind == "released" and kind != "depth" else ""
+            hint = _RELEASED_HINT if layout.kind == "released" else ""
             raise DataError(
                 layout.root / kind / f"{missing[0]}.png",
                 f"no {kind} file for sample {missing[0]!r} of split {split!r} "
