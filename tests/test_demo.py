@@ -16,6 +16,8 @@ from faceparse.workflows.study import (
     GateNotMet,
     Study,
     aggregate_study,
+    clear_of_zero,
+    clear_of_zero_cell,
     flip_diagnostic,
     flip_table,
     fraction_runs,
@@ -125,6 +127,20 @@ def test_paired_deltas_are_per_seed_differences():
     assert depth["improved_in"] == "3/3"
     l1 = deltas["joint − control / translation"]
     assert l1["mean"] == pytest.approx(-0.01) and l1["improved_in"] == "3/3"  # lower L1 is better
+    assert depth["clear_of_zero"] is True  # mean 3 > std 1
+
+
+def test_a_difference_within_one_std_of_zero_asks_for_five_seeds():
+    per_seed = fake_per_seed()
+    for seed, shift, diff in ((0, 0.0, 1.0), (1, 1.0, -1.0), (2, -1.0, 1.5)):  # joint − baseline, RGB
+        per_seed[seed]["10%"]["joint"] = fake_scores(60 + shift + diff, 50, 0.1)
+    delta = paired_deltas(per_seed, "10%", [("joint", "baseline")])["joint − baseline / rgb"]
+    assert delta["values"] == pytest.approx([1.0, -1.0, 1.5])
+    assert delta["clear_of_zero"] is False and clear_of_zero_cell(delta) == "no: needs 5 seeds"
+    one = paired_deltas({0: per_seed[0]}, "10%", [("joint", "baseline")])["joint − baseline / rgb"]
+    assert one["clear_of_zero"] is None and clear_of_zero_cell(one) == "N/A (1 seed)"
+    assert clear_of_zero(-3.0, 1.0) is True and clear_of_zero(0.5, 1.0) is False
+    assert clear_of_zero_cell({"values": [0.1] * 5, "mean": 0.1, "std": 1.0}) == "no"
 
 
 def test_per_class_paired_differences_joint_minus_control():

@@ -390,13 +390,25 @@ def paired_deltas(
                     diffs.append(_compared(runs[a], task) - _compared(runs[b], task))
             arr = np.array([d for d in diffs if math.isfinite(d)])
             better = int((arr < 0).sum() if task == "translation" else (arr > 0).sum())
+            stats = _mean_std(arr.tolist()) if arr.size else {"mean": math.nan, "std": math.nan}
             table[f"{a} − {b} / {task}"] = {
                 "values": arr.tolist(),
-                "mean": float(arr.mean()) if arr.size else math.nan,
-                "std": float(arr.std(ddof=1)) if arr.size > 1 else math.nan,
+                **stats,
                 "improved_in": f"{better}/{arr.size}",
+                "clear_of_zero": clear_of_zero(stats["mean"], stats["std"]),
             }
     return table
+
+
+CLEAR_SEEDS = 5  # issue 9 / SCIENCE.md: a difference within one std of zero is reported over 5 seeds
+
+
+def clear_of_zero(mean: float, std: float) -> bool | None:
+    """Whether a paired difference is more than one sample std away from zero (None: fewer than 2 seeds).
+    A difference that is not needs :data:`CLEAR_SEEDS` seeds before it is read either way."""
+    if not (math.isfinite(mean) and math.isfinite(std)):
+        return None
+    return abs(mean) > std
 
 
 def paired_class_deltas(
@@ -644,12 +656,18 @@ def study_tables(summary: Mapping[str, Any], arch: str, scheme: str, main_label:
             )
     tables.append(fraction_table(summary["curves"], title="Depth-label fraction (Figure 7), mean F1 (%)"))
     delta_rows = [
-        [key, *_delta_cells(d, digits=4 if "translation" in key else 2)]
+        [key, *_delta_cells(d, digits=4 if "translation" in key else 2), clear_of_zero_cell(d)]
         for key, d in summary["deltas"].items()
     ]
     tables.append(
         ReportTable(
-            headers=["Paired difference (per seed) / metric", "mean", "std", "seeds improved"],
+            headers=[
+                "Paired difference (per seed) / metric",
+                "mean",
+                "std",
+                "seeds improved",
+                "|mean| > std",
+            ],
             rows=delta_rows,
             title="Paired differences across seeds (F1 in points; L1: negative = better)",
         )
@@ -667,6 +685,17 @@ def _delta_cells(delta: Mapping[str, Any], digits: int) -> list[str]:
         f"{std:.{digits}f}" if math.isfinite(std) else "N/A",
         delta["improved_in"],
     ]
+
+
+def clear_of_zero_cell(delta: Mapping[str, Any]) -> str:
+    """The paired table's last column: is the difference more than one std from zero?"""
+    n = len(delta["values"])
+    clear = clear_of_zero(delta["mean"], delta["std"])
+    if clear is None:
+        return "N/A (1 seed)" if n == 1 else "N/A"
+    if clear:
+        return "yes"
+    return "no" + (f": needs {CLEAR_SEEDS} seeds" if n < CLEAR_SEEDS else "")
 
 
 def fraction_runs(per_seed: PerSeed) -> dict[str, dict[float, list[ParsingScores]]]:
