@@ -141,6 +141,7 @@ def test_a_difference_within_one_std_of_zero_asks_for_five_seeds():
     assert one["clear_of_zero"] is None and clear_of_zero_cell(one) == "N/A (1 seed)"
     assert clear_of_zero(-3.0, 1.0) is True and clear_of_zero(0.5, 1.0) is False
     assert clear_of_zero_cell({"values": [0.1] * 5, "mean": 0.1, "std": 1.0}) == "no"
+    assert clear_of_zero_cell({"values": [0.0] * 3, "mean": 0.0, "std": 0.0}) == "0 in every seed"
 
 
 def test_per_class_paired_differences_joint_minus_control():

@@ -693,6 +693,8 @@ def clear_of_zero_cell(delta: Mapping[str, Any]) -> str:
     clear = clear_of_zero(delta["mean"], delta["std"])
     if clear is None:
         return "N/A (1 seed)" if n == 1 else "N/A"
+    if not any(delta["values"]):  # e.g. L_E2E-only vs control for F_R: no gradient reaches it
+        return "0 in every seed"
     if clear:
         return "yes"
     return "no" + (f": needs {CLEAR_SEEDS} seeds" if n < CLEAR_SEEDS else "")
