@@ -5,7 +5,7 @@
 # (e.g. a seed missing the competence gate) is logged and the queue goes on. Usage: queue.sh a|b.
 # Stop for the session: the queues first (so they start no next step), then SIGTERM to the study main
 # processes only (each saves a checkpoint; a killed DataLoader worker would make its main process crash):
-#   pkill -f 'study-fast160/queue.sh'
+#   pkill -f '^bash queue.sh [ab]$'   # (started from this folder as 'bash queue.sh a')
 #   for p in $(pgrep -f 'faceparse study'); do
 #     pgrep -f 'faceparse study' | grep -qx "$(ps -o ppid= -p $p | tr -d ' ')" || kill -TERM $p; done
 # Lives in /work/exp/study-fast160 beside run-study.sh (committed as docs/curves/data/study-fast160-{queue,run-study}.sh).
