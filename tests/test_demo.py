@@ -296,6 +296,10 @@ def test_aggregate_tables_and_fraction_curves():
     assert "Per-class paired differences, joint − control" in text
     assert "| nose | +2.00 | 0.00 | 3/3 | +2.00 | 1.00 | 3/3 |" in text
     assert math.isnan(summary["deltas"]["no-ml − control / rgb"]["std"]) is False
+    # the literal L_ML's share on top of L_E2E, paired per seed
+    assert summary["deltas"]["joint − no-ml / depth"]["values"] == pytest.approx([1.0, 2.0, 0.0])
+    assert "no-ml = + L_E2E only" in text
+    assert "| joint − control / translation | -1.0e-02 |" in text  # L1 deltas keep their digits
 
 
 @pytest.mark.slow
@@ -315,6 +319,7 @@ def test_study_runs_resumes_and_aggregates(tmp_path):
         in (tmp_path / "seed-0" / "depth-10" / "ml-gated" / "joint" / "config.yaml").read_text()
     )
     assert "ml-gated − control / rgb" in result["summary"]["deltas"]
+    assert "ml-gated − no-ml / depth" in result["summary"]["deltas"]  # on top of L_E2E
     assert "joint − control / depth @ 100%" in result["summary"]["deltas"]
     flip_arm = tmp_path / "seed-1" / "flip-noswap"
     assert "flip_swap: false" in (flip_arm / "pretrain-rgb" / "config.yaml").read_text()
