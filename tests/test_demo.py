@@ -298,7 +298,7 @@ def test_aggregate_tables_and_fraction_curves():
     assert math.isnan(summary["deltas"]["no-ml − control / rgb"]["std"]) is False
     # the literal L_ML's share on top of L_E2E, paired per seed
     assert summary["deltas"]["joint − no-ml / depth"]["values"] == pytest.approx([1.0, 2.0, 0.0])
-    assert "no-ml = + L_E2E only" in text
+    assert "no-ml = joint + L_E2E (λ1 = 0)" in text
     assert "| joint − control / translation | -1.0e-02 |" in text  # L1 deltas keep their digits
 
 

@@ -687,9 +687,10 @@ def study_tables(summary: Mapping[str, Any], arch: str, scheme: str, main_label:
 
 
 DELTA_CAPTION = (
-    "Arms: joint = Eq. 4 (λ1 = λ2 = 1); control = λ1 = λ2 = 0; no-e2e = + L_ML only (λ2 = 0); no-ml = "
-    "+ L_E2E only (λ1 = 0); ml-*, depth-bn-separate = readings of Eq. 4 (docs/method.md), each with L_E2E. "
-    "X − no-ml is what X's L_ML adds on top of L_E2E. A difference within one std of zero is read only over "
+    "Arms: "
+    + "; ".join(f"{v} = {VARIANT_LABELS[v]}" for v in VARIANTS)
+    + "; ml-*, depth-bn-separate = readings of Eq. 4 (docs/method.md), each with L_E2E. X − no-ml is "
+    "what X's L_ML adds on top of L_E2E. A difference within one std of zero is read only over "
     f"{CLEAR_SEEDS} seeds."
 )
 
