@@ -24,10 +24,12 @@ from faceparse.workflows.study import (
     gate_tables,
     light_rows,
     light_table,
+    merge_studies,
     paired_class_deltas,
     paired_deltas,
     run_study,
     study_tables,
+    write_study_report,
 )
 
 TINY = ["parsers.iterations=2", "translator.iterations=2", "joint.iterations=2", "run.ckpt_every=1"]
@@ -300,6 +302,102 @@ def test_aggregate_tables_and_fraction_curves():
     assert summary["deltas"]["joint − no-ml / depth"]["values"] == pytest.approx([1.0, 2.0, 0.0])
     assert "no-ml = joint + L_E2E (λ1 = 0)" in text
     assert "| joint − control / translation | -1.0e-02 |" in text  # L1 deltas keep their digits
+
+
+STUDY_META = {
+    "preset": "study",
+    "overrides": ["data.root=/data/synth", "run.eval_every=250"],
+    "variants": [],
+    "samples": 600,
+    "data": "/data/synth",
+    "size": 32,
+    "iterations": {"parsers": 2, "translator": 2, "joint": 2},
+    "main_fraction": 0.1,
+}
+
+
+def _write_study(out: Path, per_seed: dict, flip: dict | None = None, **meta) -> Path:
+    """A study.json (and report) of made-up evaluations, as `faceparse study` writes them."""
+    gated = Study(out, "study", gate=False)
+    for seed in per_seed:
+        gated.check_gate(seed, "10%", _val(75.0, 55.0, 60.0))
+    write_study_report(out, {**STUDY_META, **meta}, per_seed, flip or {}, gated.gates, False, {})
+    return out / "study.json"
+
+
+def test_merging_one_study_reproduces_its_report(tmp_path):
+    one = _write_study(tmp_path / "a", fake_per_seed(), {1: {"baseline": fake_scores(50, 40, 0.1)}})
+    merged = merge_studies([one], tmp_path / "m")
+    assert as_json(merged["per_seed"]) == as_json(fake_per_seed())
+    before = (tmp_path / "a" / "study.md").read_text().splitlines()
+    after = (tmp_path / "m" / "study.md").read_text().splitlines()
+    assert after[4] == f"Merged (`faceparse study-merge`) from: {one}."
+    assert after[:4] + after[6:] == before  # every table, byte for byte
+    saved = json.loads((tmp_path / "m" / "study.json").read_text())
+    assert saved["merged_from"] == [str(one)] and saved["main_fraction"] == 0.1
+    assert saved["gate"]["cells"]["2"]["10%"]["gate"]["passed"] is True
+
+
+def test_merging_studies_run_apart_pairs_their_arms(tmp_path):
+    full = fake_per_seed()
+    first = _write_study(tmp_path / "a", {s: full[s] for s in (0, 1)})
+    # seed 2's cells on another machine, and seed 0's ml-kl arm from seed 0's same pre-training
+    later = {
+        2: full[2],
+        0: {"10%": {"baseline": full[0]["10%"]["baseline"], "ml-kl": fake_scores(61, 49, 0.1)}},
+    }
+    flip = {0: {"baseline": fake_scores(50, 40, 0.1), "control": fake_scores(55, 45, 0.1)}}
+    second = _write_study(tmp_path / "b", later, flip, variants=["ml-kl"], overrides=["data.root=/elsewhere"])
+    merged = merge_studies([first, second], tmp_path / "m")
+    assert merged["seeds"] == [0, 1, 2] and merged["variants"] == ["ml-kl"]
+    deltas = merged["summary"]["deltas"]
+    assert deltas["joint − control / rgb"]["values"] == pytest.approx([2.0, 2.0, 2.0])
+    assert deltas["ml-kl − control / depth"]["values"] == pytest.approx([-2.0])  # seed 0 only
+    assert merged["summary"]["cells"]["10%"]["ml-kl"].n == 1 and set(merged["flip_per_seed"]) == {0}
+    text = (tmp_path / "m" / "study.md").read_text()
+    assert "Readings of Eq. 4" in text and "Left/right-flip diagnostic" in text
+    assert "seed 2, 10%" in text  # its gate record travelled too
+
+
+def test_merge_refuses_unpaired_arms_other_designs_and_bad_files(tmp_path):
+    from faceparse.utils.io import DataError
+
+    full = fake_per_seed()
+    first = _write_study(tmp_path / "a", full)
+    # seed 0 re-created from pre-training that is not bit-identical: its arms do not pair with the first's
+    redone = {0: {"10%": {"baseline": fake_scores(60.5, 50, 0.1), "ml-kl": fake_scores(61, 49, 0.1)}}}
+    with pytest.raises(DataError, match="seed 0, 10% depth labels: its pre-trained networks .* not paired"):
+        merge_studies([first, _write_study(tmp_path / "b", redone)], tmp_path / "m")
+    twice = {1: {"10%": {**full[1]["10%"], "control": fake_scores(70, 60, 0.1)}}}
+    with pytest.raises(DataError, match="cell 1 10% control differs from the same run in"):
+        merge_studies([first, _write_study(tmp_path / "c", twice)], tmp_path / "m")
+    longer = _write_study(tmp_path / "d", full, iterations={"parsers": 3, "translator": 2, "joint": 2})
+    with pytest.raises(DataError, match="a different study design .*: iterations"):
+        merge_studies([first, longer], tmp_path / "m")
+    other_lr = _write_study(tmp_path / "e", full, overrides=["joint.lr=0.5", "run.progress=false"])
+    with pytest.raises(DataError, match=r"overrides \['joint.lr=0.5'\] vs \[\]"):
+        merge_studies([first, other_lr], tmp_path / "m")
+    (tmp_path / "bad.json").write_text('{"per_seed": {}}')
+    with pytest.raises(DataError, match="not a study.json written by faceparse study .missing gate"):
+        merge_studies([tmp_path / "bad.json"], tmp_path / "m")
+    assert not (tmp_path / "m").exists()  # nothing written by a refused merge
+
+
+def test_study_merge_cli(tmp_path):
+    from faceparse.cli import app
+
+    full = fake_per_seed()
+    first = _write_study(tmp_path / "a", {s: full[s] for s in (0, 1)})
+    second = _write_study(tmp_path / "b", {2: full[2]})
+    runner = CliRunner()
+    result = runner.invoke(app, ["study-merge", str(first), str(second), "-o", str(tmp_path / "m")])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "m" / "study.json").read_text())["seeds"] == [0, 1, 2]
+    refused = runner.invoke(app, ["study-merge", str(first), str(second), "-o", str(tmp_path / "a")])
+    assert refused.exit_code == 2 and "holds one of the inputs" in " ".join(refused.output.split())
+    missing = runner.invoke(app, ["study-merge", str(tmp_path / "nope.json"), "-o", str(tmp_path / "n")])
+    said = "".join(missing.output.split())  # rich wraps long paths anywhere
+    assert missing.exit_code == 2 and "nope.json" in said and "filenotfound" in said
 
 
 @pytest.mark.slow

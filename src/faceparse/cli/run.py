@@ -204,3 +204,36 @@ def study_command(
     if len(result["seeds"]) < 3:
         console.print("[yellow]note:[/yellow] fewer than 3 seeds: the standard deviations are not meaningful")
     console.print(f"[green]study done[/green]: {out}/study.md")
+
+
+@app.command("study-merge")
+@friendly_errors
+def study_merge_command(
+    studies: list[Path] = typer.Argument(
+        ...,
+        help="study.json files of one study design, written by `faceparse study` (or an earlier merge) "
+        "in other folders, sessions or machines.",
+    ),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Folder for the merged study.md, study.json and plots."
+    ),
+) -> None:
+    """One study report from several study.json files: seeds, cells, readings of Eq. 4 and flip arms run
+    apart are merged and aggregated as `faceparse study` would (paired differences, per-class, light
+    levels, plots). Trains nothing and reads no checkpoint. Refuses files of another design, one run with
+    two different scores, and arms of one cell whose pre-trained networks differ (not paired)."""
+    from faceparse.workflows.study import merge_studies
+
+    target = (out / "study.json").resolve()
+    if any(path.resolve() == target for path in studies):
+        raise fail(f"{out}: holds one of the inputs ({target.name}); write the merge into another folder")
+    try:
+        result = merge_studies(studies, out)
+    except ValueError as e:
+        raise fail(e) from None
+    _print_tables(result["tables"])
+    if len(result["seeds"]) < 3:
+        console.print("[yellow]note:[/yellow] fewer than 3 seeds: the standard deviations are not meaningful")
+    console.print(
+        f"[green]merged {len(studies)} studies[/green] ({len(result['seeds'])} seeds): {out}/study.md"
+    )

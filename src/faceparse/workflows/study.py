@@ -385,7 +385,7 @@ def paired_deltas(
         for task in TASKS:
             diffs = []
             for results in per_seed.values():
-                runs = results[label]
+                runs = results.get(label, {})
                 if a in runs and b in runs:
                     diffs.append(_compared(runs[a], task) - _compared(runs[b], task))
             arr = np.array([d for d in diffs if math.isfinite(d)])
@@ -456,7 +456,9 @@ def flip_diagnostic(
     pre-training), pair (joint − baseline, control − baseline, joint − control) and parser; mean and sample
     std over seeds. The paper's Table 2 pattern is +16.2 on the left/right classes, +0.1 on the others."""
     arms: dict[str, dict[int, Runs]] = {
-        "correct flip": {seed: results[main_label] for seed, results in per_seed.items()},
+        "correct flip": {
+            seed: results[main_label] for seed, results in per_seed.items() if main_label in results
+        },
         "no-swap pre-training": dict(flip_per_seed),
     }
     rows = []
@@ -578,11 +580,15 @@ def aggregate_study(per_seed: PerSeed, main_label: str) -> dict[str, Any]:
     :class:`SeedAggregate` of the runs' ``{"rgb", "depth", "translation"}``), plus the paired deltas."""
     from faceparse.eval.report import aggregate_seeds
 
-    first = next(iter(per_seed.values()))
+    # every cell and arm that any seed has (a merged study's seeds need not all have the same arms)
+    arms = {
+        label: list(dict.fromkeys(v for runs in per_seed.values() for v in runs.get(label, {})))
+        for label in dict.fromkeys(label for runs in per_seed.values() for label in runs)
+    }
     cells: dict[str, dict[str, SeedAggregate]] = {}
-    for label, runs in first.items():
+    for label, variants in arms.items():
         cells[label] = {}
-        for variant in runs:
+        for variant in variants:
             seeds = [per_seed[s][label][variant] for s in per_seed if variant in per_seed[s].get(label, {})]
             cells[label][variant] = aggregate_seeds([_scores_json(run) for run in seeds])
     pairs: tuple[tuple[str, str], ...] = (
@@ -591,13 +597,13 @@ def aggregate_study(per_seed: PerSeed, main_label: str) -> dict[str, Any]:
         ("joint", "control"),
     )
     pairs += (("no-e2e", "control"), ("no-ml", "control"))
-    options = [v for v in first.get(main_label, {}) if v in OPTION_VARIANTS]
+    options = [v for v in arms.get(main_label, []) if v in OPTION_VARIANTS]
     pairs += tuple((v, "control") for v in options) + tuple((v, "joint") for v in options)
     # every reading of Eq. 4 keeps L_E2E: against the + L_E2E-only arm, a difference is what that reading
     # of L_ML adds on top of L_E2E (the literal L_ML's: joint − no-ml), same seeds, same batches
     pairs += tuple((v, "no-ml") for v in ("joint", *options))
     deltas = paired_deltas(per_seed, main_label, pairs)
-    for label in first:
+    for label in arms:
         if label != main_label:  # Figure 7's other fractions, each with its own control
             deltas |= {f"{k} @ {label}": v for k, v in paired_deltas(per_seed, label, pairs[:3]).items()}
     class_deltas = paired_class_deltas(per_seed, main_label, "joint", "control")
@@ -796,10 +802,6 @@ def run_study(
     Returns what ``study.json`` holds, typed (``per_seed`` and ``flip_per_seed``: :class:`Evaluation`
     objects, ``gate.cells``: :class:`GateRecord`, ``summary.cells``: :class:`SeedAggregate`), plus
     ``"tables"``."""
-    from faceparse.eval.figures import ablation_plot, fraction_plot, light_plot
-    from faceparse.eval.report import fraction_curves, render_markdown
-    from faceparse.utils.io import atomic_write_json, atomic_write_text
-
     design = load_config(preset, overrides).study
     seeds = list(design.seeds if seeds is None else seeds)
     samples = design.samples if samples is None else samples
@@ -822,38 +824,8 @@ def run_study(
 
     flip_per_seed = {seed: study.run_flip_cell(seed) for seed in per_seed} if flip else {}
 
-    main_label = f"{study.main_fraction * 100:g}%"
-    n_seeds = f"{len(seeds)} seed" + ("s" if len(seeds) != 1 else "")
-    summary = aggregate_study(per_seed, main_label)
-    if flip:
-        summary["flip_diagnostic"] = flip_diagnostic(per_seed, flip_per_seed, main_label)
-    summary["curves"] = {
-        **fraction_curves({k: v for k, v in fraction_runs(per_seed).items() if k.startswith("RGB")}),
-        **fraction_curves({k: v for k, v in fraction_runs(per_seed).items() if k.startswith("Depth")}),
-    }
-    first = per_seed[int(seeds[0])][main_label]["joint"]
-    tables = gate_tables(study.gates, first.scheme)
-    tables += study_tables(summary, first.arch, first.scheme, main_label)
-    if flip:
-        tables.append(flip_table(summary["flip_diagnostic"]))
-    summary["light"] = light_rows(per_seed, main_label)
-    if summary["light"]:
-        title = f"Mean F1 (%) by light level (test split, {main_label} depth labels; paper §1's motivation)"
-        tables.append(light_table(summary["light"], title))
-        light_plot(study.out / "light.png", summary["light"], title=f"F1 by light level ({n_seeds})")
-
-    cells = summary["cells"][main_label]
-    order = [v for v in ("baseline", "control", "no-e2e", "no-ml", "joint", *OPTION_VARIANTS) if v in cells]
-    for task in ("rgb", "depth"):
-        ablation_plot(
-            study.out / f"ablation-{task}.png",
-            {VARIANT_LABELS[v]: cells[v].part(task) for v in order},
-            title=f"Loss ablation, {task.upper() if task == 'rgb' else 'depth'} parser ({n_seeds})",
-        )
-    fraction_plot(study.out / "fraction.png", summary["curves"], title=f"Depth-label fraction ({n_seeds})")
-
     cfg = study.config(int(seeds[0]), study.out)
-    result = {
+    meta = {
         "preset": str(preset),
         "overrides": list(overrides),
         "seeds": [int(s) for s in seeds],
@@ -866,24 +838,267 @@ def run_study(
             "translator": cfg.translator.iterations,
             "joint": cfg.joint.iterations,
         },
-        "gate": {"enabled": gate, "cells": study.gates},
+        "main_fraction": study.main_fraction,
+    }
+    seconds = {**study.seconds, "total_this_call": time.perf_counter() - started}
+    return write_study_report(study.out, meta, per_seed, flip_per_seed, study.gates, gate, seconds)
+
+
+def write_study_report(
+    out: str | os.PathLike,
+    meta: Mapping[str, Any],
+    per_seed: PerSeed,
+    flip_per_seed: Mapping[int, Runs],
+    gates: Mapping[int, Mapping[str, GateRecord]],
+    gate: bool,
+    seconds: Mapping[str, float],
+) -> dict[str, Any]:
+    """Aggregate the evaluations of a study (trains and evaluates nothing) and write ``study.md``,
+    ``study.json``, ``light.png``, ``ablation-{rgb,depth}.png`` and ``fraction.png`` into ``out``.
+
+    ``meta`` holds what ``study.json`` records of the design (``preset``, ``overrides``, ``seeds``,
+    ``variants``, ``samples``, ``data``, ``size``, ``iterations``, ``main_fraction``). Returns what
+    ``study.json`` holds, typed, plus ``"tables"``: :func:`run_study`'s result."""
+    from faceparse.eval.figures import ablation_plot, fraction_plot, light_plot
+    from faceparse.eval.report import fraction_curves, render_markdown
+    from faceparse.utils.io import atomic_write_json, atomic_write_text
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    seeds = list(per_seed)
+    main_label = f"{meta['main_fraction'] * 100:g}%"
+    n_seeds = f"{len(seeds)} seed" + ("s" if len(seeds) != 1 else "")
+    summary = aggregate_study(per_seed, main_label)
+    if flip_per_seed:
+        summary["flip_diagnostic"] = flip_diagnostic(per_seed, flip_per_seed, main_label)
+    summary["curves"] = {
+        **fraction_curves({k: v for k, v in fraction_runs(per_seed).items() if k.startswith("RGB")}),
+        **fraction_curves({k: v for k, v in fraction_runs(per_seed).items() if k.startswith("Depth")}),
+    }
+    main_runs = [run for runs in per_seed.values() for run in runs.get(main_label, {}).values()]
+    if not main_runs:
+        raise ValueError(f"the study has no run of its main cell ({main_label} depth labels) to report")
+    first = main_runs[0]  # what every run shares: the architecture and the label scheme
+    tables = gate_tables(gates, first.scheme)
+    tables += study_tables(summary, first.arch, first.scheme, main_label)
+    if flip_per_seed:
+        tables.append(flip_table(summary["flip_diagnostic"]))
+    summary["light"] = light_rows(per_seed, main_label)
+    if summary["light"]:
+        title = f"Mean F1 (%) by light level (test split, {main_label} depth labels; paper §1's motivation)"
+        tables.append(light_table(summary["light"], title))
+        light_plot(out / "light.png", summary["light"], title=f"F1 by light level ({n_seeds})")
+
+    cells = summary["cells"][main_label]
+    order = [v for v in ("baseline", "control", "no-e2e", "no-ml", "joint", *OPTION_VARIANTS) if v in cells]
+    for task in ("rgb", "depth"):
+        ablation_plot(
+            out / f"ablation-{task}.png",
+            {VARIANT_LABELS[v]: cells[v].part(task) for v in order},
+            title=f"Loss ablation, {task.upper() if task == 'rgb' else 'depth'} parser ({n_seeds})",
+        )
+    fraction_plot(out / "fraction.png", summary["curves"], title=f"Depth-label fraction ({n_seeds})")
+
+    result = {
+        **meta,
+        "seeds": [int(s) for s in seeds],
+        "gate": {"enabled": gate, "cells": gates},
         "per_seed": per_seed,
         "flip_per_seed": flip_per_seed,
         "summary": summary,
-        "seconds": {**study.seconds, "total_this_call": time.perf_counter() - started},
+        "seconds": dict(seconds),
     }
-    atomic_write_json(study.out / "study.json", _study_json(result))
+    atomic_write_json(out / "study.json", _study_json(result))
+    iterations = meta["iterations"]
     header = [
-        f"# Study: {n_seeds}, preset {preset}, overrides {' '.join(overrides) or '(none)'}",
+        f"# Study: {n_seeds}, preset {meta['preset']}, overrides {' '.join(meta['overrides']) or '(none)'}",
         "",
-        f"Data {study.data_root} ({cfg.data.size}²), test split; "
-        f"iterations: parsers {cfg.parsers.iterations}, "
-        f"translator {cfg.translator.iterations}, joint {cfg.joint.iterations}. Values: mean ± sample std "
+        f"Data {meta['data']} ({meta['size']}²), test split; "
+        f"iterations: parsers {iterations['parsers']}, "
+        f"translator {iterations['translator']}, joint {iterations['joint']}. Values: mean ± sample std "
         "over seeds. Figures: fraction.png (Figure 7), ablation-rgb.png, ablation-depth.png (Table 7), "
         "light.png (F1 by light level, synthetic data).",
         "",
         "",
     ]
-    atomic_write_text(study.out / "study.md", "\n".join(header) + render_markdown(tables))
+    if meta.get("merged_from"):
+        header[3:3] = ["", "Merged (`faceparse study-merge`) from: " + ", ".join(meta["merged_from"]) + "."]
+    atomic_write_text(out / "study.md", "\n".join(header) + render_markdown(tables))
     result["tables"] = tables
     return result
+
+
+# --- merging studies run apart ----------------------------------------------------------------------------
+
+# what must agree between the study.json files that one report merges (the design, not where it ran)
+_MERGE_KEYS = ("preset", "size", "samples", "iterations", "main_fraction")
+# what an evaluation records of where it ran (paths), left out when two evaluations of one run are compared
+_WHERE = ("checkpoint", "sources", "data")
+
+
+@dataclass
+class StudyRecord:
+    """What one ``study.json`` holds, typed: the design (``meta``), the evaluations and the gate records."""
+
+    path: Path
+    meta: dict[str, Any]
+    per_seed: dict[int, dict[str, dict[str, Evaluation]]]
+    flip_per_seed: dict[int, dict[str, Evaluation]]
+    gates: dict[int, dict[str, GateRecord]]
+    gate: bool
+
+
+def load_study(path: str | os.PathLike) -> StudyRecord:
+    """Read a ``study.json`` written by :func:`run_study` or :func:`merge_studies` (a clear
+    :class:`~faceparse.utils.io.DataError` naming the file when it is not one)."""
+    from faceparse.utils.io import DataError, read_json
+
+    path = Path(path)
+    raw = read_json(path)
+    if not isinstance(raw, dict):
+        raise DataError(path, "not a study.json written by faceparse study (not a JSON object)")
+    missing = [key for key in ("per_seed", "gate", "iterations", "preset") if key not in raw]
+    if missing:
+        raise DataError(path, f"not a study.json written by faceparse study (missing {', '.join(missing)})")
+    try:
+        per_seed = {
+            int(seed): {
+                label: {variant: Evaluation.from_json(run) for variant, run in runs.items()}
+                for label, runs in labels.items()
+            }
+            for seed, labels in raw["per_seed"].items()
+        }
+        flip_per_seed = {
+            int(seed): {variant: Evaluation.from_json(run) for variant, run in runs.items()}
+            for seed, runs in raw.get("flip_per_seed", {}).items()
+        }
+        gates = {
+            int(seed): {
+                label: GateRecord(Evaluation.from_json(record["val"]), record["gate"])
+                for label, record in records.items()
+            }
+            for seed, records in raw["gate"].get("cells", {}).items()
+        }
+    except (KeyError, TypeError, ValueError) as e:
+        raise DataError(path, f"malformed study.json ({type(e).__name__}: {e})") from None
+    meta = {
+        key: raw[key] for key in ("preset", "overrides", "variants", "samples", "data", "size", "iterations")
+    }
+    meta["main_fraction"] = raw.get("main_fraction", MAIN_FRACTION)  # files written before it was recorded
+    return StudyRecord(path, meta, per_seed, flip_per_seed, gates, bool(raw["gate"].get("enabled", True)))
+
+
+def _design_overrides(overrides: Sequence[str]) -> list[str]:
+    """A study's overrides less those that do not change what it trains (where the data and the runs live,
+    logging, checkpoint cadence: :func:`~faceparse.runs.config.resume_safe`)."""
+    from faceparse.runs.config import resume_safe
+
+    kept = []
+    for item in overrides:
+        key = item.split("=", 1)[0].strip()
+        if key != "data.root" and not resume_safe(key):
+            kept.append(item)
+    return sorted(kept)
+
+
+def _fingerprint(run: Evaluation) -> dict[str, Any]:
+    """An evaluation less where it ran: equal for two evaluations of the same networks on the same data."""
+    return {key: value for key, value in run.to_json().items() if key not in _WHERE}
+
+
+def merge_studies(paths: Sequence[str | os.PathLike], out: str | os.PathLike) -> dict[str, Any]:
+    """One report from several ``study.json`` files: seeds, cells and arms run apart (other sessions or
+    machines, e.g. seed 0's readings of Eq. 4 on one machine and seed 1's on another). Trains and
+    evaluates nothing; writes what :func:`run_study` writes into ``out`` and returns its result.
+
+    Refused, naming the files and what differs, when the studies do not share a design (preset, image
+    size, samples, iterations, main fraction and the overrides that change training), when one run
+    appears in two files with different scores, and when one (seed, fraction) cell's arms come from
+    different pre-trained networks (their baselines differ): arms that do not share their pre-trained
+    triple and batches are not paired, and a paired difference between them would mean nothing."""
+    from faceparse.utils.io import DataError
+
+    if not paths:
+        raise ValueError("study-merge needs at least one study.json")
+    records = [load_study(path) for path in paths]
+    base = records[0]
+    for record in records[1:]:
+        for key in _MERGE_KEYS:
+            if record.meta[key] != base.meta[key]:
+                raise DataError(
+                    record.path,
+                    f"a different study design from {base.path}: {key} {record.meta[key]!r} vs "
+                    f"{base.meta[key]!r}; only studies of one design merge",
+                )
+        ours, theirs = _design_overrides(record.meta["overrides"]), _design_overrides(base.meta["overrides"])
+        if ours != theirs:
+            raise DataError(
+                record.path,
+                f"a different study design from {base.path}: overrides {ours} vs {theirs}; only studies "
+                "of one design merge",
+            )
+
+    per_seed: dict[int, dict[str, dict[str, Evaluation]]] = {}
+    flip_per_seed: dict[int, dict[str, Evaluation]] = {}
+    gates: dict[int, dict[str, GateRecord]] = {}
+    origin: dict[tuple[Any, ...], Path] = {}  # (kind, seed, label, variant) → the file it came from
+
+    def put(store: dict[str, Any], key: str, value: Any, where: tuple[Any, ...], record: StudyRecord) -> None:
+        if key in store:
+            same = (
+                _fingerprint(store[key]) == _fingerprint(value)
+                if isinstance(value, Evaluation)
+                else _fingerprint(store[key].val) == _fingerprint(value.val)
+            )
+            if not same:
+                what = " ".join(str(part) for part in where)
+                raise DataError(
+                    record.path,
+                    f"{what} differs from the same run in {origin[where]}: two different trainings of one "
+                    "run cannot both be reported",
+                )
+            return
+        store[key] = value
+        origin[where] = record.path
+
+    for record in records:
+        for seed, labels in record.per_seed.items():
+            for label, runs in labels.items():
+                cell = per_seed.setdefault(seed, {}).setdefault(label, {})
+                if (
+                    "baseline" in cell
+                    and "baseline" in runs
+                    and _fingerprint(cell["baseline"]) != _fingerprint(runs["baseline"])
+                ):
+                    raise DataError(
+                        record.path,
+                        f"seed {seed}, {label} depth labels: its pre-trained networks (the baseline's "
+                        f"scores) differ from those of {origin[('cell', seed, label, 'baseline')]}, so "
+                        "their arms are not paired; re-run one file's arms from the other's pre-training",
+                    )
+                for variant, run in runs.items():
+                    put(cell, variant, run, ("cell", seed, label, variant), record)
+        for seed, runs in record.flip_per_seed.items():
+            cell = flip_per_seed.setdefault(seed, {})
+            for variant, run in runs.items():
+                put(cell, variant, run, ("flip arm", seed, FLIP_DIR, variant), record)
+        for seed, records_of_seed in record.gates.items():
+            for label, gate_record in records_of_seed.items():
+                put(gates.setdefault(seed, {}), label, gate_record, ("gate", seed, label), record)
+
+    order = sorted(per_seed)
+    meta = {
+        **base.meta,
+        "variants": list(dict.fromkeys(v for r in records for v in r.meta["variants"])),
+        "data": ", ".join(dict.fromkeys(r.meta["data"] for r in records)),
+        "merged_from": [str(r.path) for r in records],
+    }
+    return write_study_report(
+        out,
+        meta,
+        {seed: per_seed[seed] for seed in order},
+        {seed: flip_per_seed[seed] for seed in sorted(flip_per_seed)},
+        {seed: gates[seed] for seed in sorted(gates)},
+        all(r.gate for r in records),
+        {},
+    )
