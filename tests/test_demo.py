@@ -380,6 +380,11 @@ def test_merge_refuses_unpaired_arms_other_designs_and_bad_files(tmp_path):
     (tmp_path / "bad.json").write_text('{"per_seed": {}}')
     with pytest.raises(DataError, match="not a study.json written by faceparse study .missing gate"):
         merge_studies([tmp_path / "bad.json"], tmp_path / "m")
+    broken = json.loads(first.read_text())
+    del broken["size"]
+    (tmp_path / "broken.json").write_text(json.dumps(broken))
+    with pytest.raises(DataError, match="malformed study.json .KeyError: 'size'"):
+        merge_studies([tmp_path / "broken.json"], tmp_path / "m")
     assert not (tmp_path / "m").exists()  # nothing written by a refused merge
 
 

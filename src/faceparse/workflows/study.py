@@ -979,13 +979,13 @@ def load_study(path: str | os.PathLike) -> StudyRecord:
             }
             for seed, records in raw["gate"].get("cells", {}).items()
         }
-    except (KeyError, TypeError, ValueError) as e:
+        meta = {key: raw[key] for key in ("preset", "overrides", "variants", "samples", "data", "size")}
+        meta["iterations"] = dict(raw["iterations"])
+        enabled = bool(raw["gate"].get("enabled", True))
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise DataError(path, f"malformed study.json ({type(e).__name__}: {e})") from None
-    meta = {
-        key: raw[key] for key in ("preset", "overrides", "variants", "samples", "data", "size", "iterations")
-    }
     meta["main_fraction"] = raw.get("main_fraction", MAIN_FRACTION)  # files written before it was recorded
-    return StudyRecord(path, meta, per_seed, flip_per_seed, gates, bool(raw["gate"].get("enabled", True)))
+    return StudyRecord(path, meta, per_seed, flip_per_seed, gates, enabled)
 
 
 def _design_overrides(overrides: Sequence[str]) -> list[str]:
