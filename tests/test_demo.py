@@ -385,6 +385,12 @@ def test_merge_refuses_unpaired_arms_other_designs_and_bad_files(tmp_path):
     (tmp_path / "broken.json").write_text(json.dumps(broken))
     with pytest.raises(DataError, match="malformed study.json .KeyError: 'size'"):
         merge_studies([tmp_path / "broken.json"], tmp_path / "m")
+    flip_only = _write_study(tmp_path / "f", {0: full[0]})
+    raw = json.loads(flip_only.read_text())
+    raw["per_seed"], raw["flip_per_seed"] = {}, {"0": raw["per_seed"]["0"]["10%"]}
+    flip_only.write_text(json.dumps(raw))  # a flip arm run alone: nothing of the main cell to report
+    with pytest.raises(ValueError, match="no run of its main cell .10% depth labels"):
+        merge_studies([flip_only], tmp_path / "m")
     assert not (tmp_path / "m").exists()  # nothing written by a refused merge
 
 

@@ -864,9 +864,12 @@ def write_study_report(
     from faceparse.utils.io import atomic_write_json, atomic_write_text
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     seeds = list(per_seed)
     main_label = f"{meta['main_fraction'] * 100:g}%"
+    main_runs = [run for runs in per_seed.values() for run in runs.get(main_label, {}).values()]
+    if not main_runs:
+        raise ValueError(f"the study has no run of its main cell ({main_label} depth labels) to report")
+    out.mkdir(parents=True, exist_ok=True)
     n_seeds = f"{len(seeds)} seed" + ("s" if len(seeds) != 1 else "")
     summary = aggregate_study(per_seed, main_label)
     if flip_per_seed:
@@ -875,9 +878,6 @@ def write_study_report(
         **fraction_curves({k: v for k, v in fraction_runs(per_seed).items() if k.startswith("RGB")}),
         **fraction_curves({k: v for k, v in fraction_runs(per_seed).items() if k.startswith("Depth")}),
     }
-    main_runs = [run for runs in per_seed.values() for run in runs.get(main_label, {}).values()]
-    if not main_runs:
-        raise ValueError(f"the study has no run of its main cell ({main_label} depth labels) to report")
     first = main_runs[0]  # what every run shares: the architecture and the label scheme
     tables = gate_tables(gates, first.scheme)
     tables += study_tables(summary, first.arch, first.scheme, main_label)
