@@ -4,7 +4,10 @@
 # Lane A: F_R, then ARMs 1, 3, 5...; lane B: F_D and G, then (once F_R is done) ARMs 2, 4, 6...
 # Resumable: run it again (finished stages are skipped). Lives in /work/exp/study-fast160 beside
 # cell-part.py (committed as docs/curves/data/study-fast160-cell{,-part}.{sh,py}).
-# Stop: pkill -f '^bash cell.sh'; then SIGTERM to the cell-part.py processes (each saves a checkpoint).
+# Stop: pkill -f '^bash cell.sh'; then SIGTERM to the cell-part.py main processes only (each saves a
+# checkpoint; a killed DataLoader worker, which shares the command line, crashes its run instead):
+#   for p in $(pgrep -f cell-part.py); do
+#     pgrep -f cell-part.py | grep -qx "$(ps -o ppid= -p $p | tr -d ' ')" || kill -TERM $p; done
 cd "$(dirname "$0")"
 seed=$1; cell=$2; shift 2; arms=("$@"); here=$PWD; tree=/work/study-tree2
 tag="$seed-$cell"
