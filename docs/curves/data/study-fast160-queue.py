@@ -63,9 +63,8 @@ def plan_stages(plans: list[str]) -> list[Stage]:
         for arm in arms:
             key = ("arm", seed, cell, arm)
             stages.setdefault(key, Stage(key, [seed, cell, arm], [rgb, depth, translator]))
-        evals.append(
-            Stage(("eval", seed, cell), [seed, cell, "evaluate", *arms], [("arm", seed, cell, a) for a in arms])
-        )
+        needs = [("arm", seed, cell, a) for a in arms]
+        evals.append(Stage(("eval", seed, cell), [seed, cell, "evaluate", *arms], needs))
     return evals + list(stages.values())
 
 
@@ -129,7 +128,8 @@ def main() -> None:
             time.sleep(2)
             continue
         for stage in stages:  # a stage whose input failed cannot run
-            if stage.state == "waiting" and any(by_key[k].state in ("failed", "skipped") for k in stage.needs):
+            failed = any(by_key[k].state in ("failed", "skipped") for k in stage.needs)
+            if stage.state == "waiting" and failed:
                 stage.state = "skipped"
                 say(f"skipped {' '.join(stage.argv)}: an input failed")
         for lane in range(args.lanes):
