@@ -9,13 +9,14 @@ so the folders, checkpoints and results are the same. Stages are resumable and f
 so running the same plan again continues it.
 
 Usage (from /work/exp/study-fast160, with main's venv python; stdlib only):
-  queue.py [--lanes 2] [--stop-at HH:MM] SEED:CELL:ARM[,ARM...] ...
-  e.g. queue.py --stop-at 02:05 1:0.01:control,joint 1:1.0:control,joint
+  lanes.py [--lanes 2] [--stop-at HH:MM] SEED:CELL:ARM[,ARM...] ...
+  e.g. lanes.py --stop-at 02:05 1:0.01:control,joint 1:1.0:control,joint
 CELL is 0.01, 0.1, 1.0 or flip. --stop-at (UTC, today or, if already past, tomorrow): at that time, and on
 SIGTERM or SIGINT, each running stage gets SIGTERM (only the stage's main process, not its DataLoader
 workers, which share its command line), saves a checkpoint and exits; then the queue exits.
 Each lane logs to log-queue-<lane>.txt; the queue itself prints one line per start and end.
-Committed as docs/curves/data/study-fast160-queue.py; runs beside cell-part.py."""
+Committed as docs/curves/data/study-fast160-queue.py; runs beside cell-part.py as lanes.py (not queue.py:
+cell-part.py runs from that folder, and a queue.py there shadows the standard library's queue for torch)."""
 
 import argparse
 import datetime as dt
