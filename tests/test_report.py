@@ -23,6 +23,7 @@ from faceparse.eval.report import (
     method_name,
     parsing_table,
     render_markdown,
+    seed_count_label,
     translation_table,
     transpose,
 )
@@ -169,9 +170,14 @@ def test_fraction_curves_and_table() -> None:
     assert base["fraction"] == [0.01, 1.0] and base["mean"] == [61.0, 75.0] and base["n"] == [2, 1]
     assert base["std"][0] == pytest.approx(math.sqrt(2.0)) and math.isnan(base["std"][1])
     rows = _markdown_rows(fraction_table(curves).markdown())
-    assert rows[0] == ["Depth labels", "BiSeNet_Depth", "BiSeNet_Depth + our method"]
-    assert rows[2] == ["1%", "61.0 ± 1.4", "66.0 ± 1.4"]
-    assert rows[3] == ["100%", "75.0", "78.0"]
+    assert rows[0] == ["Depth labels", "BiSeNet_Depth", "BiSeNet_Depth + our method", "Seeds"]
+    assert rows[2] == ["1%", "61.0 ± 1.4", "66.0 ± 1.4", "2"]
+    assert rows[3] == ["100%", "75.0", "78.0", "1"]
+    # a fraction whose methods ran on different numbers of seeds says so
+    runs["BiSeNet_Depth"][1.0].append(_mean_only(77.0))
+    rows = _markdown_rows(fraction_table(fraction_curves(runs)).markdown())
+    assert rows[3] == ["100%", "76.0 ± 1.4", "78.0", "1–2"]
+    assert seed_count_label({3}) == "3" and seed_count_label({3, 1, 2}) == "1–3"
 
 
 def test_rich_rendering_and_transpose() -> None:
@@ -235,6 +241,8 @@ def test_fraction_and_ablation_plots_png(tmp_path: Path) -> None:
         }
     )
     _assert_png(fraction_plot(tmp_path / "fig7.png", curves), (300, 200))
+    uneven = fraction_curves({"joint": {0.01: [_mean_only(70)], 0.1: [_mean_only(71), _mean_only(73)]}})
+    _assert_png(fraction_plot(tmp_path / "fig7-uneven.png", uneven), (300, 200))  # ticks carry "n = …"
     rows = dict(
         zip(
             ablation_row_names("EAGRNet_Depth"),

@@ -325,16 +325,26 @@ def _fraction_label(fraction: float) -> str:
 def fraction_table(
     curves: Mapping[str, Mapping[str, list[float]]], *, title: str = "", caption: str = "", digits: int = 1
 ) -> ReportTable:
-    """Figure 7 as a table: rows = depth-label fraction (1%, 10%, 100%), columns = methods (mean ± std)."""
+    """Figure 7 as a table: rows = depth-label fraction (1%, 10%, 100%), columns = methods (mean ± std),
+    then the number of seeds behind the row (a range where methods differ): fractions run on fewer seeds
+    than the main cell must not read as if they had as many."""
     fractions = sorted({f for c in curves.values() for f in c["fraction"]})
     rows = []
     for fraction in fractions:
         row = [_fraction_label(fraction)]
+        seeds: set[int] = set()
         for curve in curves.values():
             if fraction in curve["fraction"]:
                 i = curve["fraction"].index(fraction)
                 row.append(format_value(curve["mean"][i], curve["std"][i], digits))
+                seeds.add(int(curve["n"][i]))
             else:
                 row.append("N/A")
+        row.append(seed_count_label(seeds))
         rows.append(row)
-    return ReportTable(headers=["Depth labels", *curves], rows=rows, title=title, caption=caption)
+    return ReportTable(headers=["Depth labels", *curves, "Seeds"], rows=rows, title=title, caption=caption)
+
+
+def seed_count_label(counts: set[int]) -> str:
+    """``{3}`` → ``"3"``; ``{1, 3}`` → ``"1–3"``."""
+    return str(min(counts)) if len(counts) == 1 else f"{min(counts)}–{max(counts)}"
