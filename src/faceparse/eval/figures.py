@@ -19,7 +19,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from faceparse.eval.report import seed_count_label
+from faceparse.eval.report import seed_count_label, seeds_per_fraction
 from faceparse.eval.results import KeyPath, Scores, SeedAggregate, metric_at
 from faceparse.labels import LabelScheme, get_scheme
 from faceparse.utils.io import atomic_save
@@ -117,14 +117,12 @@ def fraction_plot(
         raise ValueError("fraction_plot needs at least one curve")
     fig = _new_figure(4.5, 3.4)
     ax = fig.add_subplot()
-    seeds: dict[float, set[int]] = {}  # fraction → seed counts behind its points
     for method, curve in curves.items():
         x = np.asarray(curve["fraction"], dtype=float) * 100.0  # percent of depth+label pairs
         mean = np.asarray(curve["mean"], dtype=float)
         std = np.nan_to_num(np.asarray(curve["std"], dtype=float), nan=0.0)  # one seed: no bar
         ax.errorbar(x, mean, yerr=std, marker="o", capsize=3, label=method)
-        for fraction, n in zip(curve["fraction"], curve.get("n", [0] * len(x)), strict=True):
-            seeds.setdefault(float(fraction), set()).add(int(n))
+    seeds = seeds_per_fraction(curves)  # fraction → seed counts behind its points
     ax.set_xscale("log")
     ticks = sorted(seeds)
     ax.set_xticks([f * 100.0 for f in ticks])

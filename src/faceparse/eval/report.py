@@ -328,21 +328,28 @@ def fraction_table(
     """Figure 7 as a table: rows = depth-label fraction (1%, 10%, 100%), columns = methods (mean ± std),
     then the number of seeds behind the row (a range where methods differ): fractions run on fewer seeds
     than the main cell must not read as if they had as many."""
-    fractions = sorted({f for c in curves.values() for f in c["fraction"]})
+    seeds = seeds_per_fraction(curves)
     rows = []
-    for fraction in fractions:
+    for fraction in sorted(seeds):
         row = [_fraction_label(fraction)]
-        seeds: set[int] = set()
         for curve in curves.values():
             if fraction in curve["fraction"]:
                 i = curve["fraction"].index(fraction)
                 row.append(format_value(curve["mean"][i], curve["std"][i], digits))
-                seeds.add(int(curve["n"][i]))
             else:
                 row.append("N/A")
-        row.append(seed_count_label(seeds))
+        row.append(seed_count_label(seeds[fraction]))
         rows.append(row)
     return ReportTable(headers=["Depth labels", *curves, "Seeds"], rows=rows, title=title, caption=caption)
+
+
+def seeds_per_fraction(curves: Mapping[str, Mapping[str, Sequence[float]]]) -> dict[float, set[int]]:
+    """Each fraction of :func:`fraction_curves`' output → the seed counts of the methods measured at it."""
+    seeds: dict[float, set[int]] = {}
+    for curve in curves.values():
+        for fraction, n in zip(curve["fraction"], curve["n"], strict=True):
+            seeds.setdefault(float(fraction), set()).add(int(n))
+    return seeds
 
 
 def seed_count_label(counts: set[int]) -> str:
