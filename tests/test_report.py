@@ -19,6 +19,7 @@ from faceparse.eval.report import (
     aggregate_seeds,
     format_value,
     fraction_curves,
+    fraction_label,
     fraction_table,
     method_name,
     parsing_table,
@@ -178,6 +179,7 @@ def test_fraction_curves_and_table() -> None:
     rows = _markdown_rows(fraction_table(fraction_curves(runs)).markdown())
     assert rows[3] == ["100%", "76.0 ± 1.4", "78.0", "1–2"]
     assert seed_count_label({3}) == "3" and seed_count_label({3, 1, 2}) == "1–3"
+    assert [fraction_label(f) for f in (0.01, 0.1, 1.0, 0.005)] == ["1%", "10%", "100%", "0.5%"]
 
 
 def test_rich_rendering_and_transpose() -> None:

@@ -19,7 +19,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from faceparse.eval.report import seed_count_label, seeds_per_fraction
+from faceparse.eval.report import fraction_label, seed_count_label, seeds_per_fraction
 from faceparse.eval.results import KeyPath, Scores, SeedAggregate, metric_at
 from faceparse.labels import LabelScheme, get_scheme
 from faceparse.utils.io import atomic_save
@@ -128,7 +128,7 @@ def fraction_plot(
     ax.set_xticks([f * 100.0 for f in ticks])
     # the seeds under each tick when they differ between fractions (e.g. 10% on 3 seeds, 1% on 1)
     uneven = len({frozenset(n) for n in seeds.values()}) > 1
-    labels = [f"{f * 100:g}%" + (f"\nn = {seed_count_label(seeds[f])}" if uneven else "") for f in ticks]
+    labels = [fraction_label(f) + (f"\nn = {seed_count_label(seeds[f])}" if uneven else "") for f in ticks]
     ax.set_xticklabels(labels)
     ax.minorticks_off()
     ax.set_xlabel("annotated depth used for training")

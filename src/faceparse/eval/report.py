@@ -318,7 +318,8 @@ def fraction_curves(
     return curves
 
 
-def _fraction_label(fraction: float) -> str:
+def fraction_label(fraction: float) -> str:
+    """A depth-label fraction as the paper writes it: 0.01 → "1%", 1.0 → "100%"."""
     return f"{fraction * 100:g}%"
 
 
@@ -331,7 +332,7 @@ def fraction_table(
     seeds = seeds_per_fraction(curves)
     rows = []
     for fraction in sorted(seeds):
-        row = [_fraction_label(fraction)]
+        row = [fraction_label(fraction)]
         for curve in curves.values():
             if fraction in curve["fraction"]:
                 i = curve["fraction"].index(fraction)
