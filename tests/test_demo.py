@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from faceparse.eval.results import Evaluation, GroupScores, ParsingScores, SeedAggregate, TranslationScores
+from faceparse.runs.precision import auto_precision
 from faceparse.workflows.demo import run_demo
 from faceparse.workflows.study import (
     LR_CLASSES,
@@ -357,6 +358,17 @@ def test_merging_studies_run_apart_pairs_their_arms(tmp_path):
     text = (tmp_path / "m" / "study.md").read_text()
     assert "Readings of Eq. 4" in text and "Left/right-flip diagnostic" in text
     assert "seed 2, 10%" in text  # its gate record travelled too
+    assert "precision" not in text.splitlines()[2] and merged["precision"] is None  # neither file recorded it
+
+
+def test_merge_records_the_precision_only_when_every_file_does(tmp_path):
+    full = fake_per_seed()
+    fp32 = [_write_study(tmp_path / f"s{s}", {s: full[s]}, precision="32-true") for s in (0, 1)]
+    merged = merge_studies(fp32, tmp_path / "m")
+    assert merged["precision"] == "32-true"
+    assert "test split; precision 32-true; iterations" in (tmp_path / "m" / "study.md").read_text()
+    unrecorded = _write_study(tmp_path / "old", {2: full[2]})  # written before the precision was recorded
+    assert merge_studies([*fp32, unrecorded], tmp_path / "m2")["precision"] is None
 
 
 def test_merge_refuses_unpaired_arms_other_designs_and_bad_files(tmp_path):
@@ -377,6 +389,11 @@ def test_merge_refuses_unpaired_arms_other_designs_and_bad_files(tmp_path):
     other_lr = _write_study(tmp_path / "e", full, overrides=["joint.lr=0.5", "run.progress=false"])
     with pytest.raises(DataError, match=r"overrides \['joint.lr=0.5'\] vs \[\]"):
         merge_studies([first, other_lr], tmp_path / "m")
+    bf16 = _write_study(tmp_path / "g", {2: full[2]}, precision="bf16-mixed")
+    fp32 = _write_study(tmp_path / "h", {3: full[2]}, precision="32-true")
+    mixed = r"g/study.json.*design from .*h/study.json: its runs trained in bf16-mixed, those in 32-true"
+    with pytest.raises(DataError, match=mixed):
+        merge_studies([first, fp32, bf16], tmp_path / "m")  # the unrecorded first file hides nothing
     (tmp_path / "bad.json").write_text('{"per_seed": {}}')
     with pytest.raises(DataError, match="not a study.json written by faceparse study .missing gate"):
         merge_studies([tmp_path / "bad.json"], tmp_path / "m")
@@ -451,6 +468,7 @@ def test_study_runs_resumes_and_aggregates(tmp_path):
     assert "Competence gate: pre-trained parsers on the val split" in text and "fails: mean" in text
     assert "Per-class paired differences, joint − control" in text
     assert set(saved["per_seed"]["0"]) == {"10%", "100%"}
+    assert saved["precision"] == auto_precision() and f"precision {auto_precision()};" in text  # this CPU's
     for name in ("study.md", "fraction.png", "ablation-rgb.png", "ablation-depth.png"):
         assert (tmp_path / name).stat().st_size > 100
     again = run_study(

@@ -5,6 +5,8 @@ one session. Same Study object, preset, overrides, configs and run folders as ru
 finds each stage complete and each evaluation cached. Resumable (each stage resumes from its checkpoint).
 
 Usage (from the frozen tree, PYTHONPATH=src): cell-part.py SEED CELL PART [ARM ...]
+  STUDY_FORCE_FP32=1 in the environment keeps `run.precision: auto` at fp32 on a CPU with native bf16
+  (AMX / AVX512-BF16), where it would resolve to bf16-mixed: the study's cells so far trained in fp32.
   CELL: a depth-label fraction (0.01, 0.1, 1.0) or "flip" (pre-training with data.flip_swap=false at the
         main fraction, then the joint phase with the correct flip)
   PART: pretrain-rgb | pretrain-depth | pretrain-translator | a joint arm (joint, control, no-ml, no-e2e,
@@ -13,8 +15,16 @@ Usage (from the frozen tree, PYTHONPATH=src): cell-part.py SEED CELL PART [ARM .
         main's `faceparse study-merge` joins to the other cells)
 Committed as docs/curves/data/study-fast160-cell-part.py."""
 
+import os
 import sys
 from pathlib import Path
+
+import faceparse.runs.precision
+
+if os.environ.get("STUDY_FORCE_FP32") == "1":
+    # the study's cells so far ran where `run.precision: auto` resolved to 32-true (a 2-core AVX2 CPU); on a
+    # CPU with native bf16 it would resolve to bf16-mixed, a different design: keep auto's fp32 resolution
+    faceparse.runs.precision.cpu_has_native_bf16 = lambda: False
 
 from faceparse.eval.results import jsonable
 from faceparse.runs.config import load_config
@@ -70,6 +80,7 @@ elif part == "evaluate":
             "joint": cfg.joint.iterations,
         },
         "main_fraction": study.main_fraction,
+        "precision": faceparse.runs.precision.auto_precision(),  # the study's preset leaves run.precision auto
         "gate": {"enabled": True, "cells": {seed: {k: r.to_json() for k, r in study.gates[seed].items()}}},
         "per_seed": {} if flip else {seed: {label: {name: run.to_json() for name, run in runs.items()}}},
         "flip_per_seed": {seed: {name: run.to_json() for name, run in runs.items()}} if flip else {},

@@ -117,9 +117,9 @@ def train(
 def make_fabric(cfg: Config) -> Any:
     from lightning_fabric import Fabric
 
-    from faceparse.runs.precision import auto_precision
+    from faceparse.runs.precision import resolved_precision
 
-    precision = auto_precision(cfg.run.accelerator) if cfg.run.precision == "auto" else cfg.run.precision
+    precision = resolved_precision(cfg.run.precision, cfg.run.accelerator)
     # under torchrun or srun: the launcher's layout, or a ValueError naming the key that contradicts it
     devices, num_nodes = topology(cfg.run.devices, cfg.run.num_nodes)
     try:

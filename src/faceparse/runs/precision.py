@@ -31,3 +31,11 @@ def auto_precision(accelerator: str = "auto") -> Literal["bf16-mixed", "32-true"
     if accelerator in ("cpu", "auto"):
         return "bf16-mixed" if cpu_has_native_bf16() else "32-true"
     return "32-true"  # mps and other accelerators: fp32, the safe choice
+
+
+Resolved = Literal["32-true", "bf16-mixed", "16-mixed"]
+
+
+def resolved_precision(precision: Literal["auto"] | Resolved, accelerator: str = "auto") -> Resolved:
+    """``run.precision`` as a run uses it: ``auto`` resolved for ``run.accelerator`` on this machine."""
+    return auto_precision(accelerator) if precision == "auto" else precision

@@ -61,6 +61,7 @@ from faceparse.eval.results import (
     jsonable,
 )
 from faceparse.runs.config import Config, load_config
+from faceparse.runs.precision import resolved_precision
 from faceparse.runs.stages import JOINT, PRETRAIN_DEPTH, PRETRAIN_RGB, PRETRAIN_TRANSLATOR, Stage
 from faceparse.utils.progress import ProgressFactory, console
 
@@ -839,6 +840,8 @@ def run_study(
             "joint": cfg.joint.iterations,
         },
         "main_fraction": study.main_fraction,
+        # what `auto` became on this machine: bf16 and fp32 runs of one preset are two designs
+        "precision": resolved_precision(cfg.run.precision, cfg.run.accelerator),
     }
     seconds = {**study.seconds, "total_this_call": time.perf_counter() - started}
     return write_study_report(study.out, meta, per_seed, flip_per_seed, study.gates, gate, seconds)
@@ -857,7 +860,8 @@ def write_study_report(
     ``study.json``, ``light.png``, ``ablation-{rgb,depth}.png`` and ``fraction.png`` into ``out``.
 
     ``meta`` holds what ``study.json`` records of the design (``preset``, ``overrides``, ``seeds``,
-    ``variants``, ``samples``, ``data``, ``size``, ``iterations``, ``main_fraction``). Returns what
+    ``variants``, ``samples``, ``data``, ``size``, ``iterations``, ``main_fraction``, and ``precision``, the
+    resolved ``run.precision``, where known). Returns what
     ``study.json`` holds, typed, plus ``"tables"``: :func:`run_study`'s result."""
     from faceparse.eval.figures import ablation_plot, fraction_plot, light_plot
     from faceparse.eval.report import fraction_curves, render_markdown
@@ -914,7 +918,8 @@ def write_study_report(
         f"# Study: {n_seeds}, preset {meta['preset']}, overrides {' '.join(meta['overrides']) or '(none)'}",
         "",
         f"Data {meta['data']} ({meta['size']}²), test split; "
-        f"iterations: parsers {iterations['parsers']}, "
+        + (f"precision {meta['precision']}; " if meta.get("precision") else "")
+        + f"iterations: parsers {iterations['parsers']}, "
         f"translator {iterations['translator']}, joint {iterations['joint']}. Values: mean ± sample std "
         "over seeds. Figures: fraction.png (Figure 7), ablation-rgb.png, ablation-depth.png (Table 7), "
         "light.png (F1 by light level, synthetic data).",
@@ -985,6 +990,7 @@ def load_study(path: str | os.PathLike) -> StudyRecord:
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise DataError(path, f"malformed study.json ({type(e).__name__}: {e})") from None
     meta["main_fraction"] = raw.get("main_fraction", MAIN_FRACTION)  # files written before it was recorded
+    meta["precision"] = raw.get("precision")  # None: written before it was recorded
     return StudyRecord(path, meta, per_seed, flip_per_seed, gates, enabled)
 
 
@@ -1012,7 +1018,8 @@ def merge_studies(paths: Sequence[str | os.PathLike], out: str | os.PathLike) ->
     evaluates nothing; writes what :func:`run_study` writes into ``out`` and returns its result.
 
     Refused, naming the files and what differs, when the studies do not share a design (preset, image
-    size, samples, iterations, main fraction and the overrides that change training), when one run
+    size, samples, iterations, main fraction, the precision their runs trained in where recorded, and the
+    overrides that change training), when one run
     appears in two files with different scores, and when one (seed, fraction) cell's arms come from
     different pre-trained networks (their baselines differ): arms that do not share their pre-trained
     triple and batches are not paired, and a paired difference between them would mean nothing."""
@@ -1037,6 +1044,16 @@ def merge_studies(paths: Sequence[str | os.PathLike], out: str | os.PathLike) ->
                 f"a different study design from {base.path}: overrides {ours} vs {theirs}; only studies "
                 "of one design merge",
             )
+
+    # files written before the precision was recorded (None) merge with any
+    precisions = {r.meta["precision"]: r.path for r in records if r.meta["precision"]}
+    if len(precisions) > 1:
+        first, *others = precisions.items()
+        raise DataError(
+            others[0][1],
+            f"a different study design from {first[1]}: its runs trained in {others[0][0]}, those in "
+            f"{first[0]} (run.precision auto resolves per machine); only studies of one precision merge",
+        )
 
     per_seed: dict[int, dict[str, dict[str, Evaluation]]] = {}
     flip_per_seed: dict[int, dict[str, Evaluation]] = {}
@@ -1092,6 +1109,8 @@ def merge_studies(paths: Sequence[str | os.PathLike], out: str | os.PathLike) ->
         "variants": list(dict.fromkeys(v for r in records for v in r.meta["variants"])),
         "data": ", ".join(dict.fromkeys(r.meta["data"] for r in records)),
         "merged_from": [str(r.path) for r in records],
+        # the one recorded, unless some file did not record it
+        "precision": next(iter(precisions)) if all(r.meta["precision"] for r in records) else None,
     }
     return write_study_report(
         out,
