@@ -17,17 +17,20 @@ from faceparse.workflows.study import (
     GateNotMet,
     Study,
     aggregate_study,
+    class_delta_table,
     clear_of_zero,
     clear_of_zero_cell,
     flip_diagnostic,
     flip_table,
     fraction_runs,
     gate_tables,
+    light_delta_table,
     light_rows,
     light_table,
     merge_studies,
     paired_class_deltas,
     paired_deltas,
+    paired_light_deltas,
     run_study,
     study_tables,
     write_study_report,
@@ -167,6 +170,40 @@ def test_per_class_paired_differences_joint_minus_control():
         and deltas["rgb"]["nose"]["improved_in"] == "2/2"
     )
     assert deltas["rgb"]["skin"]["values"] == pytest.approx([2.0, 2.0, 2.0])
+    assert deltas["rgb"]["nose"]["seeds"] == [0, 2]  # seed 1's nose is undefined: the values keep their seeds
+    text = class_delta_table(deltas, "t").markdown()
+    assert (
+        "| nose | +2.00 | 0.00 | 2/2 | 0: +2.0, 2: +2.0 | +2.00 | 1.00 | 3/3 | 0: +2.0, 1: +3.0, 2: +1.0 |"
+        in text
+    )
+
+
+def test_paired_light_deltas_pair_each_seeds_runs_per_level():
+    def run(dark: float, normal: float, depth_dark: float) -> Evaluation:
+        by_group = {
+            "dark": GroupScores(3, rgb=parsing({}, dark), depth=parsing({}, depth_dark)),
+            "normal": GroupScores(5, rgb=parsing({}, normal)),
+        }
+        return evaluation(by_group=by_group)
+
+    per_seed = {
+        0: {"10%": {"control": run(40.0, 60.0, 50.0), "joint": run(37.0, 61.0, 49.0)}},
+        1: {"10%": {"control": run(42.0, 62.0, 50.0), "joint": run(41.0, math.nan, 48.0)}},
+        2: {"10%": {"joint": run(10.0, 10.0, 10.0)}},  # no control: no pair, left out
+    }
+    deltas = paired_light_deltas(per_seed, "10%", "joint", "control")
+    dark = deltas["rgb"]["dark"]
+    assert dark["values"] == pytest.approx([-3.0, -1.0]) and dark["seeds"] == [0, 1]
+    assert dark["mean"] == pytest.approx(-2.0) and dark["std"] == pytest.approx(2**0.5)
+    assert dark["improved_in"] == "0/2"
+    # an undefined F1 on one side leaves that level out for that seed; a level no run has is absent
+    assert deltas["rgb"]["normal"]["values"] == pytest.approx([1.0]) and "bright" not in deltas["rgb"]
+    assert deltas["depth"]["dark"]["values"] == pytest.approx([-1.0, -2.0]) and set(deltas["depth"]) == {
+        "dark"
+    }
+    text = light_delta_table(deltas, "t").markdown()
+    assert "| RGB | -2.00 ± 1.41 (0/2) | +1.00 (1/1) | N/A | dark 0: -3.0, 1: -1.0; normal 0: +1.0 |" in text
+    assert paired_light_deltas(per_seed, "1%") == {}
 
 
 def _scores_lr(lr: float, other: float) -> Evaluation:
@@ -297,7 +334,10 @@ def test_aggregate_tables_and_fraction_curves():
     text = "\n".join(t.markdown() for t in tables)
     assert "joint, λ1 = λ2 = 0 (control)" in text and "64.0 ± 1.0" in text
     assert "Per-class paired differences, joint − control" in text
-    assert "| nose | +2.00 | 0.00 | 3/3 | +2.00 | 1.00 | 3/3 |" in text
+    assert (
+        "| nose | +2.00 | 0.00 | 3/3 | 0: +2.0, 1: +2.0, 2: +2.0 "
+        "| +2.00 | 1.00 | 3/3 | 0: +2.0, 1: +3.0, 2: +1.0 |" in text
+    )
     assert math.isnan(summary["deltas"]["no-ml − control / rgb"]["std"]) is False
     # the literal L_ML's share on top of L_E2E, paired per seed
     assert summary["deltas"]["joint − no-ml / depth"]["values"] == pytest.approx([1.0, 2.0, 0.0])
@@ -453,6 +493,8 @@ def test_study_runs_resumes_and_aggregates(tmp_path):
     assert set(result["flip_per_seed"][0]) == {"baseline", "control", "joint"}
     assert "Left/right-flip diagnostic" in (tmp_path / "study.md").read_text()
     assert "by light level" in (tmp_path / "study.md").read_text() and (tmp_path / "light.png").is_file()
+    assert "Paired differences by light level, joint − control" in (tmp_path / "study.md").read_text()
+    assert (tmp_path / "light-paired.png").is_file()
     by_group = result["per_seed"][0]["10%"]["joint"].by_group
     assert set(by_group) <= {"dark", "normal", "bright"} and sum(g.images for g in by_group.values()) == 2
     assert (tmp_path / "seed-1" / "depth-10" / "control" / "joint" / "eval-test.json").is_file()

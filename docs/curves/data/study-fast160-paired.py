@@ -1,17 +1,16 @@
-"""Issue 9: per-seed paired differences that the merged study report does not print.
+"""Issue 9: per-seed paired differences of every arm, which the merged study report does not print.
 
 Reads committed cell jsons (or a merged study.json) and prints, per seed and depth-label fraction, each
-arm's test mean F1 and L1, then ARM − REF (default: the control) on mean F1, per class and L1, and, with
---light, Eq. 4 − control by light level with mean ± sample std over seeds.
+arm's test mean F1 and L1, then ARM − REF (default: the control) on mean F1, per class and L1. The report
+(`faceparse study` / `study-merge`) prints joint − control per class and by light level with each seed's
+value; this script covers the other arms.
 
 Usage (from the repository root):
-  python3 docs/curves/data/study-fast160-paired.py [--ref ARM] [--light] FILE.json ...
-e.g. python3 docs/curves/data/study-fast160-paired.py docs/curves/data/study-fast160/cell-seed4-0.1*.json
-     python3 docs/curves/data/study-fast160-paired.py --light /tmp/m/study.json   (after study-merge)"""
+  python3 docs/curves/data/study-fast160-paired.py [--ref ARM] FILE.json ...
+e.g. python3 docs/curves/data/study-fast160-paired.py docs/curves/data/study-fast160/cell-seed4-0.1*.json"""
 
 import argparse
 import json
-import statistics
 from pathlib import Path
 
 
@@ -36,7 +35,6 @@ def diff(a: dict, b: dict, task: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ref", default="control", help="arm subtracted from the others")
-    parser.add_argument("--light", action="store_true", help="Eq. 4 − control by light level over seeds")
     parser.add_argument("files", nargs="+", type=Path)
     args = parser.parse_args()
     cells = load(args.files)
@@ -58,24 +56,6 @@ def main() -> None:
             for t in tasks:
                 pc, rc = run[t]["per_class"], ref[t]["per_class"]
                 print(f"    {t}: " + " ".join(f"{k} {pc[k] - rc[k]:+.1f}" for k in pc))
-    if args.light:
-        print("== Eq. 4 − control by light level (mean ± sample std over seeds, seeds improved)")
-        for label in sorted({label for _, label in cells}):
-            pairs = [
-                a
-                for (_, lab), a in sorted(cells.items())
-                if lab == label and {"joint", "control"} <= a.keys()
-            ]
-            for group in ("dark", "normal", "bright"):
-                for t in tasks:
-                    xs = [
-                        diff(a["joint"]["by_group"][group], a["control"]["by_group"][group], t) for a in pairs
-                    ]
-                    if len(xs) < 2:
-                        continue
-                    mean, std = statistics.mean(xs), statistics.stdev(xs)
-                    up = sum(x > 0 for x in xs)
-                    print(f"  {label} {group:6s} {t:5s} {mean:+.2f} ± {std:.2f} ({up}/{len(xs)} improved)")
 
 
 if __name__ == "__main__":

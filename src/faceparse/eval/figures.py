@@ -183,9 +183,11 @@ def light_plot(
     rows: Mapping[str, Mapping[str, Mapping[str, float]]],
     *,
     title: str = "F1 by light level",
+    difference: bool = False,
     dpi: int = 120,
 ) -> Path:
-    """Grouped bars: one group per light level, one bar per row (``{name: {level: {"mean", "std"}}}``)."""
+    """Grouped bars: one group per light level, one bar per row (``{name: {level: {"mean", "std"}}}``).
+    ``difference``: the rows are paired F1 differences (points, either sign) rather than F1 in [0, 100]."""
     if not rows:
         raise ValueError("light_plot needs at least one row")
     levels = list(dict.fromkeys(level for levels in rows.values() for level in levels))
@@ -201,8 +203,12 @@ def light_plot(
         ax.bar(x, np.nan_to_num(means), width, yerr=stds, capsize=2, color=cmap[k], label=name)
     ax.set_xticks(np.arange(len(levels)))
     ax.set_xticklabels(levels)
-    ax.set_ylabel("mean F1 (%)")
-    ax.set_ylim(0, 100)
+    if difference:
+        ax.axhline(0.0, color="black", linewidth=0.8)
+        ax.set_ylabel("mean F1 difference (points)")
+    else:
+        ax.set_ylabel("mean F1 (%)")
+        ax.set_ylim(0, 100)
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()

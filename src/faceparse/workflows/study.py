@@ -420,18 +420,48 @@ def paired_class_deltas(
     F_D where RGB is (eyes, brows, lips)."""
     table: dict[str, dict[str, dict[str, Any]]] = {}
     for task in PARSING_TASKS:
-        diffs: dict[str, list[float]] = {}
-        for results in per_seed.values():
+        diffs: dict[str, dict[int, float]] = {}
+        for seed, results in per_seed.items():
             for name, diff in _class_diffs(results.get(label, {}), a, b, task).items():
-                diffs.setdefault(name, []).append(diff)
-        table[task] = {
-            name: {
-                "values": values,
-                **_mean_std(values),
-                "improved_in": f"{sum(v > 0 for v in values)}/{len(values)}",
-            }
-            for name, values in diffs.items()
-        }
+                diffs.setdefault(name, {})[int(seed)] = diff
+        table[task] = {name: _delta_stats(by_seed) for name, by_seed in diffs.items()}
+    return table
+
+
+def _delta_stats(by_seed: Mapping[int, float]) -> dict[str, Any]:
+    """One paired F1 difference over seeds: the per-seed values (and their seeds), mean, sample std and
+    seeds improved."""
+    values = list(by_seed.values())
+    improved = f"{sum(v > 0 for v in values)}/{len(values)}"
+    return {"values": values, "seeds": list(by_seed), **_mean_std(values), "improved_in": improved}
+
+
+def paired_light_deltas(
+    per_seed: PerSeed, label: str, a: str = "joint", b: str = "control"
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Paired mean-F1 differences ``a − b`` by light level: ``{task: {level: {values, mean, std,
+    improved_in}}}``, each seed's ``a`` and ``b`` scored on the same test images of that level (paper §1:
+    RGB suffers in dark and bright scenes, depth does not, so mutual learning should help F_R most there).
+    A level where either run's F1 is undefined is left out for that seed."""
+    from faceparse.data.format import LIGHT_LEVELS
+
+    table: dict[str, dict[str, dict[str, Any]]] = {}
+    for task in PARSING_TASKS:
+        diffs: dict[str, dict[int, float]] = {}
+        for seed, results in per_seed.items():
+            runs = results.get(label, {})
+            if a not in runs or b not in runs:
+                continue
+            ours, theirs = runs[a].by_group or {}, runs[b].by_group or {}
+            for level in LIGHT_LEVELS:
+                if level not in ours or level not in theirs:
+                    continue
+                left, right = ours[level].parsing(task), theirs[level].parsing(task)
+                if left is None or right is None or math.isnan(left.mean_f1) or math.isnan(right.mean_f1):
+                    continue
+                diffs.setdefault(level, {})[int(seed)] = left.mean_f1 - right.mean_f1
+        if diffs:
+            table[task] = {level: _delta_stats(by_seed) for level, by_seed in diffs.items()}
     return table
 
 
@@ -562,11 +592,42 @@ def class_delta_table(deltas: Mapping[str, Mapping[str, Mapping[str, Any]]], tit
         row = [name]
         for task in PARSING_TASKS:
             d = deltas.get(task, {}).get(name)
-            row += _delta_cells(d, digits=2) if d else ["N/A", "N/A", "0/0"]
+            row += [*_delta_cells(d, digits=2), _per_seed_cell(d)] if d else ["N/A", "N/A", "0/0", ""]
         rows.append(row)
-    headers = ["class", "RGB mean", "RGB std", "RGB seeds improved"]
-    headers += ["depth mean", "depth std", "depth seeds improved"]
-    return ReportTable(headers=headers, rows=rows, title=title)
+    headers = ["class", "RGB mean", "RGB std", "RGB seeds improved", "RGB per seed"]
+    headers += ["depth mean", "depth std", "depth seeds improved", "depth per seed"]
+    return ReportTable(headers=headers, rows=rows, title=title, caption=PER_SEED_CAPTION)
+
+
+PER_SEED_CAPTION = "Per seed: `seed: difference`, each seed's pair on the same test images."
+
+
+def _per_seed_cell(delta: Mapping[str, Any]) -> str:
+    """``"0: +1.2, 1: -0.3"``: a paired difference's value on each seed (``seeds`` where recorded)."""
+    seeds = delta.get("seeds") or range(len(delta["values"]))
+    return ", ".join(f"{seed}: {value:+.1f}" for seed, value in zip(seeds, delta["values"], strict=True))
+
+
+def light_delta_table(deltas: Mapping[str, Mapping[str, Mapping[str, Any]]], title: str) -> Any:
+    """One row per parser: the paired difference at each light level (mean ± std, seeds improved), then
+    each seed's values."""
+    from faceparse.data.format import LIGHT_LEVELS
+    from faceparse.eval.report import ReportTable
+
+    def cell(d: Mapping[str, Any] | None) -> str:
+        if d is None:
+            return "N/A"
+        std = f" ± {d['std']:.2f}" if math.isfinite(d["std"]) else ""
+        return f"{d['mean']:+.2f}{std} ({d['improved_in']})"
+
+    rows = []
+    for task, name in _PARSERS:
+        levels = deltas.get(task)
+        if levels:
+            per_seed = "; ".join(f"{lv} {_per_seed_cell(levels[lv])}" for lv in LIGHT_LEVELS if lv in levels)
+            rows.append([name, *(cell(levels.get(level)) for level in LIGHT_LEVELS), per_seed])
+    headers = ["parser", *(f"{level} (seeds improved)" for level in LIGHT_LEVELS), "per seed"]
+    return ReportTable(headers=headers, rows=rows, title=title, caption=PER_SEED_CAPTION)
 
 
 def _scores_json(run: Evaluation) -> dict[str, Any]:
@@ -857,7 +918,8 @@ def write_study_report(
     seconds: Mapping[str, float],
 ) -> dict[str, Any]:
     """Aggregate the evaluations of a study (trains and evaluates nothing) and write ``study.md``,
-    ``study.json``, ``light.png``, ``ablation-{rgb,depth}.png`` and ``fraction.png`` into ``out``.
+    ``study.json``, ``light.png``, ``light-paired.png``, ``ablation-{rgb,depth}.png`` and ``fraction.png``
+    into ``out``.
 
     ``meta`` holds what ``study.json`` records of the design (``preset``, ``overrides``, ``seeds``,
     ``variants``, ``samples``, ``data``, ``size``, ``iterations``, ``main_fraction``, and ``precision``, the
@@ -892,6 +954,20 @@ def write_study_report(
         title = f"Mean F1 (%) by light level (test split, {main_label} depth labels; paper §1's motivation)"
         tables.append(light_table(summary["light"], title))
         light_plot(out / "light.png", summary["light"], title=f"F1 by light level ({n_seeds})")
+    summary["light_deltas"] = paired_light_deltas(per_seed, main_label, "joint", "control")
+    if summary["light_deltas"]:
+        title = f"Paired differences by light level, joint − control, {main_label} depth labels (F1 points)"
+        tables.append(light_delta_table(summary["light_deltas"], title))
+        light_plot(
+            out / "light-paired.png",
+            {
+                name: summary["light_deltas"][task]
+                for task, name in _PARSERS
+                if task in summary["light_deltas"]
+            },
+            title=f"Joint − control by light level ({n_seeds}, paired)",
+            difference=True,
+        )
 
     cells = summary["cells"][main_label]
     order = [v for v in ("baseline", "control", "no-e2e", "no-ml", "joint", *OPTION_VARIANTS) if v in cells]
@@ -922,7 +998,7 @@ def write_study_report(
         + f"iterations: parsers {iterations['parsers']}, "
         f"translator {iterations['translator']}, joint {iterations['joint']}. Values: mean ± sample std "
         "over seeds. Figures: fraction.png (Figure 7), ablation-rgb.png, ablation-depth.png (Table 7), "
-        "light.png (F1 by light level, synthetic data).",
+        "light.png (F1 by light level, synthetic data), light-paired.png (joint − control by light level).",
         "",
         "",
     ]
