@@ -175,8 +175,8 @@ def study_command(
     the loss ablation (Table 7), the depth-label fractions (Figure 7, each with its own control), the
     readings of Eq. 4 (--variant) and the left/right-flip diagnostic (--flip-diagnostic), over several
     seeds, after a competence gate on the pre-trained parsers (--no-gate to skip). Reports per-seed and
-    per-class paired differences (joint − control) and F1 by light level. Writes OUT/study.md,
-    study.json and plots. Resumable."""
+    per-class paired differences (joint − control, each seed's value), F1 by light level and joint −
+    control by light level. Writes OUT/study.md, study.json and plots. Resumable."""
     from faceparse.engine.loop import TrainingStopped
     from faceparse.workflows.study import GateNotMet, run_study
 
