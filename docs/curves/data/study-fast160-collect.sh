@@ -12,6 +12,9 @@ cp "$base/pretrain-translator/val.csv" "$D/study-fast160-seed$S-translator$F-val
 cp "$base/control/joint/val.csv" "$D/study-fast160-seed$S-control$F-val.csv"
 for arm in "$base"/*/; do
   a=$(basename "$arm"); case $a in pretrain-*|control) continue;; esac
-  [ -f "$arm/val.csv" ] && cp "$arm/val.csv" "$D/study-fast160-seed$S-${a//-/}$F-val.csv"
+  # Eq. 4 (joint) keeps its val.csv in its own folder; every other arm in ARM/joint/
+  for v in "$arm/val.csv" "$arm/joint/val.csv"; do
+    [ -f "$v" ] && cp "$v" "$D/study-fast160-seed$S-${a//-/}$F-val.csv"
+  done
 done
 ls -l "$D"/study-fast160-seed$S-*$F-val.csv
