@@ -415,8 +415,8 @@ def clear_of_zero(mean: float, std: float) -> bool | None:
 def paired_class_deltas(
     per_seed: PerSeed, label: str, a: str = "joint", b: str = "control"
 ) -> dict[str, dict[str, dict[str, Any]]]:
-    """Per-class paired differences ``a − b`` of F1 across seeds: ``{task: {class: {values, mean, std,
-    improved_in}}}``. The paper's idea predicts F_R gains where depth is the better cue (ears, nose) and
+    """Per-class paired differences ``a − b`` of F1 across seeds: ``{task: {class: {values, seeds, mean,
+    std, improved_in}}}``. The paper's idea predicts F_R gains where depth is the better cue (ears, nose) and
     F_D where RGB is (eyes, brows, lips)."""
     table: dict[str, dict[str, dict[str, Any]]] = {}
     for task in PARSING_TASKS:
@@ -439,7 +439,7 @@ def _delta_stats(by_seed: Mapping[int, float]) -> dict[str, Any]:
 def paired_light_deltas(
     per_seed: PerSeed, label: str, a: str = "joint", b: str = "control"
 ) -> dict[str, dict[str, dict[str, Any]]]:
-    """Paired mean-F1 differences ``a − b`` by light level: ``{task: {level: {values, mean, std,
+    """Paired mean-F1 differences ``a − b`` by light level: ``{task: {level: {values, seeds, mean, std,
     improved_in}}}``, each seed's ``a`` and ``b`` scored on the same test images of that level (paper §1:
     RGB suffers in dark and bright scenes, depth does not, so mutual learning should help F_R most there).
     A level where either run's F1 is undefined is left out for that seed."""
@@ -956,6 +956,12 @@ def write_study_report(
         light_plot(out / "light.png", summary["light"], title=f"F1 by light level ({n_seeds})")
     summary["light_deltas"] = paired_light_deltas(per_seed, main_label, "joint", "control")
     if summary["light_deltas"]:
+        pairs = {
+            seed
+            for levels in summary["light_deltas"].values()
+            for d in levels.values()
+            for seed in d["seeds"]
+        }
         title = f"Paired differences by light level, joint − control, {main_label} depth labels (F1 points)"
         tables.append(light_delta_table(summary["light_deltas"], title))
         light_plot(
@@ -965,7 +971,7 @@ def write_study_report(
                 for task, name in _PARSERS
                 if task in summary["light_deltas"]
             },
-            title=f"Joint − control by light level ({n_seeds}, paired)",
+            title=f"Joint − control by light level ({len(pairs)} paired seeds)",
             difference=True,
         )
 
